@@ -1,0 +1,211 @@
+"""The article: the one shape every source is turned into, validated once at the edge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import InvalidArticle
+
+#: Documented size limits (characters). Longer text is refused, not silently cut:
+#: a 1 MB body is a broken export, not an article.
+MAX_ID_CHARS = 512
+MAX_TITLE_CHARS = 2_000
+MAX_BODY_CHARS = 1_000_000
+MAX_SHORT_FIELD_CHARS = 2_048  # url, section, language, each tag
+
+KNOWN_FIELDS = ("id", "title", "body", "url", "published_at", "section", "tags", "language")
+
+
+@dataclass(frozen=True)
+class Article:
+    """A validated news article. ``metadata`` keeps every field the schema does not know."""
+
+    id: str
+    title: str = ""
+    body: str = ""
+    url: str | None = None
+    published_at: str | None = None  # ISO 8601, normalised to UTC
+    section: str | None = None
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The text that is embedded (see :func:`compose_text`)."""
+        return compose_text(self.title, self.body)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the embedded text: equal hashes never need embedding twice."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def copy_key(self) -> str:
+        """Hash of the normalised text: two articles with the same key are copies of one story."""
+        return hashlib.sha256(normalise_for_copy(self.text).encode("utf-8")).hexdigest()[:32]
+
+    @property
+    def record_hash(self) -> str:
+        """Hash of every field, so a metadata-only edit is an update without re-embedding."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode("utf-8")).hexdigest()
+
+    @property
+    def published(self) -> datetime | None:
+        return datetime.fromisoformat(self.published_at) if self.published_at else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The article as a plain JSON-able dict (metadata fields merged back in)."""
+        out: dict[str, Any] = dict(self.metadata)
+        out.update(
+            id=self.id,
+            title=self.title,
+            body=self.body,
+            url=self.url,
+            published_at=self.published_at,
+            section=self.section,
+            tags=list(self.tags),
+            language=self.language,
+        )
+        return out
+
+
+def compose_text(title: str, body: str) -> str:
+    """Title and body as one passage, the way the model sees it.
+
+    The model reads the first 256 word pieces, so the title and lead carry most weight, which is what a
+    reader of the headline expects.
+    """
+    title = title.strip()
+    body = body.strip()
+    if title and body:
+        sep = " " if title[-1] in ".!?:;" else ". "
+        return f"{title}{sep}{body}"
+    return title or body
+
+
+_PUNCT_RE = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_for_copy(text: str) -> str:
+    """Lower-case, accent- and punctuation-insensitive form of a text, for exact-copy detection."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _PUNCT_RE.sub(" ", text).strip()
+
+
+#: Query parameters that only track the reader; URLs differing in them are the same page.
+_TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_", "cmp", "ref", "share", "amp")
+
+
+def url_key(url: str) -> str:
+    """A URL reduced to what identifies the page: no scheme, ``www.``, fragment, tracking parameters,
+    ``/amp`` suffix or trailing slash. Variants of one page get one key."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    parts = urlsplit(url.strip())
+    host = parts.netloc.lower().removeprefix("www.").removeprefix("m.")
+    path = parts.path.rstrip("/")
+    if path.endswith("/amp"):
+        path = path[: -len("/amp")]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PARAMS)]
+    key = f"{host}{path}"
+    if query:
+        key += "?" + urlencode(sorted(query))
+    return key
+
+
+def parse_datetime(value: str) -> str:
+    """Parse an ISO 8601 date or date-time; naive values are taken as UTC. Returns ISO 8601 in UTC."""
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)  # raises ValueError
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat()
+
+
+def _string(raw: dict[str, Any], key: str, location: str, limit: int) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArticle(location, f"field {key!r} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidArticle(location, f"field {key!r} contains a NUL character")
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidArticle(location, f"field {key!r} is {len(value):,} characters (limit {limit:,})")
+    return value or None
+
+
+def _tags(raw: dict[str, Any], location: str) -> tuple[str, ...]:
+    value = raw.get("tags")
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise InvalidArticle(location, f"field 'tags' must be a list or a comma-separated string, not {type(value).__name__}")
+    tags: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidArticle(location, "field 'tags' must hold only strings")
+        item = item.strip()
+        if len(item) > MAX_SHORT_FIELD_CHARS:
+            raise InvalidArticle(location, f"a tag is {len(item):,} characters (limit {MAX_SHORT_FIELD_CHARS:,})")
+        if item:
+            tags.append(item)
+    return tuple(tags)
+
+
+def validate_article(raw: Any, location: str) -> Article:
+    """Turn one raw record into an :class:`Article`, or raise :class:`InvalidArticle` naming ``location``."""
+    if not isinstance(raw, dict):
+        raise InvalidArticle(location, f"expected an object with an 'id', got {type(raw).__name__}")
+    raw_id = raw.get("id")
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)  # CMS exports often carry numeric ids
+    if not isinstance(raw_id, str) or not raw_id.strip():
+        raise InvalidArticle(location, "missing 'id'")
+    article_id = raw_id.strip()
+    if len(article_id) > MAX_ID_CHARS:
+        raise InvalidArticle(location, f"id is {len(article_id):,} characters (limit {MAX_ID_CHARS})")
+    if any(unicodedata.category(ch) == "Cc" for ch in article_id):
+        raise InvalidArticle(location, "id contains control characters")
+    where = f"{location} (id {article_id!r})"
+    title = _string(raw, "title", where, MAX_TITLE_CHARS) or ""
+    body = _string(raw, "body", where, MAX_BODY_CHARS) or ""
+    if not title and not body:
+        raise InvalidArticle(where, "has neither title nor body")
+    published_raw = _string(raw, "published_at", where, MAX_SHORT_FIELD_CHARS)
+    published_at = None
+    if published_raw:
+        try:
+            published_at = parse_datetime(published_raw)
+        except ValueError:
+            raise InvalidArticle(where, f"published_at {published_raw!r} is not an ISO 8601 date") from None
+    metadata = {key: value for key, value in raw.items() if key not in KNOWN_FIELDS}
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError):
+        raise InvalidArticle(where, "extra fields must be JSON values") from None
+    return Article(
+        id=article_id,
+        title=title,
+        body=body,
+        url=_string(raw, "url", where, MAX_SHORT_FIELD_CHARS),
+        published_at=published_at,
+        section=_string(raw, "section", where, MAX_SHORT_FIELD_CHARS),
+        tags=_tags(raw, where),
+        language=_string(raw, "language", where, MAX_SHORT_FIELD_CHARS),
+        metadata=metadata,
+    )
