@@ -1,0 +1,282 @@
+"""The SQLite catalog: the source of truth for articles, their vectors and the change log.
+
+The FAISS file is a cache of the ``vectors`` table; it can always be rebuilt from here. Every change to the
+article set is one transaction that also appends to ``changes``, so an index saved at change ``seq`` N can be
+brought up to date by replaying the changes after N.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .articles import Article, url_key
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    key INTEGER PRIMARY KEY AUTOINCREMENT,  -- the FAISS id; never reused
+    id TEXT NOT NULL UNIQUE,
+    url TEXT,
+    url_key TEXT,                           -- normalised URL: scheme, www, query and slash variants agree
+    published_at TEXT,
+    section TEXT,
+    language TEXT,
+    data TEXT NOT NULL,                     -- the whole article as JSON
+    content_hash TEXT NOT NULL,             -- sha256 of the embedded text
+    copy_key TEXT NOT NULL,                 -- hash of the normalised text: equal = copies
+    record_hash TEXT NOT NULL,              -- hash of every field
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_url ON articles(url_key);
+CREATE INDEX IF NOT EXISTS articles_content ON articles(content_hash);
+CREATE TABLE IF NOT EXISTS vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('upsert', 'delete'))
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as the catalog holds it, with its integer key (the FAISS id)."""
+
+    key: int
+    article: Article
+    content_hash: str
+    copy_key: str
+    record_hash: str
+
+
+def _article_from_json(data: str) -> Article:
+    raw: dict[str, Any] = json.loads(data)
+    known = {k: raw.pop(k, None) for k in ("id", "title", "body", "url", "published_at", "section", "tags", "language")}
+    return Article(
+        id=known["id"],
+        title=known["title"] or "",
+        body=known["body"] or "",
+        url=known["url"],
+        published_at=known["published_at"],
+        section=known["section"],
+        tags=tuple(known["tags"] or ()),
+        language=known["language"],
+        metadata=raw,
+    )
+
+
+def _row_to_stored(row: sqlite3.Row) -> StoredArticle:
+    return StoredArticle(
+        key=row["key"],
+        article=_article_from_json(row["data"]),
+        content_hash=row["content_hash"],
+        copy_key=row["copy_key"],
+        record_hash=row["record_hash"],
+    )
+
+
+class Catalog:
+    """A connection to one index folder's ``catalog.sqlite`` (WAL mode: readers never block the writer)."""
+
+    FILENAME = "catalog.sqlite"
+
+    def __init__(self, path: Path, *, create: bool = False, check_same_thread: bool = True) -> None:
+        self.path = path
+        if not create and not path.exists():
+            raise FileNotFoundError(path)
+        self.conn = sqlite3.connect(path, timeout=30, check_same_thread=check_same_thread, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
+        if create:
+            self.conn.executescript(_SCHEMA)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- meta -------------------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+
+    def last_seq(self) -> int:
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def get(self, article_id: str) -> StoredArticle | None:
+        row = self.conn.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return _row_to_stored(row) if row else None
+
+    def get_by_url(self, url: str) -> StoredArticle | None:
+        row = self.conn.execute(
+            "SELECT * FROM articles WHERE url_key = ? ORDER BY url = ? DESC, key LIMIT 1", (url_key(url), url)
+        ).fetchone()
+        return _row_to_stored(row) if row else None
+
+    def get_many(self, keys: Sequence[int]) -> dict[int, StoredArticle]:
+        """Articles by key; keys no longer in the catalog (deleted) are simply absent."""
+        out: dict[int, StoredArticle] = {}
+        for start in range(0, len(keys), 900):  # SQLite's bound-parameter limit
+            chunk = [int(k) for k in keys[start : start + 900]]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT * FROM articles WHERE key IN ({marks})", chunk):
+                out[row["key"]] = _row_to_stored(row)
+        return out
+
+    def record_hashes(self, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """``id -> (key, record_hash)`` for the ids already in the catalog."""
+        out: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start : start + 900])
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT id, key, record_hash FROM articles WHERE id IN ({marks})", chunk):
+                out[row["id"]] = (row["key"], row["record_hash"])
+        return out
+
+    def missing_vectors(self, content_hashes: Iterable[str]) -> set[str]:
+        """The hashes that have no stored vector yet (the only texts that need embedding)."""
+        wanted = list(dict.fromkeys(content_hashes))
+        have: set[str] = set()
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            have.update(r[0] for r in self.conn.execute(f"SELECT content_hash FROM vectors WHERE content_hash IN ({marks})", chunk))
+        return set(wanted) - have
+
+    def vector_for(self, content_hash: str) -> np.ndarray | None:
+        row = self.conn.execute("SELECT vector FROM vectors WHERE content_hash = ?", (content_hash,)).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32) if row else None
+
+    def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(keys, vectors)`` for every article, in key order, in batches (memory stays flat)."""
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT a.key, v.vector FROM articles a JOIN vectors v ON v.content_hash = a.content_hash "
+                "WHERE a.key > ? ORDER BY a.key LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            yield keys, vectors
+            last = int(keys[-1])
+
+    def changes_since(self, seq: int) -> list[tuple[int, int, str]]:
+        """``(seq, key, op)`` of every change after ``seq``."""
+        return [tuple(r) for r in self.conn.execute("SELECT seq, key, op FROM changes WHERE seq > ? ORDER BY seq", (seq,))]
+
+    def vectors_for_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for start in range(0, len(keys), 900):
+            chunk = [int(k) for k in keys[start : start + 900]]
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT a.key, v.vector FROM articles a JOIN vectors v ON v.content_hash = a.content_hash "
+                f"WHERE a.key IN ({marks})"
+            )
+            for row in self.conn.execute(sql, chunk):
+                out[row[0]] = np.frombuffer(row[1], dtype=np.float32)
+        return out
+
+    def iter_articles(self) -> Iterator[StoredArticle]:
+        for row in self.conn.execute("SELECT * FROM articles ORDER BY key"):
+            yield _row_to_stored(row)
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    def store_vectors(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Cache embeddings by content hash (committed at once, so an interrupted build resumes)."""
+        rows = [(h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors)]
+        with self.transaction():
+            self.conn.executemany("INSERT OR REPLACE INTO vectors(content_hash, vector) VALUES (?, ?)", rows)
+
+    def transaction(self) -> "_Transaction":
+        return _Transaction(self.conn)
+
+    def upsert(self, article: Article) -> int:
+        """Insert or replace one article (inside a transaction); returns its key and logs the change."""
+        now = datetime.now(timezone.utc).isoformat()
+        row = self.conn.execute(
+            """
+            INSERT INTO articles(id, url, url_key, published_at, section, language, data, content_hash, copy_key, record_hash, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET url = excluded.url, url_key = excluded.url_key, published_at = excluded.published_at,
+                section = excluded.section, language = excluded.language, data = excluded.data,
+                content_hash = excluded.content_hash, copy_key = excluded.copy_key,
+                record_hash = excluded.record_hash, updated_at = excluded.updated_at
+            RETURNING key
+            """,
+            (
+                article.id,
+                article.url,
+                url_key(article.url) if article.url else None,
+                article.published_at,
+                article.section,
+                article.language,
+                json.dumps(article.to_dict(), ensure_ascii=False),
+                article.content_hash,
+                article.copy_key,
+                article.record_hash,
+                now,
+            ),
+        ).fetchone()
+        key = int(row[0])
+        self.conn.execute("INSERT INTO changes(key, op) VALUES (?, 'upsert')", (key,))
+        return key
+
+    def delete(self, article_id: str) -> int | None:
+        """Remove one article (inside a transaction); returns its key, or None when it was not there."""
+        row = self.conn.execute("DELETE FROM articles WHERE id = ? RETURNING key", (article_id,)).fetchone()
+        if row is None:
+            return None
+        self.conn.execute("INSERT INTO changes(key, op) VALUES (?, 'delete')", (int(row[0]),))
+        return int(row[0])
+
+    def prune_vectors(self) -> int:
+        """Drop cached vectors no article uses any more (inside a transaction)."""
+        cur = self.conn.execute(
+            "DELETE FROM vectors WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.content_hash = vectors.content_hash)"
+        )
+        return cur.rowcount
+
+    def forget_changes(self, upto: int) -> None:
+        """The index file now includes every change up to ``upto``: the log before it is no longer needed."""
+        self.conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,))
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on any exception, Ctrl-C included)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")

@@ -1,0 +1,316 @@
+"""One index folder on disk: the catalog, the FAISS file and the manifest that ties them together.
+
+Layout (see ``index/README.md``)::
+
+    DIR/catalog.sqlite        articles, vectors (by content hash), change log   -- the source of truth
+    DIR/vectors-<seq>.faiss   FAISS index of the catalog at change <seq>        -- a cache, rebuildable
+    DIR/manifest.json         model, dimension, counts, index type, file name + sha256 of the FAISS file
+    DIR/.lock                 held by the one process that writes
+
+Crash safety: the catalog changes in SQLite transactions; a FAISS file is written under a new name, fsynced,
+then the manifest is replaced atomically to point at it, and only then is the old file removed. A crash at any
+point leaves a manifest that names a complete file; catalog changes the file does not include yet are replayed
+from the change log when the index is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from .catalog import Catalog
+from .errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound
+from .vector_index import (
+    choose_index_type,
+    fsync_dir,
+    measure_recall,
+    new_index,
+    read_index,
+    supports_remove,
+    write_index,
+)
+
+if TYPE_CHECKING:
+    import faiss
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+#: Compact (rebuild) an index that cannot delete once this share of its entries are tombstones.
+TOMBSTONE_COMPACT_RATIO = 0.2
+#: Queries used to measure recall@10 against exact search after an approximate index is built.
+RECALL_QUERIES = 200
+#: Changes kept in the log after a save, for readers that hold an older index in memory.
+CHANGE_LOG_KEEP = 100_000
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Manifest:
+    """What ``manifest.json`` records about the saved index."""
+
+    model: str
+    backend: str
+    dimension: int
+    articles: int
+    index_type: str
+    built_at: str
+    updated_at: str
+    catalog_seq: int
+    index_file: str
+    index_sha256: str
+    index_bytes: int
+    index_entries: int
+    tombstones: int = 0
+    recall_at_10: float | None = None
+    build: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def load(cls, folder: Path) -> "Manifest":
+        path = folder / MANIFEST_NAME
+        try:
+            raw = json.loads(path.read_text("utf-8"))
+            known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+            return cls(**known)
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexCorrupt(f"{path}: unreadable manifest ({exc})") from None
+
+    def save(self, folder: Path) -> None:
+        path = folder / MANIFEST_NAME
+        tmp = folder / f".{MANIFEST_NAME}.tmp-{os.getpid()}"
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(asdict(self), handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(folder)
+
+
+def write_lock(folder: Path, timeout: float = 10.0) -> FileLock:
+    """The folder's writer lock; acquiring it raises :class:`IndexBusy` after ``timeout`` seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / ".lock"), timeout=timeout)
+
+
+class acquire_write_lock:
+    """``with acquire_write_lock(folder):`` -- one writer at a time, a clear error for the second."""
+
+    def __init__(self, folder: Path, timeout: float = 10.0) -> None:
+        self.folder = folder
+        self.lock = write_lock(folder, timeout)
+
+    def __enter__(self) -> None:
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise IndexBusy(f"index busy: another process is writing to {self.folder}; try again when it is done") from None
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+class IndexStore:
+    """A catalog plus its FAISS index, loaded in memory and kept consistent with each other."""
+
+    def __init__(self, folder: Path, catalog: Catalog, index: "faiss.Index", manifest: Manifest) -> None:
+        self.folder = folder
+        self.catalog = catalog
+        self.index = index
+        self.manifest = manifest
+        self.seq = manifest.catalog_seq
+        self.tombstones = manifest.tombstones
+
+    # -- opening ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        return (folder / Catalog.FILENAME).exists() and (folder / MANIFEST_NAME).exists()
+
+    @classmethod
+    def open(cls, folder: Path, *, model: str | None = None, check_same_thread: bool = True) -> "IndexStore":
+        """Open the index in ``folder``: checksum-verify the FAISS file, then catch up with the catalog."""
+        if not cls.exists(folder):
+            raise IndexNotFound(f"no index in {folder} (build one with: recommender build SOURCE --index {folder})")
+        manifest = Manifest.load(folder)
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexMismatch(f"{folder}: index format {manifest.format_version}, this version reads {FORMAT_VERSION}")
+        if model is not None and model != manifest.model:
+            raise IndexMismatch(
+                f"{folder} was built with model {manifest.model!r}, not {model!r}; "
+                "rebuild it into another folder to change models"
+            )
+        catalog = Catalog(folder / Catalog.FILENAME, check_same_thread=check_same_thread)
+        index = read_index(folder / manifest.index_file, manifest.index_sha256)
+        if index.d != manifest.dimension:
+            raise IndexCorrupt(f"{folder}: FAISS dimension {index.d} differs from the manifest's {manifest.dimension}")
+        store = cls(folder, catalog, index, manifest)
+        store.catch_up()
+        store.check()
+        return store
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # -- consistency ------------------------------------------------------------------------------------------
+    def catch_up(self) -> int:
+        """Apply catalog changes newer than the in-memory index (after a crash, or another writer). Returns count."""
+        changes = self.catalog.changes_since(self.seq)
+        if not changes:
+            return 0
+        keys = list(dict.fromkeys(key for _, key, _ in changes))
+        present = self.catalog.vectors_for_keys(keys)
+        self._remove(keys)
+        live = [k for k in keys if k in present]
+        if live:
+            self.index.add_with_ids(np.vstack([present[k] for k in live]), np.asarray(live, dtype=np.int64))
+        self.seq = changes[-1][0]
+        log.info("applied %d catalog change(s) to the in-memory index", len(changes))
+        return len(changes)
+
+    def _remove(self, keys: list[int]) -> None:
+        if not keys:
+            return
+        if supports_remove(self.index):
+            self.index.remove_ids(np.asarray(keys, dtype=np.int64))
+        else:
+            self.tombstones += len(keys)  # stale entries are dropped at query time (their key is gone or rescored)
+
+    def check(self) -> None:
+        """Vector count must equal catalog rows (plus tombstones for graphs that cannot delete)."""
+        rows = self.catalog.count()
+        entries = int(self.index.ntotal)
+        expected = rows if supports_remove(self.index) else None
+        if expected is not None and entries != expected:
+            raise IndexCorrupt(f"{self.folder}: {entries} vectors in the FAISS index but {rows} articles in the catalog")
+        if expected is None and entries < rows:
+            raise IndexCorrupt(f"{self.folder}: {entries} vectors in the FAISS index but {rows} articles in the catalog")
+
+    # -- searching --------------------------------------------------------------------------------------------
+    def search(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` nearest entries: ``(scores, keys)``; keys may include stale entries (tombstones)."""
+        n = max(1, min(n, int(self.index.ntotal)))
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        self._tune_search(n)
+        scores, keys = self.index.search(query, n)
+        mask = keys[0] >= 0
+        return scores[0][mask], keys[0][mask]
+
+    def _tune_search(self, n: int) -> None:
+        import faiss
+
+        inner = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap) else self.index
+        if isinstance(inner, faiss.IndexHNSW):
+            inner.hnsw.efSearch = max(128, n)
+
+    # -- saving -----------------------------------------------------------------------------------------------
+    def save(self, *, rebuild: bool = False, max_memory_bytes: int | None = None, build_info: dict[str, Any] | None = None) -> Manifest:
+        """Write the in-memory index as a new FAISS file and switch the manifest to it atomically.
+
+        Rebuilds from the catalog when asked, when the archive size calls for another index type, or when
+        tombstones pile up.
+        """
+        self.catch_up()
+        count = self.catalog.count()
+        wanted = choose_index_type(count, self.manifest.dimension, max_memory_bytes)
+        entries = int(self.index.ntotal)
+        too_many_tombstones = entries and self.tombstones / entries > TOMBSTONE_COMPACT_RATIO
+        recall = self.manifest.recall_at_10
+        if rebuild or wanted != self.manifest.index_type or too_many_tombstones:
+            self.index, recall = build_faiss(self.catalog, wanted, self.manifest.dimension)
+            self.tombstones = 0
+            self.manifest.index_type = wanted
+            self.manifest.built_at = utcnow()
+        old_file = self.manifest.index_file
+        new_file = f"vectors-{self.seq}-{os.getpid()}.faiss"
+        checksum = write_index(self.index, self.folder / new_file)
+        self.manifest.index_file = new_file
+        self.manifest.index_sha256 = checksum
+        self.manifest.index_bytes = (self.folder / new_file).stat().st_size
+        self.manifest.index_entries = int(self.index.ntotal)
+        self.manifest.articles = count
+        self.manifest.catalog_seq = self.seq
+        self.manifest.tombstones = self.tombstones
+        self.manifest.recall_at_10 = recall
+        self.manifest.updated_at = utcnow()
+        if build_info:
+            self.manifest.build = build_info
+        self.manifest.save(self.folder)  # the commit point for the FAISS side
+        if old_file and old_file != new_file:
+            (self.folder / old_file).unlink(missing_ok=True)
+        # keep a tail of the log so open readers (servers, replicas) can catch up without reloading
+        self.catalog.forget_changes(self.seq - CHANGE_LOG_KEEP)
+        remove_stray_files(self.folder, keep=new_file)
+        return self.manifest
+
+
+def remove_stray_files(folder: Path, keep: str) -> None:
+    """Delete FAISS files and temp files left by an interrupted writer."""
+    for path in folder.glob("vectors-*.faiss"):
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+    for path in folder.glob(".*.tmp-*"):
+        path.unlink(missing_ok=True)
+
+
+def build_faiss(catalog: Catalog, index_type: str, dimension: int) -> tuple["faiss.Index", float | None]:
+    """A fresh FAISS index over every catalog vector; returns it with its recall@10 (None for exact search)."""
+    count = catalog.count()
+    index = new_index(index_type, dimension, count)
+    if not index.is_trained:
+        sample = []
+        for _, vectors in catalog.iter_vectors():
+            sample.append(vectors)
+            if sum(len(s) for s in sample) >= 100_000:
+                break
+        index.train(np.vstack(sample))
+    queries: list[np.ndarray] = []
+    for keys, vectors in catalog.iter_vectors():
+        index.add_with_ids(vectors, keys)
+        if sum(len(q) for q in queries) < RECALL_QUERIES:
+            queries.append(vectors[:: max(1, count // RECALL_QUERIES)])
+    if index_type == "flat" or not queries:
+        return index, None
+    sample = np.vstack(queries)[:RECALL_QUERIES]
+    recall = measure_recall(index, sample, (v for _, v in catalog.iter_vectors()), k=10)
+    return index, round(recall, 4)
+
+
+def create_store(folder: Path, *, model: str, backend: str, dimension: int) -> IndexStore:
+    """A new, empty index in ``folder`` (catalog + empty FAISS file + manifest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(folder / Catalog.FILENAME, create=True)
+    existing_model = catalog.get_meta("model")
+    if existing_model is not None and existing_model != model:
+        raise IndexMismatch(f"{folder} was built with model {existing_model!r}, not {model!r}")
+    catalog.set_meta("model", model)
+    catalog.set_meta("dimension", str(dimension))
+    index = new_index("flat", dimension)
+    now = utcnow()
+    manifest = Manifest(
+        model=model,
+        backend=backend,
+        dimension=dimension,
+        articles=0,
+        index_type="flat",
+        built_at=now,
+        updated_at=now,
+        catalog_seq=0,
+        index_file="",
+        index_sha256="",
+        index_bytes=0,
+        index_entries=0,
+    )
+    return IndexStore(folder, catalog, index, manifest)
