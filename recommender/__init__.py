@@ -1,0 +1,59 @@
+"""recommender: self-hosted "Also Read" suggestions for news sites.
+
+Articles are embedded with sentence-transformers, indexed in FAISS, and ranked for news (no self, no copies,
+filters that keep k, freshness, diversity). The CLI and the HTTP app are thin layers over this library::
+
+    from recommender import build_index, Recommender
+
+    build_index(["articles.jsonl"], "index")
+    with Recommender.open("index") as rec:
+        for s in rec.related("article-42", k=5):
+            print(s.score, s.title)
+"""
+
+from .articles import Article, validate_article
+from .embedding import DEFAULT_MODEL, Embedder, load_embedder, register_embedder
+from .errors import (
+    ArticleNotFound,
+    BatchRejected,
+    IndexBusy,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexNotFound,
+    InvalidArticle,
+    ModelUnavailable,
+    RecommenderError,
+    SourceError,
+)
+from .ranking import RankingOptions
+from .recommender import Recommender, RelatedList, Suggestion
+from .writer import WriteReport, add_articles, build_index, delete_articles
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Article",
+    "ArticleNotFound",
+    "BatchRejected",
+    "Embedder",
+    "IndexBusy",
+    "IndexCorrupt",
+    "IndexMismatch",
+    "IndexNotFound",
+    "InvalidArticle",
+    "ModelUnavailable",
+    "RankingOptions",
+    "Recommender",
+    "RecommenderError",
+    "RelatedList",
+    "SourceError",
+    "Suggestion",
+    "WriteReport",
+    "add_articles",
+    "build_index",
+    "delete_articles",
+    "load_embedder",
+    "register_embedder",
+    "validate_article",
+]
+
+__version__ = "0.1.0"

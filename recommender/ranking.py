@@ -1,0 +1,187 @@
+"""From nearest neighbours to an "Also Read" list: each step a small pure function, each configurable.
+
+Order of the pipeline (:func:`rank`): drop the story itself and its copies -> keep one link per copy group ->
+editors' filters -> freshness -> diversity -> minimum similarity -> top k.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .articles import Article, url_key
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A neighbour from the index: the article, its cosine to the query, and its vector (for copy/diversity)."""
+
+    key: int
+    article: Article
+    copy_key: str
+    similarity: float
+    vector: np.ndarray | None = None
+    score: float | None = None  # the ranking score (similarity adjusted by freshness); None = similarity
+
+    @property
+    def rank_score(self) -> float:
+        return self.similarity if self.score is None else self.score
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """What the list is for: an indexed article (its id, copy key, URL, date) or free text (all None)."""
+
+    article_id: str | None = None
+    copy_key: str | None = None
+    url: str | None = None
+    published: datetime | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RankingOptions:
+    """Knobs of the pipeline. Defaults are what a newsroom gets without configuring anything."""
+
+    k: int = 5
+    #: Below this cosine a story is not related; the list is returned short instead of padded.
+    min_similarity: float = 0.2
+    #: At or above this cosine two stories are copies (wire republication, light edits).
+    near_copy: float = 0.97
+    section: str | None = None
+    language: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    exclude: frozenset[str] = field(default_factory=frozenset)
+    #: Freshness: days after which a story's boost halves, relative to the current story's date. None = off.
+    half_life_days: float | None = None
+    #: How much freshness can move the score (0 = none, 1 = an ancient story scores zero).
+    freshness_weight: float = 0.2
+    #: MMR trade-off: 1.0 = pure relevance (off); lower values push near-identical angles apart.
+    diversity_lambda: float = 1.0
+
+
+def is_copy_of_query(query: QueryContext, candidate: Candidate, near_copy: float) -> bool:
+    """The story itself, a byte-for-byte or normalised copy, a URL variant, or a near-identical text."""
+    if query.article_id is not None and candidate.article.id == query.article_id:
+        return True
+    if query.copy_key is not None and candidate.copy_key == query.copy_key:
+        return True
+    if query.url and candidate.article.url and url_key(query.url) == url_key(candidate.article.url):
+        return True
+    return candidate.similarity >= near_copy
+
+
+def drop_query_copies(query: QueryContext, candidates: Sequence[Candidate], near_copy: float) -> list[Candidate]:
+    """Never link a story to itself or to a copy of itself."""
+    return [c for c in candidates if not is_copy_of_query(query, c, near_copy)]
+
+
+def collapse_copies(candidates: Sequence[Candidate], near_copy: float) -> list[Candidate]:
+    """At most one link per copy group: the first (best-ranked) of identical texts, URL variants or near copies."""
+    kept: list[Candidate] = []
+    seen_keys: set[str] = set()
+    seen_urls: set[str] = set()
+    for cand in candidates:
+        if cand.copy_key in seen_keys:
+            continue
+        ukey = url_key(cand.article.url) if cand.article.url else None
+        if ukey and ukey in seen_urls:
+            continue
+        if cand.vector is not None and any(
+            k.vector is not None and float(np.dot(k.vector, cand.vector)) >= near_copy for k in kept
+        ):
+            continue
+        kept.append(cand)
+        seen_keys.add(cand.copy_key)
+        if ukey:
+            seen_urls.add(ukey)
+    return kept
+
+
+def passes_filters(article: Article, options: RankingOptions) -> bool:
+    """Editors' filters: section, language, date window, excluded ids. Undated stories fail a date window."""
+    if article.id in options.exclude:
+        return False
+    if options.section is not None and (article.section or "").casefold() != options.section.casefold():
+        return False
+    if options.language is not None and (article.language or "").casefold() != options.language.casefold():
+        return False
+    if options.since is not None or options.until is not None:
+        published = article.published
+        if published is None:
+            return False
+        if options.since is not None and published < options.since:
+            return False
+        if options.until is not None and published > options.until:
+            return False
+    return True
+
+
+def freshness_factor(age_days: float | None, half_life_days: float | None, weight: float) -> float:
+    """Multiplier in ``[1 - weight, 1]``: 1 for a story of the same day, halfway down after one half-life.
+
+    A boost, never a sort or a cliff: a far better match from years ago still beats a weak fresh one.
+    """
+    if half_life_days is None or age_days is None or weight <= 0:
+        return 1.0
+    decay = math.pow(0.5, abs(age_days) / half_life_days)
+    return (1.0 - weight) + weight * decay
+
+
+def apply_freshness(query: QueryContext, candidates: Sequence[Candidate], options: RankingOptions) -> list[Candidate]:
+    """Re-score by similarity x freshness relative to the query story's date (now, for free text)."""
+    if options.half_life_days is None:
+        return list(candidates)
+    reference = query.published or datetime.now(timezone.utc)
+    out = []
+    for cand in candidates:
+        published = cand.article.published
+        age = None if published is None else (published - reference).total_seconds() / 86400.0
+        factor = freshness_factor(age, options.half_life_days, options.freshness_weight)
+        out.append(replace(cand, score=cand.similarity * factor))
+    out.sort(key=lambda c: c.rank_score, reverse=True)
+    return out
+
+
+def mmr(candidates: Sequence[Candidate], k: int, lambda_: float) -> list[Candidate]:
+    """Maximal marginal relevance: each pick trades relevance against similarity to what is already picked."""
+    if lambda_ >= 1.0 or len(candidates) <= 1:
+        return list(candidates)[:k]
+    pool = list(candidates)
+    picked: list[Candidate] = []
+    while pool and len(picked) < k:
+        def gain(c: Candidate) -> float:
+            if not picked or c.vector is None:
+                return lambda_ * c.rank_score
+            redundancy = max(float(np.dot(c.vector, p.vector)) for p in picked if p.vector is not None)
+            return lambda_ * c.rank_score - (1.0 - lambda_) * redundancy
+
+        best = max(pool, key=gain)
+        picked.append(best)
+        pool.remove(best)
+    return picked
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The pipeline's output: up to k suggestions, and whether the candidate pool was cut short by quality."""
+
+    items: list[Candidate]
+    #: True when fewer than k passed: say so rather than pad with unrelated stories.
+    short: bool
+
+
+def rank(query: QueryContext, candidates: Sequence[Candidate], options: RankingOptions) -> Ranked:
+    """Run the whole pipeline over candidates sorted by similarity (best first)."""
+    pool = drop_query_copies(query, candidates, options.near_copy)
+    pool = collapse_copies(pool, options.near_copy)
+    pool = [c for c in pool if passes_filters(c.article, options)]
+    pool = [c for c in pool if c.similarity >= options.min_similarity]
+    pool = apply_freshness(query, pool, options)
+    items = mmr(pool, options.k, options.diversity_lambda)[: options.k]
+    return Ranked(items=items, short=len(items) < options.k)

@@ -1,0 +1,234 @@
+"""The library's front door: open an index and ask for "Also Read" lists by id, URL or free text."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .articles import Article
+from .embedding import Embedder, load_embedder
+from .errors import ArticleNotFound, IndexMismatch
+from .ranking import Candidate, QueryContext, Ranked, RankingOptions, rank
+from .store import IndexStore, Manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One "Also Read" link."""
+
+    id: str
+    title: str
+    url: str | None
+    score: float  # cosine similarity to the query story, higher is closer
+    published_at: str | None
+    section: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "score": round(self.score, 4),
+            "published_at": self.published_at,
+            "section": self.section,
+        }
+
+
+@dataclass(frozen=True)
+class RelatedList:
+    """Suggestions for one story; ``short`` says fewer than k related stories exist (nothing was padded)."""
+
+    items: list[Suggestion]
+    short: bool
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.items]
+
+
+def _suggestion(c: Candidate) -> Suggestion:
+    a = c.article
+    return Suggestion(a.id, a.title, a.url, float(c.similarity), a.published_at, a.section)
+
+
+class Recommender:
+    """An opened index. Cheap to query many times; open once per process."""
+
+    def __init__(self, store: IndexStore, *, embedder: Embedder | None = None, backend: str | None = None,
+                 options: RankingOptions | None = None) -> None:
+        self.store = store
+        self._embedder = embedder
+        self._backend = backend or store.manifest.backend
+        self.options = options or RankingOptions()
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: Path | str = "index",
+        *,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        backend: str | None = None,
+        options: RankingOptions | None = None,
+        check_same_thread: bool = True,
+    ) -> "Recommender":
+        """Open the index in ``index_dir``; ``model`` (if given) must be the one it was built with."""
+        store = IndexStore.open(Path(index_dir), model=model, check_same_thread=check_same_thread)
+        if embedder is not None and embedder.name != store.manifest.model:
+            store.close()
+            raise IndexMismatch(f"index was built with {store.manifest.model!r}, embedder is {embedder.name!r}")
+        return cls(store, embedder=embedder, backend=backend, options=options)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Recommender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- facts ------------------------------------------------------------------------------------------------
+    @property
+    def manifest(self) -> Manifest:
+        return self.store.manifest
+
+    def info(self) -> dict[str, Any]:
+        """Model, dimension, article count, index type, build time (what ``recommender info`` prints)."""
+        m = self.store.manifest
+        return {
+            "model": m.model,
+            "backend": m.backend,
+            "dimension": m.dimension,
+            "articles": self.store.catalog.count(),
+            "index_type": m.index_type,
+            "built_at": m.built_at,
+            "updated_at": m.updated_at,
+            "recall_at_10": m.recall_at_10,
+            "index_bytes": m.index_bytes,
+            "index_version": self.index_version,
+            "index_dir": str(self.store.folder),
+        }
+
+    @property
+    def index_version(self) -> str:
+        """Changes whenever the article set changes (for ETags and cache keys)."""
+        return f"{self.store.manifest.index_sha256[:12]}-{self.store.seq}"
+
+    def get(self, article_id: str) -> Article:
+        stored = self.store.catalog.get(article_id)
+        if stored is None:
+            raise ArticleNotFound(article_id)
+        return stored.article
+
+    def find(self, id_or_url: str) -> Article:
+        """An article by id, or by URL when no id matches and the value looks like one."""
+        stored = self.store.catalog.get(id_or_url)
+        if stored is None and "://" in id_or_url:
+            stored = self.store.catalog.get_by_url(id_or_url)
+        if stored is None:
+            raise ArticleNotFound(id_or_url)
+        return stored.article
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.store.manifest.model, self._backend)
+        return self._embedder
+
+    # -- related ----------------------------------------------------------------------------------------------
+    def related(self, article_id: str, k: int = 5, **options: Any) -> RelatedList:
+        """The k most related stories to an indexed article: never itself, never a copy of its text."""
+        stored = self.store.catalog.get(article_id)
+        if stored is None:
+            raise ArticleNotFound(article_id)
+        vector = self.store.catalog.vector_for(stored.content_hash)
+        if vector is None:  # pragma: no cover - the catalog guarantees a vector per article
+            raise ArticleNotFound(article_id)
+        query = QueryContext(
+            article_id=stored.article.id,
+            copy_key=stored.copy_key,
+            url=stored.article.url,
+            published=stored.article.published,
+            vector=vector,
+        )
+        return self._related(query, vector, k, options)
+
+    def related_to_url(self, url: str, k: int = 5, **options: Any) -> RelatedList:
+        """Related stories for an indexed page, found by its URL (tracking parameters and variants ignored)."""
+        stored = self.store.catalog.get_by_url(url)
+        if stored is None:
+            raise ArticleNotFound(url)
+        return self.related(stored.article.id, k, **options)
+
+    def related_to_text(self, text: str, k: int = 5, **options: Any) -> RelatedList:
+        """Related stories for free text (a draft not yet published, a search box)."""
+        vector = self.embedder.embed([text])[0]
+        from .articles import normalise_for_copy
+        import hashlib
+
+        copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
+        return self._related(QueryContext(copy_key=copy_key, vector=vector), vector, k, options)
+
+    def _related(self, query: QueryContext, vector: np.ndarray, k: int, overrides: dict[str, Any]) -> RelatedList:
+        opts = replace(self.options, k=k, **{key: v for key, v in overrides.items() if v is not None})
+        if "exclude" in overrides and overrides["exclude"] is not None:
+            opts = replace(opts, exclude=frozenset(overrides["exclude"]))
+        ranked = self._search_until_k(query, vector, opts)
+        return RelatedList([_suggestion(c) for c in ranked.items], ranked.short)
+
+    def _search_until_k(self, query: QueryContext, vector: np.ndarray, opts: RankingOptions) -> Ranked:
+        """Ask the index for more candidates until k survive the pipeline or the archive is exhausted.
+
+        Filters applied after a nearest-neighbour search otherwise silently shrink the list.
+        """
+        total = int(self.store.index.ntotal)
+        n = min(total, max(4 * opts.k + 16, 32))
+        while True:
+            candidates = self._candidates(vector, n)
+            ranked = rank(query, candidates, opts)
+            exhausted = n >= total
+            weakest = candidates[-1].similarity if candidates else -1.0
+            # Stop when the list is full, the archive is exhausted, or every further candidate is below the cut.
+            if len(ranked.items) >= opts.k or exhausted or weakest < opts.min_similarity:
+                return ranked
+            n = min(total, n * 4)
+
+    def _candidates(self, vector: np.ndarray, n: int) -> list[Candidate]:
+        """Nearest entries, mapped to catalog rows and re-scored exactly from the stored vectors."""
+        _, keys = self.store.search(vector, n)
+        unique = list(dict.fromkeys(int(k) for k in keys))
+        rows = self.store.catalog.get_many(unique)
+        vectors = self.store.catalog.vectors_for_keys(list(rows))
+        out = []
+        for key in unique:
+            row = rows.get(key)
+            if row is None or key not in vectors:
+                continue  # deleted since the index was written (a tombstone)
+            vec = vectors[key]
+            out.append(Candidate(key, row.article, row.copy_key, float(np.dot(vec, vector)), vec))
+        out.sort(key=lambda c: c.similarity, reverse=True)
+        return out
+
+    # -- writing (thin wrappers so notebooks need one object) ----------------------------------------------
+    def refresh(self) -> int:
+        """Apply catalog changes written by another process; returns how many were applied."""
+        return self.store.catch_up()
+
+
+def related_ids(rec: Recommender, ids: Sequence[str], k: int = 5) -> dict[str, list[str]]:
+    """``id -> related ids`` for many articles (evaluation, export)."""
+    return {i: rec.related(i, k).ids for i in ids}

@@ -1,0 +1,364 @@
+"""Writing to an index: build, add (upsert) and delete, each all-or-nothing on the catalog.
+
+A write runs in phases so that nothing is lost and nothing is half-done:
+
+1. read and validate every SOURCE into a staging table (a rejected article is listed, or with ``strict`` the
+   whole batch is refused before anything is embedded);
+2. embed only texts whose content hash has no vector yet, committing vectors as they come (an interrupted
+   build resumes where it stopped);
+3. upsert the staged articles in one catalog transaction (the commit point);
+4. save the FAISS file and switch the manifest to it atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .articles import Article
+from .catalog import Catalog, _article_from_json
+from .embedding import DEFAULT_MODEL, Embedder, load_embedder
+from .errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
+from .sources import Loaded, Record, check_sources, read_source
+from .store import IndexStore, Manifest, acquire_write_lock, create_store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+EMBED_CHUNK = 256
+
+
+@dataclass
+class WriteReport:
+    """What a build, add or delete did."""
+
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    embedded: int = 0
+    rejected: list[InvalidArticle] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    manifest: Manifest | None = None
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.added} added",
+            f"{self.updated} updated",
+            f"{self.skipped} skipped",
+            f"{len(self.rejected)} rejected",
+        ]
+        if self.deleted or self.not_found:
+            parts.append(f"{self.deleted} deleted")
+        parts.append(f"{self.embedded} embedded")
+        return f"{', '.join(parts)} in {self.seconds:.1f}s"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "deleted": self.deleted,
+            "embedded": self.embedded,
+            "rejected": [str(r) for r in self.rejected],
+            "not_found": self.not_found,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
+    """Every record of every SOURCE, duplicates of an id already seen in this batch turned into rejections."""
+    paths = check_sources(Path(s) for s in sources)
+    seen: dict[str, str] = {}
+    for path in paths:
+        for item in read_source(path):
+            if isinstance(item, Record):
+                first = seen.get(item.article.id)
+                if first is not None:
+                    yield InvalidArticle(item.location, f"duplicate id {item.article.id!r} (first at {first}); kept the first")
+                    continue
+                seen[item.article.id] = item.location
+            yield item
+
+
+def records_from_articles(articles: Iterable[Article | dict[str, Any]]) -> Iterable[Loaded]:
+    """Records for articles handed over in Python (a CMS hook, a notebook); dicts are validated here."""
+    from .articles import validate_article
+
+    seen: set[str] = set()
+    for number, item in enumerate(articles, start=1):
+        location = f"article {number}"
+        try:
+            article = item if isinstance(item, Article) else validate_article(item, location)
+        except InvalidArticle as exc:
+            yield exc
+            continue
+        if article.id in seen:
+            yield InvalidArticle(location, f"duplicate id {article.id!r} in this batch; kept the first")
+            continue
+        seen.add(article.id)
+        yield Record(location, article)
+
+
+class _Staging:
+    """Validated articles of one batch, kept in a temp table of the catalog connection (disk-backed, not in RAM)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.conn = catalog.conn
+        self.conn.execute("DROP TABLE IF EXISTS temp.staging")
+        self.conn.execute(
+            "CREATE TEMP TABLE staging (n INTEGER PRIMARY KEY, id TEXT, data TEXT, content_hash TEXT, status TEXT)"
+        )
+
+    def stage(self, catalog: Catalog, records: Sequence[Record], report: WriteReport) -> None:
+        existing = catalog.record_hashes([r.article.id for r in records])
+        rows = []
+        for record in records:
+            article = record.article
+            known = existing.get(article.id)
+            if known is not None and known[1] == article.record_hash:
+                report.skipped += 1
+                continue
+            status = "update" if known is not None else "add"
+            rows.append((article.id, json.dumps(article.to_dict(), ensure_ascii=False), article.content_hash, status))
+        self.conn.executemany("INSERT INTO staging(id, data, content_hash, status) VALUES (?, ?, ?, ?)", rows)
+
+    def hashes_to_embed(self, catalog: Catalog) -> list[str]:
+        hashes = [r[0] for r in self.conn.execute("SELECT DISTINCT content_hash FROM staging")]
+        missing = catalog.missing_vectors(hashes)
+        return [h for h in hashes if h in missing]
+
+    def _rows(self, page: int = 1000) -> Iterable[tuple[str, str, str]]:
+        """``(content_hash, data, status)`` of every staged article in order, read a page at a time."""
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT n, content_hash, data, status FROM staging WHERE n > ? ORDER BY n LIMIT ?", (last, page)
+            ).fetchall()
+            if not rows:
+                return
+            for _, content_hash, data, status in rows:
+                yield content_hash, data, status
+            last = rows[-1][0]
+
+    def iter_texts(self) -> Iterable[tuple[str, str]]:
+        for content_hash, data, _ in self._rows():
+            yield content_hash, _article_from_json(data).text
+
+    def articles(self) -> Iterable[tuple[Article, str]]:
+        for _, data, status in self._rows():
+            yield _article_from_json(data), status
+
+    def drop(self) -> None:
+        self.conn.execute("DROP TABLE IF EXISTS temp.staging")
+
+
+def _embed_missing(
+    catalog: Catalog, staging: _Staging, get_embedder: Callable[[], Embedder], report: WriteReport, progress: Progress | None
+) -> None:
+    todo = set(staging.hashes_to_embed(catalog))
+    if not todo:
+        return
+    total = len(todo)
+    embedder = get_embedder()
+    if progress:
+        progress(0, total)
+    hashes: list[str] = []
+    texts: list[str] = []
+
+    def flush() -> None:
+        vectors = embedder.embed(texts)
+        catalog.store_vectors(hashes, vectors)  # committed: an interrupted build keeps this work
+        report.embedded += len(hashes)
+        hashes.clear()
+        texts.clear()
+        if progress:
+            progress(report.embedded, total)
+
+    for content_hash, text in staging.iter_texts():
+        if content_hash not in todo:
+            continue
+        todo.discard(content_hash)
+        hashes.append(content_hash)
+        texts.append(text)
+        if len(hashes) >= EMBED_CHUNK:
+            flush()
+    if hashes:
+        flush()
+
+
+def _write(
+    index_dir: Path,
+    loaded: Iterable[Loaded],
+    *,
+    create: bool,
+    model: str | None,
+    backend: str | None,
+    strict: bool,
+    embedder: Embedder | None,
+    progress: Progress | None,
+    rebuild: bool,
+    max_memory_bytes: int | None,
+    lock_timeout: float,
+    build_info: dict[str, Any] | None = None,
+) -> WriteReport:
+    started = time.monotonic()
+    report = WriteReport()
+    with acquire_write_lock(index_dir, lock_timeout):
+        store: IndexStore | None = None
+        try:
+            if IndexStore.exists(index_dir):
+                store = IndexStore.open(index_dir, model=model)
+                if backend and backend != store.manifest.backend:
+                    log.warning("index was built with backend %s; embedding with %s", store.manifest.backend, backend)
+            elif not create:
+                raise IndexNotFound(f"no index in {index_dir} (create one with: recommender build SOURCE --index {index_dir})")
+
+            model_name = store.manifest.model if store else (model or DEFAULT_MODEL)
+            backend_name = backend or (store.manifest.backend if store else "torch")
+            cached: list[Embedder] = [embedder] if embedder is not None else []
+
+            def get_embedder() -> Embedder:
+                if not cached:
+                    cached.append(load_embedder(model_name, backend_name))
+                if cached[0].name != model_name:
+                    raise IndexMismatch(f"embedder {cached[0].name!r} does not match the index's model {model_name!r}")
+                return cached[0]
+
+            if store is None:
+                emb = get_embedder()
+                store = create_store(index_dir, model=model_name, backend=backend_name, dimension=emb.dimension)
+
+            staging = _Staging(store.catalog)
+            try:
+                batch: list[Record] = []
+                for item in loaded:
+                    if isinstance(item, InvalidArticle):
+                        report.rejected.append(item)
+                        continue
+                    batch.append(item)
+                    if len(batch) >= 1000:
+                        staging.stage(store.catalog, batch, report)
+                        batch = []
+                staging.stage(store.catalog, batch, report)
+                if strict and report.rejected:
+                    raise BatchRejected(report.rejected)
+                _embed_missing(store.catalog, staging, get_embedder, report, progress)
+                with store.catalog.transaction():
+                    for article, status in staging.articles():
+                        store.catalog.upsert(article)
+                        if status == "add":
+                            report.added += 1
+                        else:
+                            report.updated += 1
+                    store.catalog.prune_vectors()
+            finally:
+                staging.drop()
+            changed = report.added + report.updated
+            if changed or not store.manifest.index_file:
+                report.manifest = store.save(rebuild=rebuild, max_memory_bytes=max_memory_bytes, build_info=build_info)
+            else:
+                report.manifest = store.manifest
+        finally:
+            if store is not None:
+                store.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def build_index(
+    sources: Iterable[Path | str],
+    index_dir: Path | str = "index",
+    *,
+    model: str | None = None,
+    backend: str | None = None,
+    strict: bool = False,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+    max_memory_bytes: int | None = None,
+    lock_timeout: float = 10.0,
+) -> WriteReport:
+    """Create (or bring up to date) the index in ``index_dir`` from SOURCE files; re-running embeds nothing new.
+
+    Invalid articles are listed in the report and the rest is indexed; with ``strict`` any invalid article
+    refuses the whole batch (:class:`BatchRejected`) and nothing is written.
+    """
+    index_dir = Path(index_dir)
+    return _write(
+        index_dir,
+        read_batch(sources),
+        create=True,
+        model=model,
+        backend=backend,
+        strict=strict,
+        embedder=embedder,
+        progress=progress,
+        rebuild=True,
+        max_memory_bytes=max_memory_bytes,
+        lock_timeout=lock_timeout,
+        build_info={"method": "local"},
+    )
+
+
+def add_articles(
+    index_dir: Path | str,
+    sources: Iterable[Path | str] = (),
+    *,
+    articles: Iterable[Article | dict[str, Any]] = (),
+    backend: str | None = None,
+    strict: bool = False,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+    lock_timeout: float = 10.0,
+) -> WriteReport:
+    """Upsert articles (from SOURCE files and/or Python objects) into an existing index, without a rebuild."""
+    index_dir = Path(index_dir)
+
+    def loaded() -> Iterable[Loaded]:
+        if sources:
+            yield from read_batch(sources)
+        yield from records_from_articles(articles)
+
+    if sources:
+        check_sources(Path(s) for s in sources)
+    return _write(
+        index_dir,
+        loaded(),
+        create=False,
+        model=None,
+        backend=backend,
+        strict=strict,
+        embedder=embedder,
+        progress=progress,
+        rebuild=False,
+        max_memory_bytes=None,
+        lock_timeout=lock_timeout,
+    )
+
+
+def delete_articles(index_dir: Path | str, ids: Sequence[str], *, lock_timeout: float = 10.0) -> WriteReport:
+    """Remove articles by id (unknown ids are reported, not an error for the others)."""
+    index_dir = Path(index_dir)
+    started = time.monotonic()
+    report = WriteReport()
+    with acquire_write_lock(index_dir, lock_timeout):
+        store = IndexStore.open(index_dir)
+        try:
+            with store.catalog.transaction():
+                for article_id in ids:
+                    if store.catalog.delete(article_id) is None:
+                        report.not_found.append(article_id)
+                    else:
+                        report.deleted += 1
+                store.catalog.prune_vectors()
+            report.manifest = store.save() if report.deleted else store.manifest
+        finally:
+            store.close()
+    report.seconds = time.monotonic() - started
+    return report

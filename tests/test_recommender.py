@@ -1,0 +1,72 @@
+"""Asking for related stories through the library (fake embedder)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from recommender import ArticleNotFound, Recommender, add_articles
+from tests.conftest import ARTICLES
+from tests.fakes import FakeEmbedder
+
+
+def test_related_never_self_never_a_copy(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        related = rec.related("a1", k=5)
+        assert "a1" not in related.ids and "a1-wire" not in related.ids
+        assert related.ids[:2] == ["a2", "a3"] or set(related.ids[:2]) == {"a2", "a3"}
+        scores = [s.score for s in related]
+        assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+
+
+def test_wire_copy_gets_the_same_list_without_the_original(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        assert "a1" not in rec.related("a1-wire", k=5).ids
+
+
+def test_filter_that_excludes_the_top_candidates_still_returns_k(fake_index: Path) -> None:
+    a1 = next(a for a in ARTICLES if a["id"] == "a1")
+    # 30 archive stories closer to a1 than anything else (its text plus a note), all outside the filter
+    add_articles(fake_index, articles=[
+        {"id": f"f{i}", "title": a1["title"], "body": f"{a1['body']} Archive note{i} kept{i}.", "section": "archive"}
+        for i in range(30)
+    ])
+    with Recommender.open(fake_index) as rec:
+        top = rec.related("a1", k=20, min_similarity=-1.0)
+        assert all(i.startswith("f") for i in top.ids)
+        local = rec.related("a1", k=2, section="local", min_similarity=-1.0)
+        assert set(local.ids) == {"a2", "a3"} and not local.short
+        sport = rec.related("a1", k=3, section="sport", min_similarity=-1.0)
+        assert set(sport.ids) == {"c1", "c2"} and sport.short  # only two sport stories exist
+
+
+def test_exclude_ids_and_date_window(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        assert "a2" not in rec.related("a1", k=3, exclude=["a2"]).ids
+        since = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        assert all(rec.get(i).published_at >= "2024" for i in rec.related("c1", k=5, since=since, min_similarity=-1.0).ids)
+
+
+def test_related_to_text_and_url(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        by_text = rec.related_to_text("interest rates and inflation at the central bank", k=2)
+        assert set(by_text.ids) == {"b1", "b2"}
+        by_url = rec.related_to_url("http://www.news.example/b1/?utm_source=newsletter", k=2)
+        assert "b1" not in by_url.ids and by_url.ids[0] == "b2"
+        assert rec.find("https://news.example/c1").id == "c1"
+
+
+def test_unknown_ids(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        with pytest.raises(ArticleNotFound):
+            rec.related("nope")
+        with pytest.raises(ArticleNotFound):
+            rec.related_to_url("https://news.example/nope")
+
+
+def test_short_list_is_flagged(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        related = rec.related("c1", k=5, min_similarity=0.3)
+        assert related.short and len(related) < 5
