@@ -1,0 +1,321 @@
+"""The ``recommender`` command: a thin typer layer that parses, calls the library, and formats.
+
+Exit codes: 0 done; 1 error, nothing written; 2 usage error; 3 done, but some articles were rejected
+(they are listed on stderr; the valid ones were indexed).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import settings
+from .errors import BatchRejected, RecommenderError
+
+app = typer.Typer(
+    name="recommender",
+    help='Self-hosted "Also Read" suggestions for news sites: build an index, query it, serve it.',
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_ERROR = 1
+EXIT_REJECTED = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("recommender")
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def handle_errors(func: F) -> F:
+    """Domain errors become one line on stderr and exit code 1; Ctrl-C says what was kept. No tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BatchRejected as exc:
+            for rejection in exc.rejections:
+                _err(f"rejected: {rejection}")
+            _err(f"Error: {exc}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except RecommenderError as exc:
+            _err(f"Error: {exc}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            _err("Interrupted: the index is as it was before this command (embeddings made so far are kept).")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", "-i", envvar="RECOMMENDER_INDEX", help="Index folder [default: ./index]", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+KOpt = Annotated[int | None, typer.Option("-k", "--k", min=1, max=100, help="How many stories [default: 5]", show_default=False)]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", envvar="RECOMMENDER_MODEL",
+                 help="sentence-transformers model name or local path [default: the index's model, or all-MiniLM-L6-v2]",
+                 show_default=False),
+]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", envvar="RECOMMENDER_BACKEND", help="Embedding backend [default: the index's, or torch]",
+                 show_default=False),
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Refuse the whole batch if any article is invalid.")]
+SourcesArg = Annotated[list[Path], typer.Argument(help="JSONL/JSON/CSV files, folders of .html pages, RSS/Atom feed files.",
+                                                  show_default=False)]
+SectionOpt = Annotated[str | None, typer.Option("--section", help="Only stories of this section.")]
+SinceOpt = Annotated[datetime | None, typer.Option("--since", help="Only stories published on or after (ISO date).")]
+UntilOpt = Annotated[datetime | None, typer.Option("--until", help="Only stories published on or before (ISO date).")]
+ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Never suggest this id (repeatable).")]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (INFO) on stderr.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _index_dir(value: Path | None) -> Path:
+    return Path(settings.resolve("index", value))
+
+
+class _ProgressBar:
+    """A rich progress bar on a terminal; log lines every few thousand texts otherwise."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_logged = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            if self._progress is None:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+                self._progress = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(),
+                                          TimeRemainingColumn(), transient=True)
+                self._progress.start()
+                self._task = self._progress.add_task("embed", total=total)
+            self._progress.update(self._task, completed=done)
+        elif done == total or done - self._last_logged >= 5000:
+            log.info("embedded %d/%d", done, total)
+            self._last_logged = done
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _report(report: Any, as_json: bool) -> None:
+    for rejection in report.rejected:
+        _err(f"rejected: {rejection}")
+    for missing in report.not_found:
+        _err(f"not found: {missing!r}")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        typer.echo(report.summary())
+    if report.rejected or report.not_found:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@app.command()
+@handle_errors
+def build(
+    sources: SourcesArg,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = None,
+    strict: StrictOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build (or bring up to date) an index from SOURCE files. Unchanged articles are not embedded again."""
+    from .writer import build_index
+
+    bar = _ProgressBar()
+    try:
+        report = build_index(
+            sources,
+            _index_dir(index),
+            model=settings.resolve("model", model),
+            backend=settings.resolve("backend", backend),
+            strict=strict,
+            progress=bar,
+            lock_timeout=float(settings.resolve("lock_timeout")),
+        )
+    finally:
+        bar.close()
+    _report(report, as_json)
+
+
+@app.command()
+@handle_errors
+def add(
+    sources: SourcesArg,
+    index: IndexOpt = None,
+    backend: BackendOpt = None,
+    strict: StrictOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or update articles in an existing index (no rebuild)."""
+    from .writer import add_articles
+
+    bar = _ProgressBar()
+    try:
+        report = add_articles(
+            _index_dir(index),
+            sources,
+            backend=settings.resolve("backend", backend),
+            strict=strict,
+            progress=bar,
+            lock_timeout=float(settings.resolve("lock_timeout")),
+        )
+    finally:
+        bar.close()
+    _report(report, as_json)
+
+
+@app.command()
+@handle_errors
+def delete(
+    ids: Annotated[list[str], typer.Argument(help="Article ids to remove.", show_default=False)],
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove articles from the index (they leave every list at once)."""
+    from .writer import delete_articles
+
+    report = delete_articles(_index_dir(index), ids, lock_timeout=float(settings.resolve("lock_timeout")))
+    _report(report, as_json)
+
+
+def _print_related(article: Any, related: Any, as_json: bool, k: int) -> None:
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in related.items], ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False)
+    if article is not None:
+        console.print(f"[bold]Also read[/bold] for {article.id}: {article.title}", markup=True, highlight=False)
+    table = Table(show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("id")
+    table.add_column("title", overflow="fold", ratio=1)
+    dated = any(s.published_at for s in related.items)
+    sectioned = any(s.section for s in related.items)
+    if dated:
+        table.add_column("published")
+    if sectioned:
+        table.add_column("section")
+    for n, s in enumerate(related.items, start=1):
+        cells = [str(n), f"{s.score:.3f}", s.id, s.title]
+        if dated:
+            cells.append((s.published_at or "")[:10])
+        if sectioned:
+            cells.append(s.section or "")
+        table.add_row(*cells)
+    console.print(table)
+    if related.short:
+        console.print(f"only {len(related.items)} of {k} stories are related enough (list not padded)", highlight=False)
+
+
+def _filters(section: str | None, since: datetime | None, until: datetime | None, exclude: list[str] | None) -> dict[str, Any]:
+    from datetime import timezone
+
+    def aware(d: datetime | None) -> datetime | None:
+        return d.replace(tzinfo=timezone.utc) if d is not None and d.tzinfo is None else d
+
+    return {"section": section, "since": aware(since), "until": aware(until), "exclude": exclude or None}
+
+
+@app.command()
+@handle_errors
+def similar(
+    article_id: Annotated[str, typer.Argument(metavar="ID", help="An indexed article id (or its URL).", show_default=False)],
+    index: IndexOpt = None,
+    k: KOpt = None,
+    section: SectionOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    exclude: ExcludeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The k most related stories to an indexed article (never itself, never a copy of it)."""
+    from .recommender import Recommender
+
+    k = int(settings.resolve("k", k))
+    with Recommender.open(_index_dir(index)) as rec:
+        filters = _filters(section, since, until, exclude)
+        article = rec.find(article_id)
+        related = rec.related(article.id, k, **filters)
+        _print_related(article, related, as_json, k)
+
+
+@app.command()
+@handle_errors
+def query(
+    text: Annotated[str, typer.Argument(help="Free text, e.g. a draft not yet published.", show_default=False)],
+    index: IndexOpt = None,
+    k: KOpt = None,
+    backend: BackendOpt = None,
+    section: SectionOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    exclude: ExcludeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The k most related stories to free text."""
+    from .recommender import Recommender
+
+    if not text.strip():
+        raise RecommenderError("TEXT is empty")
+    k = int(settings.resolve("k", k))
+    with Recommender.open(_index_dir(index), backend=settings.resolve("backend", backend)) as rec:
+        related = rec.related_to_text(text, k, **_filters(section, since, until, exclude))
+        _print_related(None, related, as_json, k)
+
+
+@app.command()
+@handle_errors
+def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Model, dimension, article count, index type and build time of an index."""
+    from .recommender import Recommender
+
+    with Recommender.open(_index_dir(index)) as rec:
+        facts = rec.info()
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    width = max(len(k) for k in facts)
+    for key, value in facts.items():
+        typer.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
