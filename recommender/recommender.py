@@ -152,6 +152,10 @@ class Recommender:
     # -- related ----------------------------------------------------------------------------------------------
     def related(self, article_id: str, k: int = 5, **options: Any) -> RelatedList:
         """The k most related stories to an indexed article: never itself, never a copy of its text."""
+        ranked = self.rank_for(article_id, k, **options)
+        return RelatedList([_suggestion(c) for c in ranked.items], ranked.short)
+
+    def _query_for(self, article_id: str) -> tuple[QueryContext, np.ndarray]:
         stored = self.store.catalog.get(article_id)
         if stored is None:
             raise ArticleNotFound(article_id)
@@ -165,7 +169,17 @@ class Recommender:
             published=stored.article.published,
             vector=vector,
         )
-        return self._related(query, vector, k, options)
+        return query, vector
+
+    def rank_for(self, article_id: str, k: int = 5, **options: Any) -> Ranked:
+        """Like :meth:`related`, but the ranked candidates themselves (with catalog keys), for precomputing."""
+        query, vector = self._query_for(article_id)
+        return self._search_until_k(query, vector, self._options(k, options))
+
+    def rerank(self, article_id: str, keys: Sequence[int], k: int) -> Ranked:
+        """Rank a given candidate set (e.g. a stored list plus a newly published story) for an article."""
+        query, vector = self._query_for(article_id)
+        return rank(query, self.candidates_for_keys(vector, keys), self._options(k, {}))
 
     def related_to_url(self, url: str, k: int = 5, **options: Any) -> RelatedList:
         """Related stories for an indexed page, found by its URL (tracking parameters and variants ignored)."""
@@ -183,11 +197,14 @@ class Recommender:
         copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
         return self._related(QueryContext(copy_key=copy_key, vector=vector), vector, k, options)
 
-    def _related(self, query: QueryContext, vector: np.ndarray, k: int, overrides: dict[str, Any]) -> RelatedList:
+    def _options(self, k: int, overrides: dict[str, Any]) -> RankingOptions:
         opts = replace(self.options, k=k, **{key: v for key, v in overrides.items() if v is not None})
-        if "exclude" in overrides and overrides["exclude"] is not None:
+        if overrides.get("exclude") is not None:
             opts = replace(opts, exclude=frozenset(overrides["exclude"]))
-        ranked = self._search_until_k(query, vector, opts)
+        return opts
+
+    def _related(self, query: QueryContext, vector: np.ndarray, k: int, overrides: dict[str, Any]) -> RelatedList:
+        ranked = self._search_until_k(query, vector, self._options(k, overrides))
         return RelatedList([_suggestion(c) for c in ranked.items], ranked.short)
 
     def _search_until_k(self, query: QueryContext, vector: np.ndarray, opts: RankingOptions) -> Ranked:
@@ -210,6 +227,10 @@ class Recommender:
     def _candidates(self, vector: np.ndarray, n: int) -> list[Candidate]:
         """Nearest entries, mapped to catalog rows and re-scored exactly from the stored vectors."""
         _, keys = self.store.search(vector, n)
+        return self.candidates_for_keys(vector, [int(k) for k in keys])
+
+    def candidates_for_keys(self, vector: np.ndarray, keys: Sequence[int]) -> list[Candidate]:
+        """Catalog keys as candidates scored against ``vector``, best first; deleted keys (tombstones) dropped."""
         unique = list(dict.fromkeys(int(k) for k in keys))
         rows = self.store.catalog.get_many(unique)
         vectors = self.store.catalog.vectors_for_keys(list(rows))
