@@ -40,6 +40,16 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_url ON articles(url_key);
 CREATE INDEX IF NOT EXISTS articles_content ON articles(content_hash);
 CREATE TABLE IF NOT EXISTS vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS related (
+    key INTEGER PRIMARY KEY,                -- the article whose "Also Read" list this is
+    items TEXT NOT NULL,                    -- JSON [[key, similarity], ...], best first
+    short INTEGER NOT NULL                  -- 1: fewer related stories than the list depth exist
+);
+CREATE TABLE IF NOT EXISTS related_refs (   -- reverse of related.items: which lists show dst
+    dst INTEGER NOT NULL,
+    src INTEGER NOT NULL,
+    PRIMARY KEY (dst, src)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key INTEGER NOT NULL,
@@ -90,7 +100,7 @@ class Catalog:
 
     FILENAME = "catalog.sqlite"
 
-    def __init__(self, path: Path, *, create: bool = False, check_same_thread: bool = True) -> None:
+    def __init__(self, path: Path, *, create: bool = False, check_same_thread: bool = True, read_only: bool = False) -> None:
         self.path = path
         if not create and not path.exists():
             raise FileNotFoundError(path)
@@ -98,8 +108,9 @@ class Catalog:
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
+        if create or not read_only:
+            self.conn.executescript(_SCHEMA)  # idempotent; also adds tables new in this version
         if create:
-            self.conn.executescript(_SCHEMA)
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )

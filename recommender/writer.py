@@ -265,11 +265,20 @@ def _write(
                 report.manifest = store.save(rebuild=rebuild, max_memory_bytes=max_memory_bytes, build_info=build_info)
             else:
                 report.manifest = store.manifest
+            _update_related_lists(store)
         finally:
             if store is not None:
                 store.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _update_related_lists(store: IndexStore) -> None:
+    """Precomputed lists follow the catalog (a lookup at serving time); see :mod:`recommender.related_lists`."""
+    from . import related_lists
+    from .recommender import Recommender
+
+    related_lists.catch_up(Recommender(store))
 
 
 def build_index(
@@ -358,6 +367,7 @@ def delete_articles(index_dir: Path | str, ids: Sequence[str], *, lock_timeout: 
                         report.deleted += 1
                 store.catalog.prune_vectors()
             report.manifest = store.save() if report.deleted else store.manifest
+            _update_related_lists(store)
         finally:
             store.close()
     report.seconds = time.monotonic() - started

@@ -1,0 +1,191 @@
+"""Precomputed "Also Read" lists: computed at build/add time and kept current on every write.
+
+Serving by id is then a lookup. Each list is stored to :data:`DEPTH` entries (catalog keys and similarities,
+best first) with a reverse table, so that:
+
+- a new or edited story gets its own list, and enters the lists of its existing neighbours at once (each of
+  its nearest :data:`NEIGHBOURS` stories re-ranks its stored list plus the newcomer, no search needed);
+- a deleted or edited story leaves every list that showed it at once (those lists are recomputed).
+
+The catalog's ``meta.related_seq`` records up to which change the lists are current; after a crash between a
+write's commit and its list update, :func:`catch_up` finishes the job from the change log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .catalog import Catalog
+from .ranking import Ranked
+
+if TYPE_CHECKING:
+    from .recommender import Recommender, RelatedList
+
+log = logging.getLogger(__name__)
+
+#: Entries stored per list; requests for more (k up to 50) fall back to a live search.
+DEPTH = 20
+#: How many of a new story's nearest neighbours get the chance to take it into their lists.
+NEIGHBOURS = 50
+#: Above this share of changed articles a write recomputes every list instead of patching.
+FULL_REFRESH_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class StoredList:
+    items: list[tuple[int, float]]  # (catalog key, similarity), best first
+    short: bool
+
+
+def load(catalog: Catalog, key: int) -> StoredList | None:
+    row = catalog.conn.execute("SELECT items, short FROM related WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    return StoredList([(int(k), float(s)) for k, s in json.loads(row[0])], bool(row[1]))
+
+
+def _store(catalog: Catalog, key: int, ranked: Ranked) -> None:
+    items = [[c.key, round(c.similarity, 6)] for c in ranked.items]
+    conn = catalog.conn
+    conn.execute(
+        "INSERT INTO related(key, items, short) VALUES (?, ?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET items = excluded.items, short = excluded.short",
+        (key, json.dumps(items), int(ranked.short)),
+    )
+    conn.execute("DELETE FROM related_refs WHERE src = ?", (key,))
+    conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", [(dst, key) for dst, _ in items])
+
+
+def _drop(catalog: Catalog, key: int) -> None:
+    catalog.conn.execute("DELETE FROM related WHERE key = ?", (key,))
+    catalog.conn.execute("DELETE FROM related_refs WHERE src = ?", (key,))
+
+
+def _referrers(catalog: Catalog, key: int) -> list[int]:
+    return [int(r[0]) for r in catalog.conn.execute("SELECT src FROM related_refs WHERE dst = ?", (key,))]
+
+
+def _ids_for(catalog: Catalog, keys: Iterable[int]) -> dict[int, str]:
+    return {k: s.article.id for k, s in catalog.get_many(list(keys)).items()}
+
+
+def related_seq(catalog: Catalog) -> int | None:
+    value = catalog.get_meta("related_seq")
+    return int(value) if value is not None else None
+
+
+def refresh_all(rec: "Recommender") -> int:
+    """Recompute every list (after a build). Returns how many lists were written."""
+    catalog = rec.store.catalog
+    seq = catalog.last_seq()
+    count = 0
+    with catalog.transaction():
+        catalog.conn.execute("DELETE FROM related")
+        catalog.conn.execute("DELETE FROM related_refs")
+        for stored in list(catalog.iter_articles()):
+            _store(catalog, stored.key, rec.rank_for(stored.article.id, DEPTH))
+            count += 1
+        catalog.set_meta("related_seq", str(seq))
+    return count
+
+
+def update(rec: "Recommender", keys: Sequence[int]) -> None:
+    """Bring the lists up to date after the articles with these catalog keys were added, edited or deleted.
+
+    Must run with the in-memory index already including the change (``store.catch_up()``).
+    """
+    catalog = rec.store.catalog
+    keys = list(dict.fromkeys(keys))
+    present = _ids_for(catalog, keys)
+    with catalog.transaction():
+        stale: set[int] = set()
+        for key in keys:
+            stale.update(_referrers(catalog, key))  # lists that showed the old version (or the deleted story)
+        for key in keys:
+            if key in present:
+                ranked = rec.rank_for(present[key], DEPTH)
+                _store(catalog, key, ranked)
+            else:
+                _drop(catalog, key)
+        stale -= set(keys)
+        stale_ids = _ids_for(catalog, stale)
+        for key, article_id in stale_ids.items():
+            _store(catalog, key, rec.rank_for(article_id, DEPTH))
+        for key, article_id in present.items():
+            _offer_to_neighbours(rec, key, article_id, skip=set(keys) | set(stale_ids))
+        catalog.set_meta("related_seq", str(catalog.last_seq()))
+
+
+def _offer_to_neighbours(rec: "Recommender", key: int, article_id: str, skip: set[int]) -> None:
+    """Let the nearest stories of a new/edited story take it into their lists (re-rank stored list + newcomer)."""
+    catalog = rec.store.catalog
+    query_vector = rec.store.catalog.vectors_for_keys([key]).get(key)
+    if query_vector is None:
+        return
+    _, neighbour_keys = rec.store.search(query_vector, NEIGHBOURS + 1)
+    neighbours = [int(k) for k in neighbour_keys if int(k) != key and int(k) not in skip]
+    ids = _ids_for(catalog, neighbours)
+    for neighbour in neighbours:
+        if neighbour not in ids:
+            continue  # a tombstone
+        current = load(catalog, neighbour)
+        pool = [k for k, _ in current.items] if current else []
+        if key in pool:
+            pool.remove(key)
+        ranked = rec.rerank(ids[neighbour], pool + [key], DEPTH)
+        if current is not None and not current.short and len(ranked.items) < DEPTH:
+            # the re-rank saw only the stored list: never let a full list shrink; search instead
+            ranked = rec.rank_for(ids[neighbour], DEPTH)
+        _store(catalog, neighbour, ranked)
+
+
+def catch_up(rec: "Recommender") -> int:
+    """Finish list updates a crash interrupted (catalog changes newer than ``related_seq``). Returns keys done."""
+    catalog = rec.store.catalog
+    done = related_seq(catalog)
+    last = catalog.last_seq()
+    if done is not None and done >= last:
+        return 0
+    oldest = catalog.conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+    if done is None or oldest is None or oldest > done + 1 or (last - done) > FULL_REFRESH_SHARE * max(catalog.count(), 1):
+        return refresh_all(rec)
+    keys = [key for _, key, _ in catalog.changes_since(done)]
+    update(rec, keys)
+    return len(set(keys))
+
+
+def lookup(rec: "Recommender", article_id: str, k: int = 5, **filters: object) -> "RelatedList":
+    """An article's list from the precomputed store: a lookup, not a search.
+
+    Filters are applied to the stored list; only when fewer than k stored entries pass (and the stored list was
+    not already everything related) does it fall back to a live search, so a filter never shrinks the list
+    while k matching stories exist. Articles without a stored list (not yet computed) are searched live.
+    """
+    from .errors import ArticleNotFound
+    from .ranking import passes_filters
+    from .recommender import RelatedList, Suggestion
+
+    catalog = rec.store.catalog
+    stored = catalog.get(article_id)
+    if stored is None:
+        raise ArticleNotFound(article_id)
+    entry = load(catalog, stored.key) if k <= DEPTH else None
+    if entry is not None:
+        options = rec._options(k, dict(filters))
+        rows = catalog.get_many([key for key, _ in entry.items])
+        picked: list[Suggestion] = []
+        for key, similarity in entry.items:
+            row = rows.get(key)
+            if row is None or not passes_filters(row.article, options):
+                continue
+            a = row.article
+            picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section))
+            if len(picked) == k:
+                break
+        if len(picked) == k or entry.short:
+            return RelatedList(picked, len(picked) < k)
+    return rec.related(article_id, k, **filters)

@@ -1,0 +1,72 @@
+"""Precomputed lists: equal to a live search after a build, patched on add/edit/delete, caught up after a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recommender import Recommender, add_articles, delete_articles
+from recommender import related_lists
+from recommender.store import IndexStore
+from tests.conftest import ARTICLES
+from tests.fakes import FakeEmbedder
+
+
+def stored_ids(rec: Recommender, article_id: str) -> list[str]:
+    key = rec.store.catalog.get(article_id).key
+    entry = related_lists.load(rec.store.catalog, key)
+    assert entry is not None
+    rows = rec.store.catalog.get_many([k for k, _ in entry.items])
+    return [rows[k].article.id for k, _ in entry.items]
+
+
+def test_build_precomputes_every_list_equal_to_live_ranking(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        for row in ARTICLES:
+            assert stored_ids(rec, row["id"]) == rec.related(row["id"], k=related_lists.DEPTH).ids
+            assert related_lists.lookup(rec, row["id"], k=3).ids == rec.related(row["id"], k=3).ids
+
+
+def test_new_story_enters_its_neighbours_lists_and_leaves_on_delete(fake_index: Path) -> None:
+    new = {"id": "a4", "title": "River city flood evacuated residents rain homes",
+           "body": "Flood waters river city residents evacuated homes heavy rain overnight."}
+    add_articles(fake_index, articles=[new])
+    with Recommender.open(fake_index) as rec:
+        for neighbour in ("a1", "a2", "a3"):
+            assert "a4" in stored_ids(rec, neighbour)
+            assert stored_ids(rec, neighbour) == rec.related(neighbour, k=related_lists.DEPTH).ids
+    delete_articles(fake_index, ["a4"])
+    with Recommender.open(fake_index) as rec:
+        for row in ARTICLES:
+            assert "a4" not in stored_ids(rec, row["id"])
+        assert rec.store.catalog.conn.execute("SELECT COUNT(*) FROM related_refs WHERE dst NOT IN (SELECT key FROM articles)").fetchone()[0] == 0
+
+
+def test_edited_story_is_re_ranked_everywhere(fake_index: Path) -> None:
+    # b2 stops being about rates: it must leave b1's list
+    add_articles(fake_index, articles=[{"id": "b2", "title": "Football cup final fans", "body": "team stadium goal cup final football"}])
+    with Recommender.open(fake_index) as rec:
+        assert stored_ids(rec, "b1") == rec.related("b1", k=related_lists.DEPTH).ids
+        assert stored_ids(rec, "c1") == rec.related("c1", k=related_lists.DEPTH).ids
+        assert "b2" in stored_ids(rec, "c1")
+
+
+def test_lookup_with_filters_falls_back_to_search_when_needed(fake_index: Path) -> None:
+    with Recommender.open(fake_index) as rec:
+        assert related_lists.lookup(rec, "a1", k=2, section="local").ids == rec.related("a1", k=2, section="local").ids
+        assert related_lists.lookup(rec, "a1", k=30).ids == rec.related("a1", k=30).ids  # deeper than stored
+
+
+def test_crash_before_list_update_is_caught_up(fake_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(rec: Recommender) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(related_lists, "catch_up", crash)
+    with pytest.raises(KeyboardInterrupt):
+        add_articles(fake_index, articles=[{"id": "a5", "title": "River city flood residents evacuated", "body": "flood rain homes"}])
+    monkeypatch.undo()
+    with Recommender.open(fake_index) as rec:
+        assert related_lists.related_seq(rec.store.catalog) < rec.store.catalog.last_seq()
+        assert related_lists.catch_up(rec) == 1
+        assert "a5" in stored_ids(rec, "a1")
