@@ -225,9 +225,14 @@ class Catalog:
     def transaction(self) -> "_Transaction":
         return _Transaction(self.conn)
 
-    def upsert(self, article: Article) -> int:
-        """Insert or replace one article (inside a transaction); returns its key and logs the change."""
+    def upsert(self, article: Article) -> tuple[int, str | None]:
+        """Insert or replace one article (inside a transaction); logs the change.
+
+        Returns its key and the content hash it had before (None for a new article), so the caller can drop a
+        vector nothing uses any more.
+        """
         now = datetime.now(timezone.utc).isoformat()
+        before = self.conn.execute("SELECT content_hash FROM articles WHERE id = ?", (article.id,)).fetchone()
         row = self.conn.execute(
             """
             INSERT INTO articles(id, url, url_key, published_at, section, language, data, content_hash, copy_key, record_hash, updated_at)
@@ -254,22 +259,27 @@ class Catalog:
         ).fetchone()
         key = int(row[0])
         self.conn.execute("INSERT INTO changes(key, op) VALUES (?, 'upsert')", (key,))
-        return key
+        return key, (before[0] if before else None)
 
-    def delete(self, article_id: str) -> int | None:
-        """Remove one article (inside a transaction); returns its key, or None when it was not there."""
-        row = self.conn.execute("DELETE FROM articles WHERE id = ? RETURNING key", (article_id,)).fetchone()
+    def delete(self, article_id: str) -> tuple[int, str] | None:
+        """Remove one article (inside a transaction); returns its key and content hash, or None when absent."""
+        row = self.conn.execute("DELETE FROM articles WHERE id = ? RETURNING key, content_hash", (article_id,)).fetchone()
         if row is None:
             return None
         self.conn.execute("INSERT INTO changes(key, op) VALUES (?, 'delete')", (int(row[0]),))
-        return int(row[0])
+        return int(row[0]), str(row[1])
 
-    def prune_vectors(self) -> int:
-        """Drop cached vectors no article uses any more (inside a transaction)."""
-        cur = self.conn.execute(
-            "DELETE FROM vectors WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.content_hash = vectors.content_hash)"
-        )
-        return cur.rowcount
+    def prune_vectors(self, hashes: Iterable[str] | None = None) -> int:
+        """Drop cached vectors no article uses any more (inside a transaction).
+
+        With ``hashes``, only those are checked (cheap, per write); without, the whole table (a sweep).
+        """
+        unused = "NOT EXISTS (SELECT 1 FROM articles a WHERE a.content_hash = vectors.content_hash)"
+        if hashes is None:
+            return self.conn.execute(f"DELETE FROM vectors WHERE {unused}").rowcount
+        rows = [(h,) for h in set(hashes) if h]
+        self.conn.executemany(f"DELETE FROM vectors WHERE content_hash = ? AND {unused}", rows)
+        return len(rows)
 
     def forget_changes(self, upto: int) -> None:
         """The index file now includes every change up to ``upto``: the log before it is no longer needed."""

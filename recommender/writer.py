@@ -193,6 +193,50 @@ def _embed_missing(
         flush()
 
 
+def apply_batch(
+    store: IndexStore,
+    loaded: Iterable[Loaded],
+    report: WriteReport,
+    get_embedder: Callable[[], Embedder],
+    *,
+    strict: bool = False,
+    progress: Progress | None = None,
+    sweep: bool = False,
+) -> None:
+    """Phases 1-3 of a write on an open store (the caller holds the write lock): stage, embed, commit.
+
+    The FAISS side is not touched: ``store.catch_up()`` applies the committed changes in memory, ``store.save()``
+    persists them. ``sweep`` also drops every orphaned vector (cheap per write without it: only replaced ones).
+    """
+    staging = _Staging(store.catalog)
+    try:
+        batch: list[Record] = []
+        for item in loaded:
+            if isinstance(item, InvalidArticle):
+                report.rejected.append(item)
+                continue
+            batch.append(item)
+            if len(batch) >= 1000:
+                staging.stage(store.catalog, batch, report)
+                batch = []
+        staging.stage(store.catalog, batch, report)
+        if strict and report.rejected:
+            raise BatchRejected(report.rejected)
+        _embed_missing(store.catalog, staging, get_embedder, report, progress)
+        replaced: list[str | None] = []
+        with store.catalog.transaction():
+            for article, status in staging.articles():
+                _, old_hash = store.catalog.upsert(article)
+                replaced.append(old_hash)
+                if status == "add":
+                    report.added += 1
+                else:
+                    report.updated += 1
+            store.catalog.prune_vectors(None if sweep else [h for h in replaced if h])
+    finally:
+        staging.drop()
+
+
 def _write(
     index_dir: Path,
     loaded: Iterable[Loaded],
@@ -235,31 +279,7 @@ def _write(
                 emb = get_embedder()
                 store = create_store(index_dir, model=model_name, backend=backend_name, dimension=emb.dimension)
 
-            staging = _Staging(store.catalog)
-            try:
-                batch: list[Record] = []
-                for item in loaded:
-                    if isinstance(item, InvalidArticle):
-                        report.rejected.append(item)
-                        continue
-                    batch.append(item)
-                    if len(batch) >= 1000:
-                        staging.stage(store.catalog, batch, report)
-                        batch = []
-                staging.stage(store.catalog, batch, report)
-                if strict and report.rejected:
-                    raise BatchRejected(report.rejected)
-                _embed_missing(store.catalog, staging, get_embedder, report, progress)
-                with store.catalog.transaction():
-                    for article, status in staging.articles():
-                        store.catalog.upsert(article)
-                        if status == "add":
-                            report.added += 1
-                        else:
-                            report.updated += 1
-                    store.catalog.prune_vectors()
-            finally:
-                staging.drop()
+            apply_batch(store, loaded, report, get_embedder, strict=strict, progress=progress, sweep=True)
             changed = report.added + report.updated
             if changed or not store.manifest.index_file:
                 report.manifest = store.save(rebuild=rebuild, max_memory_bytes=max_memory_bytes, build_info=build_info)
@@ -351,6 +371,20 @@ def add_articles(
     )
 
 
+def remove(store: IndexStore, ids: Sequence[str], report: WriteReport) -> None:
+    """Delete articles from the catalog in one transaction (the caller holds the write lock)."""
+    with store.catalog.transaction():
+        hashes = []
+        for article_id in ids:
+            gone = store.catalog.delete(article_id)
+            if gone is None:
+                report.not_found.append(article_id)
+            else:
+                report.deleted += 1
+                hashes.append(gone[1])
+        store.catalog.prune_vectors(hashes)
+
+
 def delete_articles(index_dir: Path | str, ids: Sequence[str], *, lock_timeout: float = 10.0) -> WriteReport:
     """Remove articles by id (unknown ids are reported, not an error for the others)."""
     index_dir = Path(index_dir)
@@ -359,13 +393,7 @@ def delete_articles(index_dir: Path | str, ids: Sequence[str], *, lock_timeout: 
     with acquire_write_lock(index_dir, lock_timeout):
         store = IndexStore.open(index_dir)
         try:
-            with store.catalog.transaction():
-                for article_id in ids:
-                    if store.catalog.delete(article_id) is None:
-                        report.not_found.append(article_id)
-                    else:
-                        report.deleted += 1
-                store.catalog.prune_vectors()
+            remove(store, ids, report)
             report.manifest = store.save() if report.deleted else store.manifest
             _update_related_lists(store)
         finally:
