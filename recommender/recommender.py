@@ -190,7 +190,10 @@ class Recommender:
 
     def related_to_text(self, text: str, k: int = 5, **options: Any) -> RelatedList:
         """Related stories for free text (a draft not yet published, a search box)."""
-        vector = self.embedder.embed([text])[0]
+        return self.related_to_vector(text, self.embedder.embed([text])[0], k, **options)
+
+    def related_to_vector(self, text: str, vector: np.ndarray, k: int = 5, **options: Any) -> RelatedList:
+        """:meth:`related_to_text` for a text already embedded (a server embeds outside its index lock)."""
         from .articles import normalise_for_copy
         import hashlib
 
