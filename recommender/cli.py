@@ -301,6 +301,33 @@ def query(
         _print_related(None, related, as_json, k)
 
 
+@app.command("eval")
+@handle_errors
+def eval_(
+    file: Annotated[Path, typer.Argument(metavar="FILE.jsonl", help="Articles with 'event' and/or 'topic' labels.",
+                                         show_default=False)],
+    label: Annotated[str | None, typer.Option("--label", help="What counts as related: event or topic "
+                                              "[default: event if the file has it, else topic]",
+                                              show_default=False)] = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score the "Also Read" lists on a labelled file, next to a TF-IDF baseline (throwaway index)."""
+    from .evaluation import evaluate_file
+
+    if not file.exists():
+        raise RecommenderError(f"{file}: no such file")
+    report = evaluate_file(file, label=label, model=settings.resolve("model", model))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    ours, base = report.recommender.to_dict(), report.tfidf.to_dict()
+    typer.echo(f"{file}: {report.articles} articles, relevant = same {report.label}, model {report.model}")
+    typer.echo(f"{'metric':<10} {'recommender':>11} {'tfidf':>7}")
+    for key in ours:
+        typer.echo(f"{key:<10} {ours[key]:>11.3f} {base[key]:>7.3f}")
+
+
 @app.command()
 @handle_errors
 def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
