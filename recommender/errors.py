@@ -54,3 +54,11 @@ class IndexBusy(RecommenderError):
 
 class ModelUnavailable(RecommenderError):
     """The embedding model cannot be loaded (bad name, no network to a hub, missing package)."""
+
+
+class NotReady(RecommenderError):
+    """The service has no loaded, checked index yet (or lost it)."""
+
+
+class Overloaded(RecommenderError):
+    """Too many requests in flight: shed load rather than queue until clients time out."""

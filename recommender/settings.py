@@ -24,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "api_key": None,
     "cors_origins": [],
     "lock_timeout": 10.0,
+    "max_body_bytes": 1_000_000,
+    "max_text_chars": 20_000,
+    "cache_max_age": 60,
+    "max_in_flight": 64,
     "min_similarity": None,
     "half_life_days": None,
 }

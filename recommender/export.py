@@ -1,0 +1,104 @@
+"""Static export: one JSON file per article (the GET response's shape) plus an index file, for a CDN.
+
+File names: an id made only of ``A-Z a-z 0-9 . _ -`` (not starting with a dot, no ``..``, at most 150
+characters) is used as it is; any other id becomes ``~`` + base64url of its UTF-8 bytes. Ids whose encoding
+would pass 200 characters are skipped and listed (no portable file name holds them). Every path is checked to
+stay inside the output folder, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import related_lists
+from .recommender import Recommender
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
+INDEX_FILE = "index.json"
+MAX_ENCODED = 200
+
+
+def file_stem(article_id: str) -> str | None:
+    """The export file name (without ``.json``) for an id; mirrored by the widget's ``fileStem``."""
+    if _SAFE.match(article_id) and ".." not in article_id:
+        return article_id
+    encoded = base64.urlsafe_b64encode(article_id.encode("utf-8")).decode("ascii").rstrip("=")
+    return f"~{encoded}" if len(encoded) <= MAX_ENCODED else None
+
+
+@dataclass
+class ExportReport:
+    written: int = 0
+    removed: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{self.written} files written, {self.removed} stale removed, {len(self.skipped)} ids skipped"
+
+
+def _write_atomic(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def _previous_files(out: Path) -> list[str]:
+    try:
+        previous = json.loads((out / INDEX_FILE).read_text("utf-8"))
+        return [str(name) for name in previous.get("files", {}).values()]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def export_static(rec: Recommender, out_dir: Path | str, k: int = 10) -> ExportReport:
+    """Write ``<stem>.json`` for every article and ``index.json`` into ``out_dir``; remove stale files."""
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    report = ExportReport()
+    version = rec.index_version
+    model = rec.manifest.model
+    files: dict[str, str] = {}
+    for stored in rec.store.catalog.iter_articles():
+        article_id = stored.article.id
+        stem = file_stem(article_id)
+        if stem is None:
+            report.skipped.append(article_id)
+            continue
+        path = (out / f"{stem}.json").resolve()
+        if path.parent != out:  # defence in depth: the stem alphabet cannot escape, but never trust it
+            report.skipped.append(article_id)
+            continue
+        related = related_lists.lookup(rec, article_id, k)
+        payload = {
+            "article_id": article_id,
+            "related": [s.to_dict() for s in related.items],
+            "short": related.short,
+            "model": model,
+            "index_version": version,
+        }
+        _write_atomic(path, json.dumps(payload, ensure_ascii=False))
+        files[article_id] = path.name
+        report.written += 1
+    # Remove only files a previous export of ours wrote (listed in its index.json), never anything else.
+    for name in set(_previous_files(out)) - set(files.values()):
+        stale = (out / name).resolve()
+        if stale.parent == out and stale.name != INDEX_FILE and stale.exists():
+            stale.unlink()
+            report.removed += 1
+    index = {
+        "model": model,
+        "index_version": version,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "k": k,
+        "articles": len(files),
+        "files": files,
+    }
+    _write_atomic(out / INDEX_FILE, json.dumps(index, ensure_ascii=False, indent=1))
+    return report

@@ -1,0 +1,281 @@
+"""The serving core: one index held open for a long-lived process, safe to call from many threads.
+
+The HTTP app (:mod:`recommender.api`) is a thin layer over this. It keeps answering from the index it has while
+it loads a rebuilt one in the background, applies writes from other processes (``recommender add``) by replaying
+the catalog's change log, and persists its own writes to the catalog before acknowledging them; the FAISS file
+is saved in the background (a crash loses nothing: the change log is replayed on the next open).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import related_lists
+from .articles import Article, validate_article
+from .embedding import Embedder
+from .errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
+from .ranking import RankingOptions
+from .recommender import Recommender, RelatedList
+from .sources import Record
+from .store import MANIFEST_NAME, Manifest, acquire_write_lock
+from .writer import WriteReport, apply_batch, remove
+
+log = logging.getLogger(__name__)
+
+#: More catalog changes than this from another process: reload in the background instead of replaying inline.
+INLINE_CATCH_UP_LIMIT = 1000
+
+
+class Service:
+    """A loaded index plus everything needed to serve it: reads, writes, hot reload, periodic saves."""
+
+    def __init__(
+        self,
+        index_dir: Path | str,
+        *,
+        embedder: Embedder | None = None,
+        backend: str | None = None,
+        options: RankingOptions | None = None,
+        lock_timeout: float = 5.0,
+        check_interval: float = 0.5,
+        autosave_seconds: float = 30.0,
+    ) -> None:
+        self.index_dir = Path(index_dir)
+        self.backend = backend
+        self.options = options
+        self.lock_timeout = lock_timeout
+        self.check_interval = check_interval
+        self.autosave_seconds = autosave_seconds
+        self._embedder = embedder
+        self._lock = threading.RLock()  # guards the Recommender (SQLite connection + FAISS index)
+        self._embed_lock = threading.Lock()
+        self._rec: Recommender | None = None
+        self._identity: tuple[int, str] | None = None
+        self._last_check = 0.0
+        self._reloading = False
+        self._dirty = False
+        self._stop = threading.Event()
+        self._saver: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Open the index (raises on failure; the caller decides whether that is fatal)."""
+        rec = self._open()
+        with self._lock:
+            old, self._rec = self._rec, rec
+            self._identity = self._read_identity()
+        if old is not None:
+            old.close()
+        self.last_error = None
+
+    def _open(self) -> Recommender:
+        rec = Recommender.open(
+            self.index_dir, embedder=self._embedder, backend=self.backend, options=self.options, check_same_thread=False
+        )
+        self._finish_list_updates(rec)
+        return rec
+
+    def _finish_list_updates(self, rec: Recommender) -> None:
+        """Lists left behind by a crashed writer are finished now, if no other writer is active."""
+        if related_lists.related_seq(rec.store.catalog) == rec.store.catalog.last_seq():
+            return
+        try:
+            with acquire_write_lock(self.index_dir, timeout=0):
+                related_lists.catch_up(rec)
+        except IndexBusy:
+            log.info("another writer is active; it will bring the related lists up to date")
+
+    def start(self) -> None:
+        """Start the background saver (FAISS file persisted every ``autosave_seconds`` when dirty)."""
+        if self._saver is None and self.autosave_seconds > 0:
+            self._saver = threading.Thread(target=self._autosave_loop, name="recommender-autosave", daemon=True)
+            self._saver.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._saver is not None:
+            self._saver.join(timeout=10)
+        self.save_if_dirty(timeout=self.lock_timeout)
+        with self._lock:
+            if self._rec is not None:
+                self._rec.close()
+                self._rec = None
+
+    @property
+    def ready(self) -> bool:
+        return self._rec is not None
+
+    def _current(self) -> Recommender:
+        rec = self._rec
+        if rec is None:
+            raise NotReady(self.last_error or "index not loaded yet")
+        return rec
+
+    # -- keeping current --------------------------------------------------------------------------------------
+    def _read_identity(self) -> tuple[int, str]:
+        """What identifies one build of the index: the catalog file and the manifest's build time."""
+        try:
+            inode = os.stat(self.index_dir / "catalog.sqlite").st_ino
+            built_at = Manifest.load(self.index_dir).built_at
+        except (OSError, RecommenderError):
+            return (0, "")
+        return (inode, built_at)
+
+    def _maybe_refresh(self) -> None:
+        """At most every ``check_interval``: pick up other processes' writes, or a rebuilt index."""
+        now = time.monotonic()
+        if now - self._last_check < self.check_interval:
+            return
+        self._last_check = now
+        rec = self._current()
+        if (self.index_dir / MANIFEST_NAME).exists() and self._read_identity() != self._identity:
+            self._reload_in_background()
+            return
+        pending = rec.store.catalog.last_seq() - rec.store.seq
+        if 0 < pending <= INLINE_CATCH_UP_LIMIT:
+            rec.store.catch_up()
+        elif pending > INLINE_CATCH_UP_LIMIT:
+            self._reload_in_background()
+
+    def _reload_in_background(self) -> None:
+        if self._reloading:
+            return
+        self._reloading = True
+        threading.Thread(target=self._reload, name="recommender-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        """Load and check the new index while the old one keeps answering; swap only when it is good."""
+        try:
+            identity = self._read_identity()
+            rec = self._open()
+            with self._lock:
+                old, self._rec = self._rec, rec
+                self._identity = identity
+            if old is not None:
+                old.close()
+            self.reloads += 1
+            self.last_error = None
+            log.info("loaded the rebuilt index in %s", self.index_dir)
+        except RecommenderError as exc:
+            self.last_error = f"kept the previous index: {exc}"
+            log.error("could not load the rebuilt index, still serving the previous one: %s", exc)
+            with self._lock:
+                self._identity = self._read_identity()  # do not retry the same broken build on every request
+        finally:
+            self._reloading = False
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    def related(self, article_id: str, k: int = 5, **filters: Any) -> RelatedList:
+        """The stored list (a lookup), filtered; a live search only when filters leave fewer than k."""
+        with self._lock:
+            self._maybe_refresh()
+            return related_lists.lookup(self._current(), article_id, k, **filters)
+
+    def related_to_url(self, url: str, k: int = 5, **filters: Any) -> tuple[Article, RelatedList]:
+        with self._lock:
+            self._maybe_refresh()
+            article = self._current().find(url)
+            return article, related_lists.lookup(self._current(), article.id, k, **filters)
+
+    def related_to_text(self, text: str, k: int = 5, **filters: Any) -> RelatedList:
+        rec = self._current()
+        with self._embed_lock:
+            vector = rec.embedder.embed([text])[0]
+        with self._lock:
+            self._maybe_refresh()
+            return self._current().related_to_vector(text, vector, k, **filters)
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            return self._current().info()
+
+    @property
+    def index_version(self) -> str:
+        with self._lock:
+            return self._current().index_version
+
+    @property
+    def model(self) -> str:
+        return self._current().manifest.model
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    def upsert(self, article_id: str, payload: dict[str, Any]) -> str:
+        """Validate, embed, commit (durable before this returns), then update the index and the lists.
+
+        Returns ``added``, ``updated`` or ``unchanged``.
+        """
+        raw = dict(payload)
+        body_id = raw.get("id")
+        location = f"PUT /v1/articles/{article_id}"
+        if body_id is not None and str(body_id) != article_id:
+            raise InvalidArticle(location, f"body id {body_id!r} differs from the URL's {article_id!r}")
+        raw["id"] = article_id
+        article = validate_article(raw, location)
+        rec = self._current()
+        with self._lock:
+            needs_vector = bool(rec.store.catalog.missing_vectors([article.content_hash]))
+        vector = None
+        if needs_vector:
+            with self._embed_lock:  # outside the read lock: reads go on while a story is embedded
+                vector = rec.embedder.embed([article.text])
+        report = WriteReport()
+        with acquire_write_lock(self.index_dir, self.lock_timeout):
+            with self._lock:
+                rec = self._current()
+                if vector is not None:
+                    rec.store.catalog.store_vectors([article.content_hash], vector)
+
+                def no_embedder() -> Embedder:  # the vector was stored above
+                    raise RuntimeError("unexpected embedding inside the write lock")
+
+                apply_batch(rec.store, [Record(location, article)], report, no_embedder)
+                self._after_write(rec)
+        if report.added:
+            return "added"
+        return "updated" if report.updated else "unchanged"
+
+    def delete(self, article_id: str) -> bool:
+        """Remove an article from the catalog, the index and every list. False when it was not there."""
+        report = WriteReport()
+        with acquire_write_lock(self.index_dir, self.lock_timeout):
+            with self._lock:
+                rec = self._current()
+                remove(rec.store, [article_id], report)
+                self._after_write(rec)
+        return report.deleted == 1
+
+    def _after_write(self, rec: Recommender) -> None:
+        rec.store.catch_up()
+        related_lists.catch_up(rec)
+        self._dirty = True
+
+    # -- persistence ------------------------------------------------------------------------------------------
+    def save_if_dirty(self, timeout: float = 0.5) -> bool:
+        """Write the FAISS file if this process changed the index since the last save (skipped when busy)."""
+        if not self._dirty or self._rec is None:
+            return False
+        try:
+            with acquire_write_lock(self.index_dir, timeout):
+                with self._lock:
+                    rec = self._current()
+                    rec.store.catch_up()
+                    rec.store.save()
+                    self._dirty = False
+                    self._identity = self._read_identity()
+            return True
+        except (IndexBusy, NotReady):
+            return False
+
+    def _autosave_loop(self) -> None:
+        while not self._stop.wait(self.autosave_seconds):
+            try:
+                self.save_if_dirty()
+            except RecommenderError as exc:  # pragma: no cover - logged, retried next round
+                log.error("background save failed: %s", exc)

@@ -1,0 +1,224 @@
+"""Every route and error status through FastAPI's TestClient (fake embedder)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recommender import add_articles, build_index
+from recommender.api import ApiConfig, create_app
+from recommender.service import Service
+from recommender.store import Manifest
+from tests.conftest import ARTICLES, write_jsonl
+from tests.fakes import FAKE_MODEL, FakeEmbedder
+
+KEY = "s3cret-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def make_client(index_dir: Path, fake: FakeEmbedder, **config: object) -> TestClient:
+    service = Service(index_dir, embedder=fake, check_interval=0, autosave_seconds=0)
+    cfg = ApiConfig(**{"api_key": KEY, "cors_origins": ["https://site.example"], **config})  # type: ignore[arg-type]
+    return TestClient(create_app(service, cfg))
+
+
+@pytest.fixture
+def client(fake_index: Path, fake: FakeEmbedder) -> Iterator[TestClient]:
+    with make_client(fake_index, fake) as c:
+        yield c
+
+
+def ids(response: object) -> list[str]:
+    return [item["id"] for item in response.json()["related"]]  # type: ignore[attr-defined]
+
+
+def test_related_by_id(client: TestClient) -> None:
+    r = client.get("/v1/articles/a1/related", params={"k": 2})
+    assert r.status_code == 200
+    data = r.json()
+    assert data["article_id"] == "a1" and data["model"] == FAKE_MODEL and data["index_version"]
+    assert len(data["related"]) == 2 and {"a1", "a1-wire"}.isdisjoint(ids(r))
+    for item in data["related"]:
+        assert set(item) == {"id", "title", "url", "score", "published_at", "section"}
+    assert r.headers["cache-control"] == "public, max-age=60"
+    assert r.headers["etag"] == f'W/"{data["index_version"]}"'
+    again = client.get("/v1/articles/a1/related", params={"k": 2}, headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_related_errors(client: TestClient) -> None:
+    r = client.get("/v1/articles/nope/related")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "ArticleNotFound"
+    for k in (0, 51, "x"):
+        r = client.get("/v1/articles/a1/related", params={"k": k})
+        assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request"
+    assert client.get("/v1/articles/a1/related", params={"since": "not-a-date"}).status_code == 422
+
+
+def test_filters_return_k_when_k_match(client: TestClient) -> None:
+    r = client.get("/v1/articles/a1/related", params={"k": 2, "section": "sport"})
+    assert set(ids(r)) == {"c1", "c2"} or r.json()["short"]
+    r = client.get("/v1/articles/a1/related", params={"k": 2, "section": "local"})
+    assert set(ids(r)) == {"a2", "a3"}
+    r = client.get("/v1/articles/a1/related", params=[("k", "3"), ("exclude", "a2,a3"), ("exclude", "b1")])
+    assert {"a2", "a3", "b1"}.isdisjoint(ids(r))
+    r = client.get("/v1/articles/c1/related", params={"since": "2024-01-01", "k": 5})
+    assert all(item["published_at"] >= "2024" for item in r.json()["related"])
+
+
+def test_ids_with_slashes(fake_index: Path, fake: FakeEmbedder) -> None:
+    add_articles(fake_index, articles=[{"id": "https://news.example/x/1", "title": "Flood river city residents evacuated", "body": "rain"}])
+    with make_client(fake_index, fake) as c:
+        r = c.get("/v1/articles/https%3A%2F%2Fnews.example%2Fx%2F1/related")
+        assert r.status_code == 200 and r.json()["article_id"] == "https://news.example/x/1"
+
+
+def test_html_fragment(client: TestClient) -> None:
+    r = client.get("/v1/articles/a1/related.html", params={"k": 2})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert '<nav class="also-read" aria-label="Also read">' in r.text
+    assert 'href="https://news.example/a2"' in r.text and r.headers["etag"]
+
+
+def test_post_related_text_and_url(client: TestClient) -> None:
+    r = client.post("/v1/related", json={"text": "central bank interest rates inflation", "k": 2})
+    assert r.status_code == 200 and set(ids(r)) == {"b1", "b2"} and r.json()["article_id"] is None
+    r = client.post("/v1/related", json={"url": "http://www.news.example/b1/?utm_source=x", "k": 1})
+    assert r.status_code == 200 and r.json()["article_id"] == "b1" and ids(r) == ["b2"]
+    assert client.post("/v1/related", json={"url": "https://news.example/unknown"}).status_code == 404
+    for bad in ({}, {"text": "a", "url": "https://news.example/b1"}, {"text": "  "}, {"text": "a", "k": 99}):
+        r = client.post("/v1/related", json=bad)
+        assert r.status_code == 422 and "error" in r.json()
+    r = client.post("/v1/related", json={"text": "x" * 20_001})
+    assert r.status_code == 422 and "limit" in r.json()["error"]["message"]
+
+
+def test_put_enters_neighbours_lists_at_once_and_delete_leaves_them(client: TestClient) -> None:
+    before = client.get("/v1/articles/a2/related", params={"k": 3})
+    new = {"title": "River city flood evacuated residents rain homes", "body": "Flood waters river city residents evacuated homes heavy rain overnight.",
+           "url": "https://news.example/a4", "section": "local", "published_at": "2024-03-06T08:00:00Z"}
+    r = client.put("/v1/articles/a4", json=new, headers=AUTH)
+    assert r.status_code == 200 and r.json()["status"] == "added"
+    after = client.get("/v1/articles/a2/related", params={"k": 3})
+    assert "a4" in ids(after) and after.headers["etag"] != before.headers["etag"]
+    assert client.put("/v1/articles/a4", json=new, headers=AUTH).json()["status"] == "unchanged"
+    edited = dict(new, section="archive")
+    assert client.put("/v1/articles/a4", json=edited, headers=AUTH).json()["status"] == "updated"
+    r = client.delete("/v1/articles/a4", headers=AUTH)
+    assert r.status_code == 200 and r.json()["status"] == "deleted"
+    for article in ARTICLES:
+        assert "a4" not in ids(client.get(f"/v1/articles/{article['id']}/related", params={"k": 10}))
+    assert client.delete("/v1/articles/a4", headers=AUTH).status_code == 404
+
+
+def test_writes_need_the_key(client: TestClient) -> None:
+    article = {"title": "t", "body": "b"}
+    assert client.put("/v1/articles/z", json=article).status_code == 401
+    assert client.put("/v1/articles/z", json=article, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.put("/v1/articles/z", json=article, headers={"Authorization": KEY}).status_code == 401
+    r = client.delete("/v1/articles/a1")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
+    assert client.get("/v1/articles/a1/related").status_code == 200  # reads stay public
+
+
+def test_writes_disabled_without_a_configured_key(fake_index: Path, fake: FakeEmbedder) -> None:
+    with make_client(fake_index, fake, api_key=None) as c:
+        assert c.put("/v1/articles/z", json={"title": "t"}, headers=AUTH).status_code == 403
+
+
+def test_put_validation(client: TestClient) -> None:
+    r = client.put("/v1/articles/z", json={"title": ""}, headers=AUTH)
+    assert r.status_code == 422 and "neither title nor body" in r.json()["error"]["message"]
+    r = client.put("/v1/articles/z", json={"id": "other", "title": "t"}, headers=AUTH)
+    assert r.status_code == 422 and "differs" in r.json()["error"]["message"]
+    r = client.put("/v1/articles/z", json={"title": "t", "published_at": "soon"}, headers=AUTH)
+    assert r.status_code == 422
+    r = client.put("/v1/articles/z", content=b"not json", headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_body_size_limit(fake_index: Path, fake: FakeEmbedder) -> None:
+    with make_client(fake_index, fake, max_body_bytes=1000) as c:
+        r = c.put("/v1/articles/z", json={"title": "t", "body": "x" * 5000}, headers=AUTH)
+        assert r.status_code == 413 and r.json()["error"]["type"] == "payload_too_large"
+
+
+def test_health_and_metrics(client: TestClient) -> None:
+    assert client.get("/livez").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["articles"] == len(ARTICLES)
+    client.get("/v1/articles/a1/related")
+    text = client.get("/metrics").text
+    assert 'recommender_http_requests_total{method="GET",route="/v1/articles/{article_id:path}/related",status="200"}' in text
+    assert "recommender_http_request_seconds_bucket" in text
+    assert f"recommender_index_articles {float(len(ARTICLES))}" in text
+    assert "recommender_index_info{index_version=" in text
+
+
+def test_not_ready_without_an_index(tmp_path: Path, fake: FakeEmbedder) -> None:
+    with make_client(tmp_path / "missing", fake) as c:
+        assert c.get("/livez").status_code == 200
+        r = c.get("/readyz")
+        assert r.status_code == 503 and "no index" in r.json()["error"]["message"]
+        r = c.get("/v1/articles/a1/related")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+
+
+def test_overload_is_shed_with_503(fake_index: Path, fake: FakeEmbedder) -> None:
+    with make_client(fake_index, fake, max_in_flight=0) as c:
+        r = c.get("/v1/articles/a1/related")
+        assert r.status_code == 503 and r.json()["error"]["type"] == "Overloaded"
+        assert c.get("/livez").status_code == 200
+
+
+def test_cors_allow_list(client: TestClient) -> None:
+    ok = client.get("/v1/articles/a1/related", headers={"Origin": "https://site.example"})
+    assert ok.headers["access-control-allow-origin"] == "https://site.example"
+    other = client.get("/v1/articles/a1/related", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_widget_demo_and_openapi(client: TestClient) -> None:
+    js = client.get("/widget.js")
+    assert js.status_code == 200 and "data-also-read" in js.text and js.headers["content-type"].startswith("text/javascript")
+    page = client.get("/demo", params={"id": "a1"})
+    assert 'data-article-id="a1"' in page.text and '<script src="/widget.js"' in page.text
+    schema = client.get("/openapi.json").json()
+    assert "/v1/articles/{article_id}/related" in schema["paths"] and "/v1/related" in schema["paths"]
+
+
+def test_writes_from_another_process_are_picked_up(client: TestClient, fake_index: Path) -> None:
+    add_articles(fake_index, articles=[{"id": "b3", "title": "Central bank interest rates inflation markets", "body": "rates"}])
+    assert "b3" in ids(client.get("/v1/articles/b1/related", params={"k": 3}))
+
+
+def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(
+    client: TestClient, fake_index: Path, tmp_path: Path
+) -> None:
+    extra = write_jsonl(tmp_path / "extra.jsonl", ARTICLES + [{"id": "c3", "title": "Football cup final team goal", "body": "stadium"}])
+    time.sleep(1.1)  # a new built_at (second resolution)
+    build_index([extra], fake_index)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        r = client.get("/v1/articles/c1/related", params={"k": 3})
+        assert r.status_code == 200  # answered throughout
+        if "c3" in ids(r):
+            break
+        time.sleep(0.05)
+    assert "c3" in ids(r)
+    # a rebuild whose FAISS file is damaged: keep serving the previous index
+    time.sleep(1.1)
+    build_index([extra], fake_index, model=None)  # nothing changed: no new build time
+    manifest = Manifest.load(fake_index)
+    manifest.built_at = "2099-01-01T00:00:00+00:00"
+    manifest.index_sha256 = "0" * 64
+    manifest.save(fake_index)
+    for _ in range(20):
+        assert client.get("/v1/articles/c1/related").status_code == 200
+        time.sleep(0.05)
+    ready = client.get("/readyz").json()
+    assert "kept the previous index" in (ready["last_error"] or "")
