@@ -344,5 +344,59 @@ def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         typer.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
 
 
+@app.command()
+@handle_errors
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str | None, typer.Option("--host", envvar="RECOMMENDER_HOST", help="Address to bind [default: 127.0.0.1]", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option("--port", envvar="RECOMMENDER_PORT", help="Port [default: 8000]", show_default=False)] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="RECOMMENDER_API_KEY", help="Bearer key for PUT/DELETE (writes are refused without one).", show_default=False)] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", envvar="RECOMMENDER_CORS_ORIGINS", help="Origin allowed to call the API from a browser (repeatable; env: comma-separated).", show_default=False)] = None,
+    backend: BackendOpt = None,
+    max_body_bytes: Annotated[int | None, typer.Option("--max-body-bytes", envvar="RECOMMENDER_MAX_BODY_BYTES", help="Largest request body [default: 1000000]", show_default=False)] = None,
+    max_text_chars: Annotated[int | None, typer.Option("--max-text-chars", envvar="RECOMMENDER_MAX_TEXT_CHARS", help="Longest free text for POST /v1/related [default: 20000]", show_default=False)] = None,
+    cache_max_age: Annotated[int | None, typer.Option("--cache-max-age", envvar="RECOMMENDER_CACHE_MAX_AGE", help="Cache-Control max-age of GET responses, seconds [default: 60]", show_default=False)] = None,
+    max_in_flight: Annotated[int | None, typer.Option("--max-in-flight", envvar="RECOMMENDER_MAX_IN_FLIGHT", help="Requests in flight before shedding with 503 [default: 64]", show_default=False)] = None,
+) -> None:
+    """Serve related stories over HTTP (FastAPI + uvicorn), with the widget at /widget.js and a /demo page."""
+    from .api import ApiConfig, create_app
+    from .api import serve as run_server
+    from .service import Service
+
+    origins = [o.strip() for item in (cors_origin or settings.resolve("cors_origins") or []) for o in item.split(",") if o.strip()]
+    config = ApiConfig(
+        api_key=settings.resolve("api_key", api_key),
+        cors_origins=origins,
+        max_body_bytes=int(settings.resolve("max_body_bytes", max_body_bytes)),
+        max_text_chars=int(settings.resolve("max_text_chars", max_text_chars)),
+        cache_max_age=int(settings.resolve("cache_max_age", cache_max_age)),
+        max_in_flight=int(settings.resolve("max_in_flight", max_in_flight)),
+    )
+    service = Service(_index_dir(index), backend=settings.resolve("backend", backend),
+                      lock_timeout=float(settings.resolve("lock_timeout")))
+    service.load()  # fail fast with a clear message when there is no usable index
+    if not config.api_key:
+        log.warning("no API key: PUT and DELETE are refused (set --api-key or RECOMMENDER_API_KEY)")
+    run_server(create_app(service, config), settings.resolve("host", host), int(settings.resolve("port", port)))
+
+
+@app.command()
+@handle_errors
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write <id>.json files and index.json into.", show_default=False)],
+    index: IndexOpt = None,
+    k: KOpt = None,
+) -> None:
+    """Write every article's related list as static JSON (same shape as the HTTP API) for a CDN."""
+    from .export import export_static
+    from .recommender import Recommender
+
+    with Recommender.open(_index_dir(index)) as rec:
+        report = export_static(rec, out, k=int(k or 10))
+    for skipped in report.skipped:
+        _err(f"skipped: id {skipped[:60]!r}... has no portable file name")
+    typer.echo(f"{report.summary()} into {out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

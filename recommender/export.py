@@ -1,14 +1,15 @@
 """Static export: one JSON file per article (the GET response's shape) plus an index file, for a CDN.
 
 File names: an id made only of ``A-Z a-z 0-9 . _ -`` (not starting with a dot, no ``..``, at most 150
-characters) is used as it is; any other id becomes ``~`` + base64url of its UTF-8 bytes. Ids whose encoding
-would pass 200 characters are skipped and listed (no portable file name holds them). Every path is checked to
-stay inside the output folder, and every file is written atomically.
+characters) is used as it is; any other id becomes ``~`` + base64url of its UTF-8 bytes, or ``~h`` + the sha256
+hex of its UTF-8 bytes when that would pass 200 characters (so every name fits any file system and URL). Every
+path is checked to stay inside the output folder, and every file is written atomically.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -24,12 +25,14 @@ INDEX_FILE = "index.json"
 MAX_ENCODED = 200
 
 
-def file_stem(article_id: str) -> str | None:
+def file_stem(article_id: str) -> str:
     """The export file name (without ``.json``) for an id; mirrored by the widget's ``fileStem``."""
     if _SAFE.match(article_id) and ".." not in article_id:
         return article_id
     encoded = base64.urlsafe_b64encode(article_id.encode("utf-8")).decode("ascii").rstrip("=")
-    return f"~{encoded}" if len(encoded) <= MAX_ENCODED else None
+    if len(encoded) <= MAX_ENCODED:
+        return f"~{encoded}"
+    return "~h" + hashlib.sha256(article_id.encode("utf-8")).hexdigest()  # long ids: a fixed-length name
 
 
 @dataclass
@@ -67,11 +70,7 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 10) -> ExportR
     files: dict[str, str] = {}
     for stored in rec.store.catalog.iter_articles():
         article_id = stored.article.id
-        stem = file_stem(article_id)
-        if stem is None:
-            report.skipped.append(article_id)
-            continue
-        path = (out / f"{stem}.json").resolve()
+        path = (out / f"{file_stem(article_id)}.json").resolve()
         if path.parent != out:  # defence in depth: the stem alphabet cannot escape, but never trust it
             report.skipped.append(article_id)
             continue

@@ -46,11 +46,18 @@
     return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  // Must match recommender.export.file_stem(): safe ids as they are, others "~" + base64url(utf-8).
+  // Must match recommender.export.file_stem(): safe ids as they are, others "~" + base64url(utf-8),
+  // long ones "~h" + sha256 hex (crypto.subtle: https pages and localhost only).
   function fileStem(id) {
-    if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$/.test(id) && !/\.\./.test(id)) return id;
+    if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$/.test(id) && !/\.\./.test(id)) return Promise.resolve(id);
     var encoded = base64url(id);
-    return encoded.length <= 200 ? "~" + encoded : null;
+    if (encoded.length <= 200) return Promise.resolve("~" + encoded);
+    if (!(window.crypto && crypto.subtle)) return Promise.reject(new Error("no crypto.subtle"));
+    return crypto.subtle.digest("SHA-256", new TextEncoder().encode(id)).then(function (buf) {
+      return "~h" + Array.prototype.map.call(new Uint8Array(buf), function (b) {
+        return ("0" + b.toString(16)).slice(-2);
+      }).join("");
+    });
   }
 
   function hide(el) {
@@ -95,21 +102,25 @@
     var id = el.getAttribute("data-article-id");
     if (!id) return hide(el);
     var k = Math.max(1, Math.min(50, parseInt(el.getAttribute("data-k") || "5", 10) || 5));
-    var url;
     var staticBase = el.getAttribute("data-static-base");
+    var where;
     if (staticBase) {
-      var stem = fileStem(id);
-      if (!stem) return hide(el);
-      url = staticBase.replace(/\/?$/, "/") + encodeURIComponent(stem) + ".json";
+      where = fileStem(id).then(function (stem) {
+        return staticBase.replace(/\/?$/, "/") + encodeURIComponent(stem) + ".json";
+      });
     } else {
       var api = (el.getAttribute("data-api") || scriptOrigin).replace(/\/$/, "");
-      url = api + "/v1/articles/" + encodeURIComponent(id) + "/related?k=" + k;
+      var url = api + "/v1/articles/" + encodeURIComponent(id) + "/related?k=" + k;
       var section = el.getAttribute("data-section");
       if (section) url += "&section=" + encodeURIComponent(section);
+      where = Promise.resolve(url);
     }
     var controller = typeof AbortController === "function" ? new AbortController() : null;
     var timer = setTimeout(function () { if (controller) controller.abort(); }, TIMEOUT_MS);
-    fetch(url, { mode: "cors", credentials: "omit", signal: controller ? controller.signal : undefined })
+    where
+      .then(function (url) {
+        return fetch(url, { mode: "cors", credentials: "omit", signal: controller ? controller.signal : undefined });
+      })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (data) { render(el, data, k); })
       .catch(function () { hide(el); })
