@@ -92,11 +92,22 @@ class Service:
         except IndexBusy:
             log.info("another writer is active; it will bring the related lists up to date")
 
-    def start(self) -> None:
-        """Start the background saver (FAISS file persisted every ``autosave_seconds`` when dirty)."""
+    def start(self, warm_up: bool = True) -> None:
+        """Start the background saver (FAISS file persisted every ``autosave_seconds`` when dirty), and load
+        the embedding model in the background so the first PUT or free-text query does not wait for it."""
+        if warm_up and self._rec is not None and self._embedder is None:
+            rec = self._rec
+            threading.Thread(target=self._warm_up, args=(rec,), name="recommender-warm-up", daemon=True).start()
         if self._saver is None and self.autosave_seconds > 0:
             self._saver = threading.Thread(target=self._autosave_loop, name="recommender-autosave", daemon=True)
             self._saver.start()
+
+    def _warm_up(self, rec: Recommender) -> None:
+        try:
+            with self._embed_lock:
+                rec.embedder.embed(["warm up"])
+        except RecommenderError as exc:
+            log.error("embedding model unavailable: PUT and free-text queries will fail: %s", exc)
 
     def close(self) -> None:
         self._stop.set()
