@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,11 +203,15 @@ def apply_batch(
     strict: bool = False,
     progress: Progress | None = None,
     sweep: bool = False,
+    lock: AbstractContextManager[Any] | None = None,
 ) -> None:
-    """Phases 1-3 of a write on an open store (the caller holds the write lock): stage, embed, commit.
+    """Phases 1-3 of a write on an open store: stage and embed (no lock needed), then commit under ``lock``.
 
-    The FAISS side is not touched: ``store.catch_up()`` applies the committed changes in memory, ``store.save()``
-    persists them. ``sweep`` also drops every orphaned vector (cheap per write without it: only replaced ones).
+    Embedding, the slow part, runs before the lock is taken, so a long ``add`` does not hold up a server's
+    PUTs; vectors are cached by content hash and committed as they come. ``lock`` (the folder's write lock)
+    is taken only for the commit; pass None when the caller already holds it. The FAISS side is not touched:
+    ``store.catch_up()`` applies the committed changes in memory and ``store.save()`` persists them.
+    ``sweep`` also drops every orphaned vector (without it, only the ones this batch replaced).
     """
     staging = _Staging(store.catalog)
     try:
@@ -223,16 +228,19 @@ def apply_batch(
         if strict and report.rejected:
             raise BatchRejected(report.rejected)
         _embed_missing(store.catalog, staging, get_embedder, report, progress)
-        replaced: list[str | None] = []
-        with store.catalog.transaction():
-            for article, status in staging.articles():
-                _, old_hash = store.catalog.upsert(article)
-                replaced.append(old_hash)
-                if status == "add":
-                    report.added += 1
-                else:
-                    report.updated += 1
-            store.catalog.prune_vectors(None if sweep else [h for h in replaced if h])
+        with lock if lock is not None else nullcontext():
+            # Another writer may have pruned a vector this batch needs since it was embedded: embed it again.
+            _embed_missing(store.catalog, staging, get_embedder, report, None)
+            replaced: list[str | None] = []
+            with store.catalog.transaction():
+                for article, status in staging.articles():
+                    _, old_hash = store.catalog.upsert(article)
+                    replaced.append(old_hash)
+                    if old_hash is None:
+                        report.added += 1
+                    else:
+                        report.updated += 1
+                store.catalog.prune_vectors(None if sweep else [h for h in replaced if h])
     finally:
         staging.drop()
 
@@ -254,41 +262,44 @@ def _write(
 ) -> WriteReport:
     started = time.monotonic()
     report = WriteReport()
-    with acquire_write_lock(index_dir, lock_timeout):
-        store: IndexStore | None = None
-        try:
-            if IndexStore.exists(index_dir):
-                store = IndexStore.open(index_dir, model=model)
-                if backend and backend != store.manifest.backend:
-                    log.warning("index was built with backend %s; embedding with %s", store.manifest.backend, backend)
-            elif not create:
-                raise IndexNotFound(f"no index in {index_dir} (create one with: recommender build SOURCE --index {index_dir})")
+    store: IndexStore | None = None
+    try:
+        if IndexStore.exists(index_dir):
+            store = IndexStore.open(index_dir, model=model)
+            if backend and backend != store.manifest.backend:
+                log.warning("index was built with backend %s; embedding with %s", store.manifest.backend, backend)
+        elif not create:
+            raise IndexNotFound(f"no index in {index_dir} (create one with: recommender build SOURCE --index {index_dir})")
 
-            model_name = store.manifest.model if store else (model or DEFAULT_MODEL)
-            backend_name = backend or (store.manifest.backend if store else "torch")
-            cached: list[Embedder] = [embedder] if embedder is not None else []
+        model_name = store.manifest.model if store else (model or DEFAULT_MODEL)
+        backend_name = backend or (store.manifest.backend if store else "torch")
+        cached: list[Embedder] = [embedder] if embedder is not None else []
 
-            def get_embedder() -> Embedder:
-                if not cached:
-                    cached.append(load_embedder(model_name, backend_name))
-                if cached[0].name != model_name:
-                    raise IndexMismatch(f"embedder {cached[0].name!r} does not match the index's model {model_name!r}")
-                return cached[0]
+        def get_embedder() -> Embedder:
+            if not cached:
+                cached.append(load_embedder(model_name, backend_name))
+            if cached[0].name != model_name:
+                raise IndexMismatch(f"embedder {cached[0].name!r} does not match the index's model {model_name!r}")
+            return cached[0]
 
-            if store is None:
-                emb = get_embedder()
+        if store is None:
+            emb = get_embedder()
+            with acquire_write_lock(index_dir, lock_timeout):
                 store = create_store(index_dir, model=model_name, backend=backend_name, dimension=emb.dimension)
 
-            apply_batch(store, loaded, report, get_embedder, strict=strict, progress=progress, sweep=True)
+        lock = acquire_write_lock(index_dir, lock_timeout)
+        apply_batch(store, loaded, report, get_embedder, strict=strict, progress=progress, sweep=True, lock=lock)
+        with acquire_write_lock(index_dir, lock_timeout):
             changed = report.added + report.updated
-            if changed or not store.manifest.index_file:
-                report.manifest = store.save(rebuild=rebuild, max_memory_bytes=max_memory_bytes, build_info=build_info)
+            if changed or not store.manifest.index_file or store.catalog.last_seq() > store.seq:
+                report.manifest = store.save(rebuild=rebuild and changed > 0, max_memory_bytes=max_memory_bytes,
+                                             build_info=build_info)
             else:
                 report.manifest = store.manifest
             _update_related_lists(store)
-        finally:
-            if store is not None:
-                store.close()
+    finally:
+        if store is not None:
+            store.close()
     report.seconds = time.monotonic() - started
     return report
 
