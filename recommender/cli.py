@@ -75,8 +75,14 @@ ModelOpt = Annotated[
 ]
 BackendOpt = Annotated[
     str | None,
-    typer.Option("--backend", envvar="RECOMMENDER_BACKEND", help="Embedding backend [default: the index's, or torch]",
-                 show_default=False),
+    typer.Option("--backend", envvar="RECOMMENDER_BACKEND",
+                 help="Embedding backend: torch, onnx or onnx-int8 [default: the index's, or torch]", show_default=False),
+]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option("--max-memory", envvar="RECOMMENDER_MAX_MEMORY",
+                 help="RAM budget of the vector index, e.g. 4GB or 512MiB; picks a compressed index when needed "
+                      "[default: the index's, or no limit]", show_default=False),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Refuse the whole batch if any article is invalid.")]
 SourcesArg = Annotated[list[Path], typer.Argument(help="JSONL/JSON/CSV files, folders of .html pages, RSS/Atom feed files.",
@@ -150,11 +156,18 @@ def build(
     model: ModelOpt = None,
     backend: BackendOpt = None,
     strict: StrictOpt = False,
+    max_memory: MaxMemoryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or bring up to date) an index from SOURCE files. Unchanged articles are not embedded again."""
+    from .vector_index import parse_size
     from .writer import build_index
 
+    budget = settings.resolve("max_memory", max_memory)
+    try:
+        max_memory_bytes = parse_size(budget) if budget is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
     bar = _ProgressBar()
     try:
         report = build_index(
@@ -164,6 +177,7 @@ def build(
             backend=settings.resolve("backend", backend),
             strict=strict,
             progress=bar,
+            max_memory_bytes=max_memory_bytes,
             lock_timeout=float(settings.resolve("lock_timeout")),
         )
     finally:
@@ -342,6 +356,26 @@ def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     width = max(len(k) for k in facts)
     for key, value in facts.items():
         typer.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
+
+
+@app.command()
+@handle_errors
+def check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Check an index's integrity (checksums, counts, vectors, lists). Exit 1 when something is wrong."""
+    from .integrity import check_index
+
+    report = check_index(_index_dir(index))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            _err(f"problem: {problem}")
+        for note in report.notes:
+            typer.echo(f"note: {note}")
+        status = "ok" if report.ok else "DAMAGED"
+        typer.echo(f"{status}: {report.articles} articles, {report.index_entries} index entries")
+    if not report.ok:
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()

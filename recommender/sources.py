@@ -99,7 +99,7 @@ def read_jsonl(path: Path) -> Iterator[Loaded]:
     with path.open("rb") as handle:
         first = handle.read(64).lstrip(codecs.BOM_UTF8).lstrip()
         handle.seek(0)
-        if first.startswith(b"["):
+        if path.suffix.lower() == ".json" and first.startswith(b"["):  # one array; .jsonl is always by line
             yield from _read_json_array(path, handle.read())
             return
         for number, raw_line in enumerate(handle, start=1):
@@ -265,7 +265,8 @@ def read_feed(path: Path) -> Iterator[Loaded]:
         }
         if entry.get("tags"):
             raw["section"] = entry["tags"][0].get("term")
-        date = entry.get("published") or entry.get("updated")
+        # plain dict lookups: FeedParserDict.get() maps missing keys to others and warns about it
+        date = dict.get(entry, "published") or dict.get(entry, "updated")
         if date:
             raw["published_at"] = _feed_date(entry, date)
         if entry.get("author"):
@@ -286,7 +287,7 @@ def html_to_text(fragment: str) -> str:
 
 def _feed_date(entry: Any, fallback: str) -> str:
     """Feeds use RFC 822 dates; feedparser parses them to UTC struct_time."""
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
     if parsed:
         from calendar import timegm
         from datetime import datetime, timezone
