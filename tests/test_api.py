@@ -222,3 +222,20 @@ def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(
         time.sleep(0.05)
     ready = client.get("/readyz").json()
     assert "kept the previous index" in (ready["last_error"] or "")
+
+
+def test_api_key_is_compared_in_constant_time(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmac
+
+    from recommender import api
+
+    calls: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(api.hmac, "compare_digest", spy)
+    assert client.delete("/v1/articles/a1", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert calls == [(b"nope", KEY.encode())]
