@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +52,9 @@ TOMBSTONE_COMPACT_RATIO = 0.2
 RECALL_QUERIES = 200
 #: Changes kept in the log after a save, for readers that hold an older index in memory.
 CHANGE_LOG_KEEP = 100_000
+
+
+_INDEX_FILE = re.compile(r"vectors-\d+-\d+\.faiss")
 
 
 def utcnow() -> str:
@@ -153,6 +157,8 @@ class IndexStore:
                 "rebuild it into another folder to change models"
             )
         catalog = Catalog(folder / Catalog.FILENAME, check_same_thread=check_same_thread)
+        if not _INDEX_FILE.fullmatch(manifest.index_file):  # never follow a manifest out of the folder
+            raise IndexCorrupt(f"{folder}: manifest names {manifest.index_file!r}, not an index file of this folder")
         index = read_index(folder / manifest.index_file, manifest.index_sha256)
         if index.d != manifest.dimension:
             raise IndexCorrupt(f"{folder}: FAISS dimension {index.d} differs from the manifest's {manifest.dimension}")

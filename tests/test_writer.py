@@ -199,3 +199,13 @@ def test_hnsw_index_tombstones_and_compaction(
     delete_articles(index_dir, ["a3", "b1", "b2", "c1"])  # past the ratio: compacted
     manifest = Manifest.load(index_dir)
     assert manifest.tombstones == 0 and manifest.index_entries == len(ARTICLES) - 5
+
+
+def test_manifest_cannot_point_outside_the_folder(fake_index: Path, tmp_path: Path) -> None:
+    manifest = Manifest.load(fake_index)
+    outside = tmp_path / "evil.faiss"
+    outside.write_bytes((fake_index / manifest.index_file).read_bytes())
+    manifest.index_file = "../evil.faiss"
+    manifest.save(fake_index)
+    with pytest.raises(IndexCorrupt, match="not an index file of this folder"):
+        Recommender.open(fake_index)
