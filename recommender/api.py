@@ -420,7 +420,7 @@ def render_demo(service: Service, article_id: str | None, info: dict[str, Any]) 
     title, text = "recommender demo", "Pass ?id=ARTICLE_ID to show a story with its Also Read box."
     if article_id and service.ready:
         try:
-            article = service._current().get(article_id)
+            article = service.get(article_id)
             title, text = article.title, article.body
         except ArticleNotFound:
             text = f"No article {article_id!r} in the index."

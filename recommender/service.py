@@ -203,6 +203,10 @@ class Service:
             self._maybe_refresh()
             return self._current().related_to_vector(text, vector, k, **filters)
 
+    def get(self, article_id: str) -> Article:
+        with self._lock:
+            return self._current().get(article_id)
+
     def info(self) -> dict[str, Any]:
         with self._lock:
             return self._current().info()
