@@ -16,6 +16,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+#: ``--backend`` values: sentence-transformers on torch (fp32), or the same model exported to onnxruntime
+#: (fp32, or int8 weights); see :mod:`recommender.onnx_backend` and ``docs/backends.md``.
+BACKENDS = ("torch", "onnx", "onnx-int8")
+#: The backend of a new index when none is asked for (chosen by the numbers in ``docs/benchmarks.md``).
+DEFAULT_BACKEND = "torch"
+#: Token budget of one batch (rows x padded length): 32 article-length texts at 256 tokens, more short ones.
+MAX_BATCH_TOKENS = 8192
+#: Most texts in one batch, however short they are.
+MAX_BATCH_SIZE = 128
 
 
 class Embedder(Protocol):
@@ -56,6 +65,49 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def available_threads() -> int:
+    """Threads for inference: ``RECOMMENDER_THREADS`` if set, else the cores this process may run on.
+
+    ``sched_getaffinity`` honours taskset and cpusets (containers); ``os.cpu_count()`` would count the host's.
+    """
+    explicit = os.environ.get("RECOMMENDER_THREADS", "").strip()
+    if explicit:
+        try:
+            return max(1, int(explicit))
+        except ValueError:
+            raise ModelUnavailable(f"RECOMMENDER_THREADS must be a whole number, not {explicit!r}") from None
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_batches(lengths: Sequence[int], max_tokens: int = MAX_BATCH_TOKENS,
+                 max_batch: int = MAX_BATCH_SIZE) -> list[np.ndarray]:
+    """Split texts (given by token count) into batches: longest first, each within a token budget.
+
+    Sorting by length keeps padding small (a batch is padded to its longest text); a token budget instead of a
+    fixed batch size lets short texts (titles, queries) go many at a time and long ones fewer. Every index
+    appears in exactly one batch; a text longer than the budget gets a batch of its own.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        width = max(1, int(lengths[order[start]]))  # the longest of this batch (sorted descending)
+        size = max(1, min(max_batch, max_tokens // width))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def check_backend(backend: str) -> str:
+    """``backend`` if it is one of :data:`BACKENDS`, else a clear :class:`ModelUnavailable`."""
+    if backend not in BACKENDS:
+        raise ModelUnavailable(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    return backend
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -68,6 +120,9 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model (torch backend), loaded once, on the CPU unless told otherwise."""
 
     def __init__(self, name: str = DEFAULT_MODEL, backend: str = "torch", batch_size: int = 32) -> None:
+        import torch
+
+        torch.set_num_threads(available_threads())
         self.name = name
         self.backend = backend
         self.batch_size = batch_size
@@ -103,11 +158,14 @@ class SentenceTransformerEmbedder:
         return normalise(vectors)
 
 
-def load_embedder(name: str = DEFAULT_MODEL, backend: str = "torch") -> Embedder:
-    """The embedder for ``--model NAME`` and ``--backend``: a registered one, else sentence-transformers."""
+def load_embedder(name: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND) -> Embedder:
+    """The embedder for ``--model NAME`` and ``--backend``: a registered one, else the model on that backend."""
+    check_backend(backend)
     if name in _REGISTRY:
         return _REGISTRY[name](name, backend)
-    if backend != "torch":
-        raise ModelUnavailable(f"unknown backend {backend!r} (available: torch)")
     log.info("loading model %s (%s)", name, backend)
+    if backend != "torch":
+        from .onnx_backend import OnnxEmbedder
+
+        return OnnxEmbedder(name, backend)
     return SentenceTransformerEmbedder(name, backend)

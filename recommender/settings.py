@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "api_key": None,
     "cors_origins": [],
     "lock_timeout": 10.0,
+    "max_memory": None,  # e.g. "4GB": RAM budget of the vector index (build); None: no limit
     "max_body_bytes": 1_000_000,
     "max_text_chars": 20_000,
     "cache_max_age": 60,

@@ -35,6 +35,7 @@ from .vector_index import (
     measure_recall,
     new_index,
     read_index,
+    single_thread,
     supports_remove,
     write_index,
 )
@@ -79,6 +80,7 @@ class Manifest:
     index_entries: int
     tombstones: int = 0
     recall_at_10: float | None = None
+    max_memory_bytes: int | None = None  # the budget the index type was chosen for (kept for later saves)
     build: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
@@ -210,7 +212,8 @@ class IndexStore:
         n = max(1, min(n, int(self.index.ntotal)))
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         self._tune_search(n)
-        scores, keys = self.index.search(query, n)
+        with single_thread():
+            scores, keys = self.index.search(query, n)
         mask = keys[0] >= 0
         return scores[0][mask], keys[0][mask]
 
@@ -226,10 +229,12 @@ class IndexStore:
         """Write the in-memory index as a new FAISS file and switch the manifest to it atomically.
 
         Rebuilds from the catalog when asked, when the archive size calls for another index type, or when
-        tombstones pile up.
+        tombstones pile up. ``max_memory_bytes`` (else the budget recorded at the last build) caps the index's RAM.
         """
         self.catch_up()
         count = self.catalog.count()
+        if max_memory_bytes is None:
+            max_memory_bytes = self.manifest.max_memory_bytes
         wanted = choose_index_type(count, self.manifest.dimension, max_memory_bytes)
         entries = int(self.index.ntotal)
         too_many_tombstones = entries and self.tombstones / entries > TOMBSTONE_COMPACT_RATIO
@@ -250,6 +255,7 @@ class IndexStore:
         self.manifest.catalog_seq = self.seq
         self.manifest.tombstones = self.tombstones
         self.manifest.recall_at_10 = recall
+        self.manifest.max_memory_bytes = max_memory_bytes
         self.manifest.updated_at = utcnow()
         if build_info:
             self.manifest.build = build_info

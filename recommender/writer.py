@@ -23,7 +23,7 @@ from typing import Any
 
 from .articles import Article
 from .catalog import Catalog, _article_from_json
-from .embedding import DEFAULT_MODEL, Embedder, load_embedder
+from .embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
 from .errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
 from .sources import Loaded, Record, check_sources, read_source
 from .store import IndexStore, Manifest, acquire_write_lock, create_store
@@ -272,7 +272,7 @@ def _write(
             raise IndexNotFound(f"no index in {index_dir} (create one with: recommender build SOURCE --index {index_dir})")
 
         model_name = store.manifest.model if store else (model or DEFAULT_MODEL)
-        backend_name = backend or (store.manifest.backend if store else "torch")
+        backend_name = backend or (store.manifest.backend if store else DEFAULT_BACKEND)
         cached: list[Embedder] = [embedder] if embedder is not None else []
 
         def get_embedder() -> Embedder:
