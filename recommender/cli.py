@@ -76,7 +76,8 @@ ModelOpt = Annotated[
 BackendOpt = Annotated[
     str | None,
     typer.Option("--backend", envvar="RECOMMENDER_BACKEND",
-                 help="Embedding backend: torch, onnx or onnx-int8 [default: the index's, or torch]", show_default=False),
+                 help="Embedding backend: torch, onnx or onnx-int8 [default: the index's, or onnx-int8]",
+                 show_default=False),
 ]
 MaxMemoryOpt = Annotated[
     str | None,

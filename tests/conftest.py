@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "ecbplus-sample.jsonl"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The onnx-int8 file made from the packaged model (and any embedding cache) goes to a throwaway folder, not ~/.cache.
+os.environ.setdefault("RECOMMENDER_CACHE", tempfile.mkdtemp(prefix="recommender-test-cache-"))
 
 #: Small hand-made news set: two stories with follow-ups, a wire copy, other sections.
 ARTICLES = [
