@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .articles import Article, url_key
+from .keywords import distinct_terms, tokenize
 
 SCHEMA_VERSION = 1
 
@@ -49,6 +50,10 @@ CREATE TABLE IF NOT EXISTS related_refs (   -- reverse of related.items: which l
     dst INTEGER NOT NULL,
     src INTEGER NOT NULL,
     PRIMARY KEY (dst, src)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS terms (           -- document frequency of each keyword (recommender.keywords)
+    term TEXT PRIMARY KEY,
+    df INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -110,6 +115,7 @@ class Catalog:
         self.conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
         if create or not read_only:
             self.conn.executescript(_SCHEMA)  # idempotent; also adds tables new in this version
+            self._backfill_terms()
         if create:
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -126,7 +132,43 @@ class Catalog:
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
+    def _backfill_terms(self) -> None:
+        """Count keyword document frequencies once for a catalog written before they were kept."""
+        if self.get_meta("terms_version") is not None:
+            return
+        with self.transaction():
+            if self.get_meta("terms_version") is not None:  # another process did it meanwhile
+                return
+            self.conn.execute("DELETE FROM terms")
+            df = distinct_terms(_article_from_json(r[0]).text for r in self.conn.execute("SELECT data FROM articles"))
+            self.conn.executemany("INSERT INTO terms(term, df) VALUES (?, ?)", df.items())
+            self.set_meta("terms_version", "1")
+
+    def _count_terms(self, text: str, delta: int) -> None:
+        """Add ``delta`` to the document frequency of each distinct term of ``text`` (inside a transaction)."""
+        terms = set(tokenize(text))
+        self.conn.executemany(
+            "INSERT INTO terms(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
+            [(term, delta) for term in terms],
+        )
+        if delta < 0:
+            self.conn.executemany("DELETE FROM terms WHERE term = ? AND df <= 0", [(term,) for term in terms])
+
     # -- reads ------------------------------------------------------------------------------------------------
+    def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many articles contain each term (absent terms are left out)."""
+        out: dict[str, int] = {}
+        wanted = list(set(terms))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = self.conn.execute(f"SELECT term, df FROM terms WHERE term IN ({marks})", chunk).fetchall()
+            except sqlite3.OperationalError:  # a read-only open of a catalog older than the terms table
+                return {}
+            out.update((term, int(df)) for term, df in rows)
+        return out
+
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
 
@@ -232,7 +274,11 @@ class Catalog:
         vector nothing uses any more.
         """
         now = datetime.now(timezone.utc).isoformat()
-        before = self.conn.execute("SELECT content_hash FROM articles WHERE id = ?", (article.id,)).fetchone()
+        before = self.conn.execute("SELECT content_hash, data FROM articles WHERE id = ?", (article.id,)).fetchone()
+        if before is None or before[0] != article.content_hash:
+            if before is not None:
+                self._count_terms(_article_from_json(before[1]).text, -1)
+            self._count_terms(article.text, +1)
         row = self.conn.execute(
             """
             INSERT INTO articles(id, url, url_key, published_at, section, language, data, content_hash, copy_key, record_hash, updated_at)
@@ -263,9 +309,10 @@ class Catalog:
 
     def delete(self, article_id: str) -> tuple[int, str] | None:
         """Remove one article (inside a transaction); returns its key and content hash, or None when absent."""
-        row = self.conn.execute("DELETE FROM articles WHERE id = ? RETURNING key, content_hash", (article_id,)).fetchone()
+        row = self.conn.execute("DELETE FROM articles WHERE id = ? RETURNING key, content_hash, data", (article_id,)).fetchone()
         if row is None:
             return None
+        self._count_terms(_article_from_json(row[2]).text, -1)
         self.conn.execute("INSERT INTO changes(key, op) VALUES (?, 'delete')", (int(row[0]),))
         return int(row[0]), str(row[1])
 

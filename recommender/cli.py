@@ -325,19 +325,25 @@ def eval_(
                                               "[default: event if the file has it, else topic]",
                                               show_default=False)] = None,
     model: ModelOpt = None,
+    backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score the "Also Read" lists on a labelled file, next to a TF-IDF baseline (throwaway index)."""
+    """Score the "Also Read" lists on a labelled file, next to a TF-IDF baseline (throwaway index).
+
+    Embeddings are cached per model, backend and text under $RECOMMENDER_CACHE (default ~/.cache/recommender).
+    """
     from .evaluation import evaluate_file
 
     if not file.exists():
         raise RecommenderError(f"{file}: no such file")
-    report = evaluate_file(file, label=label, model=settings.resolve("model", model))
+    report = evaluate_file(file, label=label, model=settings.resolve("model", model),
+                           backend=settings.resolve("backend", backend))
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
     ours, base = report.recommender.to_dict(), report.tfidf.to_dict()
-    typer.echo(f"{file}: {report.articles} articles, relevant = same {report.label}, model {report.model}")
+    typer.echo(f"{file}: {report.articles} articles, relevant = same {report.label}, "
+               f"model {report.model} ({report.backend})")
     typer.echo(f"{'metric':<10} {'recommender':>11} {'tfidf':>7}")
     for key in ours:
         typer.echo(f"{key:<10} {ours[key]:>11.3f} {base[key]:>7.3f}")

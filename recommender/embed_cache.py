@@ -1,4 +1,4 @@
-"""An on-disk cache of embeddings per (model, text), so repeated evaluation runs embed nothing twice.
+"""An on-disk cache of embeddings per (model, backend, text), so repeated evaluation runs embed nothing twice.
 
 The index already never re-embeds an unchanged article; this cache is for throwaway indexes (``recommender
 eval`` builds a fresh one per run) and experiments. It lives outside the repository: ``RECOMMENDER_CACHE`` or
@@ -39,13 +39,14 @@ class CachingEmbedder:
 
     def __init__(self, name: str, load: Callable[[], Embedder], cache_dir: Path | None = None,
                  backend: str = "torch") -> None:
+        # One file per model and backend: int8 and fp32 vectors of one model differ slightly and must not mix.
         self.name = name
         self.backend = backend
         self._load = load
         self._inner: Embedder | None = None
         folder = cache_dir or default_cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{name}-{backend}")[:100]
         self._conn = sqlite3.connect(folder / f"embeddings-{safe}.sqlite", timeout=60, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")

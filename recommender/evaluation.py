@@ -36,9 +36,11 @@ from typing import Any
 import numpy as np
 
 from .articles import Article
-from .embedding import DEFAULT_MODEL, Embedder, load_embedder
+from .embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
 from .errors import InvalidArticle, RecommenderError
 from .ranking import RankingOptions
+from .recommender import Recommender
+from .writer import build_index
 
 log = logging.getLogger(__name__)
 
@@ -256,11 +258,24 @@ def tfidf_lists(articles: Sequence[Article], depth: int = MRR_DEPTH) -> dict[str
     return out
 
 
-def cached_embedder(model: str, cache_dir: Path | None = None) -> Embedder:
+def cached_embedder(model: str, cache_dir: Path | None = None, backend: str = DEFAULT_BACKEND) -> Embedder:
     """The model behind an on-disk cache of its vectors (see :mod:`recommender.embed_cache`)."""
     from .embed_cache import CachingEmbedder
 
-    return CachingEmbedder(model, lambda: load_embedder(model), cache_dir)
+    return CachingEmbedder(model, lambda: load_embedder(model, backend), cache_dir, backend=backend)
+
+
+def index_lists(
+    index_dir: Path | str,
+    ids: Sequence[str],
+    *,
+    embedder: Embedder | None = None,
+    depth: int = MRR_DEPTH,
+    options: RankingOptions | None = None,
+) -> dict[str, list[str]]:
+    """Each id's list from :meth:`Recommender.related` on an existing index: the full ranking pipeline."""
+    with Recommender.open(index_dir, embedder=embedder, options=options) as rec:
+        return {i: rec.related(i, depth).ids for i in ids}
 
 
 def recommender_lists(
@@ -271,15 +286,11 @@ def recommender_lists(
     depth: int = MRR_DEPTH,
     options: RankingOptions | None = None,
 ) -> dict[str, list[str]]:
-    """Build a throwaway index of ``path`` and return each id's list from :meth:`Recommender.related`."""
-    from .recommender import Recommender
-    from .writer import build_index
-
+    """Build a throwaway index of ``path`` and return each id's list (see :func:`index_lists`)."""
     with tempfile.TemporaryDirectory(prefix="recommender-eval-") as tmp:
         index_dir = Path(tmp) / "index"
-        build_index([Path(path)], index_dir, model=embedder.name, embedder=embedder)
-        with Recommender.open(index_dir, embedder=embedder, options=options) as rec:
-            return {i: rec.related(i, depth).ids for i in ids}
+        build_index([Path(path)], index_dir, model=embedder.name, backend=embedder.backend, embedder=embedder)
+        return index_lists(index_dir, ids, embedder=embedder, depth=depth, options=options)
 
 
 @dataclass(frozen=True)
@@ -291,6 +302,7 @@ class EvalReport:
     recommender: Scores
     tfidf: Scores
     model: str
+    backend: str
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -308,6 +320,7 @@ def evaluate_file(
     *,
     label: str | None = None,
     model: str | None = None,
+    backend: str | None = None,
     embedder: Embedder | None = None,
     options: RankingOptions | None = None,
     cache_dir: Path | None = None,
@@ -322,7 +335,7 @@ def evaluate_file(
     label = label or guess_label(articles)
     labelled = LabelledSet(articles, label)
     if embedder is None:
-        embedder = cached_embedder(model or DEFAULT_MODEL, cache_dir)
+        embedder = cached_embedder(model or DEFAULT_MODEL, cache_dir, backend or DEFAULT_BACKEND)
     queries = labelled.query_ids
     log.info("%s: %d articles, %d with a %r label", path, len(articles), len(queries), label)
     ours = recommender_lists(path, queries, embedder=embedder, options=options)
@@ -333,6 +346,7 @@ def evaluate_file(
         recommender=labelled.score(ours),
         tfidf=labelled.score(baseline),
         model=embedder.name,
+        backend=embedder.backend,
         seconds=time.monotonic() - started,
     )
 
@@ -376,7 +390,9 @@ def evaluate_lee(
     folder: Path | str,
     *,
     model: str | None = None,
+    backend: str | None = None,
     embedder: Embedder | None = None,
+    options: RankingOptions | None = None,
     cache_dir: Path | None = None,
 ) -> CorrelationReport:
     """Score pair similarity on the Lee set: ``articles.jsonl`` (rated ones first) and ``similarities0-1.txt``."""
@@ -387,13 +403,35 @@ def evaluate_lee(
     if len(articles) < n:
         raise RecommenderError(f"{folder}: {n} rated articles expected, found {len(articles)}")
     if embedder is None:
-        embedder = cached_embedder(model or DEFAULT_MODEL, cache_dir)
+        embedder = cached_embedder(model or DEFAULT_MODEL, cache_dir, backend or DEFAULT_BACKEND)
     rated = articles[:n]
-    vectors = embedder.embed([a.text for a in rated])
-    dense = vectors @ vectors.T
+    with tempfile.TemporaryDirectory(prefix="recommender-eval-") as tmp:
+        index_dir = Path(tmp) / "index"
+        build_index([folder / "articles.jsonl"], index_dir, model=embedder.name, backend=embedder.backend,
+                    embedder=embedder)
+        with Recommender.open(index_dir, embedder=embedder, options=options) as rec:
+            ours = pair_scores(rec, [a.id for a in rated])
     sparse = tfidf_matrix([a.text for a in rated], fit_texts=[a.text for a in articles])
     keyword = (sparse @ sparse.T).toarray()
-    return CorrelationReport(len(upper_pairs(n)), correlations(dense, ratings), correlations(keyword, ratings))
+    return CorrelationReport(len(upper_pairs(n)), correlations(ours, ratings), correlations(keyword, ratings))
+
+
+def pair_scores(rec: Recommender, ids: Sequence[str]) -> np.ndarray:
+    """The ranking score of every pair of indexed articles: the embedding cosine blended with keyword cosine
+    exactly as :func:`recommender.ranking.blend_keywords` does (what orders an "Also Read" list)."""
+    from .keywords import cosine
+
+    weight = rec.options.keyword_weight
+    stored = [rec.store.catalog.get(i) for i in ids]
+    if any(s is None for s in stored):
+        raise RecommenderError("an article to score is not in the index")
+    vectors = np.vstack([rec.store.catalog.vector_for(s.content_hash) for s in stored if s is not None])
+    terms = [rec.keywords.vector(s.article.text, s.content_hash) for s in stored if s is not None]
+    out = (1.0 - weight) * (vectors @ vectors.T)
+    for i in range(len(ids)):
+        for j in range(len(ids)):
+            out[i, j] += weight * cosine(terms[i], terms[j])
+    return out
 
 
 def report_json(report: EvalReport | CorrelationReport) -> str:

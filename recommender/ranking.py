@@ -1,19 +1,20 @@
 """From nearest neighbours to an "Also Read" list: each step a small pure function, each configurable.
 
-Order of the pipeline (:func:`rank`): drop the story itself and its copies -> keep one link per copy group ->
-editors' filters -> freshness -> diversity -> minimum similarity -> top k.
+Order of the pipeline (:func:`rank`): drop the story itself and its copies -> blend in keyword evidence ->
+keep one link per copy group -> editors' filters -> minimum similarity -> freshness -> diversity -> top k.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from .articles import Article, url_key
+from .keywords import cosine
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Candidate:
     copy_key: str
     similarity: float
     vector: np.ndarray | None = None
-    score: float | None = None  # the ranking score (similarity adjusted by freshness); None = similarity
+    score: float | None = None  # the ranking score (similarity blended with keywords, freshness); None = similarity
+    terms: Mapping[str, float] | None = None  # unit TF-IDF vector of its text (keywords.weigh), for keyword evidence
 
     @property
     def rank_score(self) -> float:
@@ -41,6 +43,11 @@ class QueryContext:
     url: str | None = None
     published: datetime | None = None
     vector: np.ndarray | None = None
+    terms: Mapping[str, float] | None = None  # unit TF-IDF vector of the query text; None = no keyword evidence
+
+
+#: Default share of keyword evidence in the ranking score (docs/evaluation.md).
+KEYWORD_WEIGHT = 0.7
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class RankingOptions:
     min_similarity: float = 0.2
     #: At or above this cosine two stories are copies (wire republication, light edits).
     near_copy: float = 0.97
+    #: Share of the ranking score that comes from keyword (TF-IDF) cosine; the rest is the embedding cosine.
+    #: 0 = embeddings only. See docs/evaluation.md for the numbers behind the default.
+    keyword_weight: float = KEYWORD_WEIGHT
     section: str | None = None
     language: str | None = None
     since: datetime | None = None
@@ -79,6 +89,25 @@ def is_copy_of_query(query: QueryContext, candidate: Candidate, near_copy: float
 def drop_query_copies(query: QueryContext, candidates: Sequence[Candidate], near_copy: float) -> list[Candidate]:
     """Never link a story to itself or to a copy of itself."""
     return [c for c in candidates if not is_copy_of_query(query, c, near_copy)]
+
+
+def blend_keywords(query: QueryContext, candidates: Sequence[Candidate], weight: float) -> list[Candidate]:
+    """Rank by ``(1 - weight) * embedding cosine + weight * keyword cosine``, best first.
+
+    Shared names, places and numbers separate one real-world event from another of the same kind, and keywords
+    work in languages the model does not know. ``similarity`` keeps the embedding cosine (the minimum-similarity
+    and copy checks stay on the calibrated scale); the blend goes to ``score``. Without keyword vectors on the
+    query (e.g. a vector-only query) or with ``weight`` 0 the order is unchanged.
+    """
+    if weight <= 0 or not query.terms:
+        return list(candidates)
+    query_terms = query.terms
+    out = [
+        replace(c, score=(1.0 - weight) * c.similarity + weight * (cosine(query_terms, c.terms) if c.terms else 0.0))
+        for c in candidates
+    ]
+    out.sort(key=lambda c: c.rank_score, reverse=True)
+    return out
 
 
 def collapse_copies(candidates: Sequence[Candidate], near_copy: float) -> list[Candidate]:
@@ -134,7 +163,7 @@ def freshness_factor(age_days: float | None, half_life_days: float | None, weigh
 
 
 def apply_freshness(query: QueryContext, candidates: Sequence[Candidate], options: RankingOptions) -> list[Candidate]:
-    """Re-score by similarity x freshness relative to the query story's date (now, for free text)."""
+    """Re-score by the ranking score x freshness relative to the query story's date (now, for free text)."""
     if options.half_life_days is None:
         return list(candidates)
     reference = query.published or datetime.now(timezone.utc)
@@ -143,7 +172,7 @@ def apply_freshness(query: QueryContext, candidates: Sequence[Candidate], option
         published = cand.article.published
         age = None if published is None else (published - reference).total_seconds() / 86400.0
         factor = freshness_factor(age, options.half_life_days, options.freshness_weight)
-        out.append(replace(cand, score=cand.similarity * factor))
+        out.append(replace(cand, score=cand.rank_score * factor))
     out.sort(key=lambda c: c.rank_score, reverse=True)
     return out
 
@@ -179,6 +208,7 @@ class Ranked:
 def rank(query: QueryContext, candidates: Sequence[Candidate], options: RankingOptions) -> Ranked:
     """Run the whole pipeline over candidates sorted by similarity (best first)."""
     pool = drop_query_copies(query, candidates, options.near_copy)
+    pool = blend_keywords(query, pool, options.keyword_weight)
     pool = collapse_copies(pool, options.near_copy)
     pool = [c for c in pool if passes_filters(c.article, options)]
     pool = [c for c in pool if c.similarity >= options.min_similarity]

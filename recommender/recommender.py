@@ -13,6 +13,7 @@ import numpy as np
 from .articles import Article
 from .embedding import Embedder, load_embedder
 from .errors import ArticleNotFound, IndexMismatch
+from .keywords import KeywordWeights
 from .ranking import Candidate, QueryContext, Ranked, RankingOptions, rank
 from .store import IndexStore, Manifest
 
@@ -149,6 +150,14 @@ class Recommender:
             self._embedder = load_embedder(self.store.manifest.model, self._backend)
         return self._embedder
 
+    @property
+    def keywords(self) -> KeywordWeights:
+        """TF-IDF vectors against this catalog's document frequencies (keyword evidence for the ranking)."""
+        current = getattr(self, "_keywords", None)
+        if current is None or current.catalog is not self.store.catalog:
+            current = self._keywords = KeywordWeights(self.store.catalog)
+        return current
+
     # -- related ----------------------------------------------------------------------------------------------
     def related(self, article_id: str, k: int = 5, **options: Any) -> RelatedList:
         """The k most related stories to an indexed article: never itself, never a copy of its text."""
@@ -168,6 +177,7 @@ class Recommender:
             url=stored.article.url,
             published=stored.article.published,
             vector=vector,
+            terms=self.keywords.vector(stored.article.text, stored.content_hash),
         )
         return query, vector
 
@@ -198,7 +208,8 @@ class Recommender:
         import hashlib
 
         copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
-        return self._related(QueryContext(copy_key=copy_key, vector=vector), vector, k, options)
+        query = QueryContext(copy_key=copy_key, vector=vector, terms=self.keywords.vector(text))
+        return self._related(query, vector, k, options)
 
     def _options(self, k: int, overrides: dict[str, Any]) -> RankingOptions:
         opts = replace(self.options, k=k, **{key: v for key, v in overrides.items() if v is not None})
@@ -243,7 +254,8 @@ class Recommender:
             if row is None or key not in vectors:
                 continue  # deleted since the index was written (a tombstone)
             vec = vectors[key]
-            out.append(Candidate(key, row.article, row.copy_key, float(np.dot(vec, vector)), vec))
+            terms = self.keywords.vector(row.article.text, row.content_hash)
+            out.append(Candidate(key, row.article, row.copy_key, float(np.dot(vec, vector)), vec, terms=terms))
         out.sort(key=lambda c: c.similarity, reverse=True)
         return out
 

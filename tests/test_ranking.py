@@ -101,3 +101,41 @@ def test_mmr_spreads_angles() -> None:
 def test_min_similarity_gives_a_short_list_not_padding() -> None:
     ranked = rank(QueryContext(article_id="q"), [cand(2, 0.6), cand(3, 0.1)], RankingOptions(k=5, min_similarity=0.2))
     assert [c.key for c in ranked.items] == [2] and ranked.short
+
+
+def test_keyword_evidence_reorders_but_keeps_the_cosine() -> None:
+    from recommender.ranking import blend_keywords
+
+    query = QueryContext(article_id="q", terms={"cheeks": 0.8, "hired": 0.6})
+    generic = Candidate(2, Article(id="g", title="t"), "g", 0.80, terms={"coach": 1.0})
+    named = Candidate(3, Article(id="n", title="t"), "n", 0.70, terms={"cheeks": 0.6, "hired": 0.8})
+    out = blend_keywords(query, [generic, named], weight=0.7)
+    assert [c.key for c in out] == [3, 2]
+    assert out[0].similarity == 0.70  # the cosine stays for min_similarity and display
+    assert out[0].rank_score == pytest.approx(0.3 * 0.70 + 0.7 * 0.96)
+    assert out[1].rank_score == pytest.approx(0.3 * 0.80)
+    # weight 0, or a query without keyword vector: embedding order untouched
+    assert [c.key for c in blend_keywords(query, [generic, named], weight=0.0)] == [2, 3]
+    assert [c.key for c in blend_keywords(QueryContext(article_id="q"), [generic, named], 0.7)] == [2, 3]
+
+
+def test_rank_uses_the_blend_and_still_drops_copies() -> None:
+    query = QueryContext(article_id="q", copy_key="qk", terms={"flood": 1.0})
+    v = unit(1, 0, 0)
+    pool = [
+        Candidate(1, Article(id="copy", title="t"), "qk", 0.9, v, terms={"flood": 1.0}),  # a copy of the story
+        Candidate(2, Article(id="w1", title="t"), "wire", 0.5, unit(0, 1, 0), terms={"flood": 1.0}),
+        Candidate(3, Article(id="w2", title="t"), "wire", 0.5, unit(0, 1, 0), terms={"flood": 1.0}),  # same wire
+        Candidate(4, Article(id="o", title="t"), "o", 0.6, unit(0, 0, 1), terms={"rates": 1.0}),
+    ]
+    ranked = rank(query, pool, RankingOptions(k=5))
+    assert [c.key for c in ranked.items] == [2, 4]  # keyword match first, one wire link, never the copy
+
+
+def test_freshness_multiplies_the_blended_score() -> None:
+    from recommender.ranking import apply_freshness
+
+    query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=timezone.utc))
+    c = Candidate(2, Article(id="a", title="t", published_at="2024-01-31T00:00:00+00:00"), "a", 0.5, score=0.8)
+    out = apply_freshness(query, [c], RankingOptions(half_life_days=30, freshness_weight=0.2))
+    assert out[0].rank_score == pytest.approx(0.8 * freshness_factor(30, 30, 0.2))

@@ -1,0 +1,109 @@
+"""Keyword evidence: TF-IDF cosine between two texts, with document frequencies kept by the catalog.
+
+Dense embeddings know that "central bank" and "interest rates" belong together; keywords know that two stories
+name the same people, places and numbers, which is what separates one real-world event from another of the same
+kind (one celebrity's rehab from another's), and they work in any language the model was not trained on. The
+ranking blends both (:func:`recommender.ranking.blend_keywords`).
+
+Weights match scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` -- the baseline ``recommender eval`` reports
+-- so the evaluation's numbers carry over: tokens are runs of two or more word characters, lower-cased; a term's
+weight is ``(1 + ln tf) * (ln((1 + n) / (1 + df)) + 1)``; vectors are L2-normalised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+#: A sparse vector: term -> weight.
+TermVector = dict[str, float]
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased runs of two or more word characters (any script)."""
+    return _TOKEN.findall(text.lower())
+
+
+def term_counts(text: str) -> Counter[str]:
+    return Counter(tokenize(text))
+
+
+def idf(df: int, n_docs: int) -> float:
+    """Smoothed inverse document frequency: rare terms weigh more; a term in every document still counts a little."""
+    return math.log((1 + n_docs) / (1 + max(df, 0))) + 1.0
+
+
+def weigh(counts: Mapping[str, int], doc_freq: Callable[[str], int], n_docs: int) -> TermVector:
+    """The unit-length TF-IDF vector of one text's term counts (sublinear tf)."""
+    vector = {t: (1.0 + math.log(c)) * idf(doc_freq(t), n_docs) for t, c in counts.items() if c > 0}
+    norm = math.sqrt(sum(w * w for w in vector.values()))
+    return {t: w / norm for t, w in vector.items()} if norm > 0 else {}
+
+
+def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """Dot product of two unit-length sparse vectors."""
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(w * b.get(t, 0.0) for t, w in a.items())
+
+
+def distinct_terms(texts: Iterable[str]) -> Counter[str]:
+    """Document frequency contributed by ``texts``: each term counted once per text."""
+    df: Counter[str] = Counter()
+    for text in texts:
+        df.update(set(tokenize(text)))
+    return df
+
+
+class DocFreqSource(Protocol):
+    """What :class:`KeywordWeights` needs from a catalog (:class:`recommender.catalog.Catalog` has it)."""
+
+    def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]: ...
+
+    def count(self) -> int: ...
+
+    def last_seq(self) -> int: ...
+
+
+class KeywordWeights:
+    """TF-IDF vectors against a catalog's document frequencies, cached until the catalog changes."""
+
+    #: Article vectors kept in memory (by content hash); a miss only costs a tokenisation.
+    CACHE_SIZE = 50_000
+
+    def __init__(self, catalog: DocFreqSource) -> None:
+        self.catalog = catalog
+        self._seq: int | None = None
+        self._n_docs = 0
+        self._df: dict[str, int] = {}
+        self._vectors: dict[str, TermVector] = {}
+
+    def _current(self) -> None:
+        seq = self.catalog.last_seq()
+        if seq != self._seq:  # the archive changed: frequencies and weights with it
+            self._seq = seq
+            self._n_docs = self.catalog.count()
+            self._df.clear()
+            self._vectors.clear()
+
+    def vector(self, text: str, cache_key: str | None = None) -> TermVector:
+        """The unit TF-IDF vector of ``text``; ``cache_key`` (a content hash) keeps it for the next query."""
+        self._current()
+        if cache_key is not None and cache_key in self._vectors:
+            return self._vectors[cache_key]
+        counts = term_counts(text)
+        missing = [t for t in counts if t not in self._df]
+        if missing:
+            found = self.catalog.doc_freqs(missing)
+            self._df.update((t, found.get(t, 0)) for t in missing)
+        vector = weigh(counts, self._df.__getitem__, self._n_docs)
+        if cache_key is not None:
+            if len(self._vectors) >= self.CACHE_SIZE:
+                self._vectors.clear()
+            self._vectors[cache_key] = vector
+        return vector

@@ -1,0 +1,27 @@
+"""The default pipeline against the TF-IDF baseline on the bundled ECB+ sample, with the real packaged model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from recommender.evaluation import LabelledSet, index_lists, load_labelled, tfidf_lists
+from recommender.ranking import RankingOptions
+from tests.conftest import SAMPLE
+
+pytestmark = pytest.mark.integration
+
+
+def test_default_pipeline_beats_tfidf_on_the_ecbplus_sample(real_index: Path) -> None:
+    articles = load_labelled(SAMPLE)
+    labelled = LabelledSet(articles, "event")
+    ours = labelled.score(index_lists(real_index, labelled.query_ids))
+    baseline = labelled.score(tfidf_lists(articles))
+    dense_only = labelled.score(index_lists(real_index, labelled.query_ids,
+                                            options=replace(RankingOptions(), keyword_weight=0.0)))
+    assert ours.copy_rate == 0.0
+    assert ours.p_at_5 > baseline.p_at_5 and ours.ndcg_at_5 > baseline.ndcg_at_5, (ours, baseline)
+    assert ours.mrr >= baseline.mrr, (ours, baseline)
+    assert ours.p_at_5 > dense_only.p_at_5, (ours, dense_only)  # the keyword blend is what wins
