@@ -126,8 +126,14 @@ class Recommender:
 
     @property
     def index_version(self) -> str:
-        """Changes whenever the article set changes (for ETags and cache keys)."""
-        return f"{self.store.manifest.index_sha256[:12]}-{self.store.seq}"
+        """Changes whenever the article set changes (for ETags and cache keys): the build plus the catalog's
+        change number. Both are shared by every process serving the folder (not the FAISS file's checksum,
+        which each save changes), so replicas behind one load balancer agree on it."""
+        import hashlib
+
+        manifest = self.store.manifest
+        build = hashlib.sha256(f"{manifest.model}\n{manifest.built_at}".encode()).hexdigest()[:12]
+        return f"{build}-{self.store.seq}"
 
     def get(self, article_id: str) -> Article:
         stored = self.store.catalog.get(article_id)
