@@ -78,6 +78,18 @@ def related_seq(catalog: Catalog) -> int | None:
     return int(value) if value is not None else None
 
 
+def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
+    """``(key, id)`` of every article, a page at a time: memory stays flat however large the archive."""
+    last = 0
+    while True:
+        rows = catalog.conn.execute("SELECT key, id FROM articles WHERE key > ? ORDER BY key LIMIT ?",
+                                    (last, page)).fetchall()
+        if not rows:
+            return
+        yield from ((int(key), str(article_id)) for key, article_id in rows)
+        last = int(rows[-1][0])
+
+
 def refresh_all(rec: "Recommender") -> int:
     """Recompute every list (after a build). Returns how many lists were written."""
     catalog = rec.store.catalog
@@ -86,8 +98,8 @@ def refresh_all(rec: "Recommender") -> int:
     with catalog.transaction():
         catalog.conn.execute("DELETE FROM related")
         catalog.conn.execute("DELETE FROM related_refs")
-        for stored in list(catalog.iter_articles()):
-            _store(catalog, stored.key, rec.rank_for(stored.article.id, DEPTH))
+        for key, article_id in _all_ids(catalog):
+            _store(catalog, key, rec.rank_for(article_id, DEPTH))
             count += 1
         catalog.set_meta("related_seq", str(seq))
     return count
