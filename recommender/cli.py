@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from . import settings
 from .errors import BatchRejected, RecommenderError
@@ -149,7 +150,38 @@ def _report(report: Any, as_json: bool) -> None:
         raise typer.Exit(EXIT_REJECTED)
 
 
-@app.command()
+class _RayAddressCommand(TyperCommand):
+    """``--ray`` takes an optional ADDRESS: alone (or before a SOURCE or another option) it means a local Ray.
+    Typer has no optional option values, so a bare ``--ray`` gets ``local`` filled in before parsing."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from .distributed import looks_like_address
+
+        out: list[str] = []
+        for position, arg in enumerate(args):
+            out.append(arg)
+            if arg == "--":
+                out.extend(args[position + 1 :])
+                break
+            if arg == "--ray" and (position + 1 == len(args) or not looks_like_address(args[position + 1])):
+                out.append("local")
+        return super().parse_args(ctx, out)
+
+
+RayOpt = Annotated[
+    str | None,
+    typer.Option("--ray", metavar="[ADDRESS]", show_default=False,
+                 help="Read and embed on Ray (needs the ray extra): alone, a local Ray for this job; "
+                      "auto, ray://HOST:PORT or HOST:PORT, an existing cluster."),
+]
+RayWorkersOpt = Annotated[
+    int | None,
+    typer.Option("--ray-workers", min=1, show_default=False,
+                 help="Embedding workers on Ray, one CPU each [default: one per CPU of the cluster]"),
+]
+
+
+@app.command(cls=_RayAddressCommand)
 @handle_errors
 def build(
     sources: SourcesArg,
@@ -158,6 +190,8 @@ def build(
     backend: BackendOpt = None,
     strict: StrictOpt = False,
     max_memory: MaxMemoryOpt = None,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or bring up to date) an index from SOURCE files. Unchanged articles are not embedded again."""
@@ -180,10 +214,21 @@ def build(
             progress=bar,
             max_memory_bytes=max_memory_bytes,
             lock_timeout=float(settings.resolve("lock_timeout")),
+            **_ray_arguments(ray, ray_workers),
         )
     finally:
         bar.close()
     _report(report, as_json)
+
+
+def _ray_arguments(address: str | None, workers: int | None) -> dict[str, Any]:
+    if address is None:
+        if workers is not None:
+            raise typer.BadParameter("--ray-workers needs --ray", param_hint="--ray-workers")
+        return {}
+    from .distributed import RayOptions
+
+    return {"ray_address": address, "ray_options": RayOptions(workers=workers)}
 
 
 @app.command()

@@ -62,3 +62,7 @@ class NotReady(RecommenderError):
 
 class Overloaded(RecommenderError):
     """Too many requests in flight: shed load rather than queue until clients time out."""
+
+
+class DistributedError(RecommenderError):
+    """A build on Ray cannot run: Ray is not installed, the cluster cannot be reached, or the job failed."""

@@ -96,32 +96,58 @@ def _decode_error(location: str, exc: UnicodeDecodeError, data: bytes) -> Invali
 
 def read_jsonl(path: Path) -> Iterator[Loaded]:
     """One JSON object per line (a ``.json`` file holding one array of objects is read too)."""
+    if jsonl_is_array(path):
+        yield from _read_json_array(path, path.read_bytes())
+        return
     with path.open("rb") as handle:
-        first = handle.read(64).lstrip(codecs.BOM_UTF8).lstrip()
-        handle.seek(0)
-        if path.suffix.lower() == ".json" and first.startswith(b"["):  # one array; .jsonl is always by line
-            yield from _read_json_array(path, handle.read())
-            return
         for number, raw_line in enumerate(handle, start=1):
-            location = f"{path}:{number}"
-            if number == 1:
-                raw_line = raw_line.removeprefix(codecs.BOM_UTF8)
-            try:
-                line = raw_line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield InvalidArticle(location, f"not valid UTF-8 (byte 0x{raw_line[exc.start]:02x})")
-                continue
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield InvalidArticle(location, f"malformed JSON ({exc.msg} at column {exc.colno})")
-                continue
-            except RecursionError:
-                yield InvalidArticle(location, "JSON nested too deeply")
-                continue
-            yield _record(raw, location)
+            item = _jsonl_line(path, number, raw_line)
+            if item is not None:
+                yield item
+
+
+def jsonl_is_array(path: Path) -> bool:
+    """Whether a JSON SOURCE is one array (read whole): only a ``.json`` file; ``.jsonl`` is always by line."""
+    if path.suffix.lower() != ".json":
+        return False
+    with path.open("rb") as handle:
+        return handle.read(64).lstrip(codecs.BOM_UTF8).lstrip().startswith(b"[")
+
+
+def read_jsonl_range(path: Path, start: int, end: int, first_line: int) -> Iterator[Loaded]:
+    """The lines of a JSONL file between byte offsets ``start`` and ``end`` (both at line starts), numbered from
+    ``first_line``: one shard of a large file, read in parallel with the others (see :mod:`recommender.distributed`)."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        number = first_line
+        while handle.tell() < end:
+            raw_line = handle.readline()
+            if not raw_line:
+                return
+            item = _jsonl_line(path, number, raw_line)
+            if item is not None:
+                yield item
+            number += 1
+
+
+def _jsonl_line(path: Path, number: int, raw_line: bytes) -> Loaded | None:
+    """One line of a JSONL file as a record or a rejection; ``None`` for a blank line."""
+    location = f"{path}:{number}"
+    if number == 1:
+        raw_line = raw_line.removeprefix(codecs.BOM_UTF8)
+    try:
+        line = raw_line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return InvalidArticle(location, f"not valid UTF-8 (byte 0x{raw_line[exc.start]:02x})")
+    if not line.strip():
+        return None
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return InvalidArticle(location, f"malformed JSON ({exc.msg} at column {exc.colno})")
+    except RecursionError:
+        return InvalidArticle(location, "JSON nested too deeply")
+    return _record(raw, location)
 
 
 def _read_json_array(path: Path, data: bytes) -> Iterator[Loaded]:
@@ -181,10 +207,14 @@ def read_csv(path: Path) -> Iterator[Loaded]:
         yield _record(raw, location)
 
 
-def read_html_folder(folder: Path) -> Iterator[Loaded]:
-    """Every ``.html``/``.htm`` file under ``folder`` (recursively, in name order), one article each."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file())
-    for path in files:
+def html_files(folder: Path) -> list[Path]:
+    """The ``.html``/``.htm`` files under ``folder`` (recursively), in name order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file())
+
+
+def read_html_folder(folder: Path, files: Iterable[Path] | None = None) -> Iterator[Loaded]:
+    """Every ``.html``/``.htm`` file under ``folder`` (or just ``files`` of it), one article each."""
+    for path in html_files(folder) if files is None else files:
         yield read_html_file(path, path.relative_to(folder).with_suffix("").as_posix())
 
 

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .articles import Article
 from .catalog import Catalog, _article_from_json
@@ -28,10 +28,16 @@ from .errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
 from .sources import Loaded, Record, check_sources, read_source
 from .store import IndexStore, Manifest, acquire_write_lock, create_store
 
+if TYPE_CHECKING:
+    from .distributed import RayOptions
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 EMBED_CHUNK = 256
+#: Articles produced once the store is open: ``(store, model, backend, report) -> records`` (a build on Ray
+#: commits vectors to the store's catalog while it reads; see :mod:`recommender.distributed`).
+LoadedFor = Callable[[IndexStore, str, str, "WriteReport"], Iterable[Loaded]]
 
 
 @dataclass
@@ -247,7 +253,7 @@ def apply_batch(
 
 def _write(
     index_dir: Path,
-    loaded: Iterable[Loaded],
+    loaded: Iterable[Loaded] | LoadedFor,
     *,
     create: bool,
     model: str | None,
@@ -259,6 +265,7 @@ def _write(
     max_memory_bytes: int | None,
     lock_timeout: float,
     build_info: dict[str, Any] | None = None,
+    embedder_factory: Callable[[str, str], Embedder] | None = None,
 ) -> WriteReport:
     started = time.monotonic()
     report = WriteReport()
@@ -277,7 +284,7 @@ def _write(
 
         def get_embedder() -> Embedder:
             if not cached:
-                cached.append(load_embedder(model_name, backend_name))
+                cached.append((embedder_factory or load_embedder)(model_name, backend_name))
             if cached[0].name != model_name:
                 raise IndexMismatch(f"embedder {cached[0].name!r} does not match the index's model {model_name!r}")
             return cached[0]
@@ -288,6 +295,8 @@ def _write(
                 store = create_store(index_dir, model=model_name, backend=backend_name, dimension=emb.dimension)
 
         lock = acquire_write_lock(index_dir, lock_timeout)
+        if callable(loaded):
+            loaded = loaded(store, model_name, backend_name, report)
         apply_batch(store, loaded, report, get_embedder, strict=strict, progress=progress, sweep=True, lock=lock)
         with acquire_write_lock(index_dir, lock_timeout):
             changed = report.added + report.updated
@@ -323,13 +332,26 @@ def build_index(
     progress: Progress | None = None,
     max_memory_bytes: int | None = None,
     lock_timeout: float = 10.0,
+    ray_address: str | None = None,
+    ray_options: RayOptions | None = None,
 ) -> WriteReport:
     """Create (or bring up to date) the index in ``index_dir`` from SOURCE files; re-running embeds nothing new.
 
     Invalid articles are listed in the report and the rest is indexed; with ``strict`` any invalid article
     refuses the whole batch (:class:`BatchRejected`) and nothing is written.
+
+    ``ray_address`` reads and embeds on Ray instead of in this process: ``local`` (a Ray started for the job),
+    ``auto`` or ``ray://HOST:PORT`` (an existing cluster); see :mod:`recommender.distributed`. The result is the
+    same index. Needs the ``ray`` extra (:class:`DistributedError` says so when it is missing).
     """
     index_dir = Path(index_dir)
+    if ray_address is not None or ray_options is not None:
+        if embedder is not None:
+            raise ValueError("a build on Ray loads its embedder on each worker: pass model= and backend=, not embedder=")
+        from .distributed import ray_build
+
+        return ray_build(sources, index_dir, address=ray_address, options=ray_options, model=model, backend=backend,
+                         strict=strict, progress=progress, max_memory_bytes=max_memory_bytes, lock_timeout=lock_timeout)
     return _write(
         index_dir,
         read_batch(sources),

@@ -2,7 +2,7 @@
 # Install (once) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+RECOMMENDER_EXTRAS=serve,dev,ray bash scripts/setup.sh  # the Ray tests run in CI too (ray is an extra)
 # The widget is tested in a real browser: Debian's chromium (the test skips, saying why, if it cannot be had).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing chromium for the browser test..." >&2
