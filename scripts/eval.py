@@ -11,6 +11,7 @@ Sets that are not there are skipped with a note. Embeddings are cached per (mode
 command are recorded in docs/evaluation.md.
 """
 
+# ruff: noqa: T201 - a script prints its report
 from __future__ import annotations
 
 import argparse
