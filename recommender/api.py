@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import hmac
 import html
+import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,6 +93,7 @@ class ApiConfig:
     max_text_chars: int = 20_000
     cache_max_age: int = 60
     max_in_flight: int = 64
+    response_cache_size: int = 10_000
 
 
 class RelatedItem(BaseModel):
@@ -203,6 +208,7 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
     """The FastAPI app serving ``service``; the index is loaded at start-up if it is not yet."""
     config = config or ApiConfig()
     metrics = Metrics()
+    responses = ResponseCache(config.response_cache_size)
     in_flight = 0
 
     @asynccontextmanager
@@ -248,26 +254,89 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "internal_error", "internal error (logged on the server)")
 
-    # -- middleware: metrics + load shedding ----------------------------------------------------------------
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        nonlocal in_flight
-        if in_flight >= config.max_in_flight and request.url.path not in ("/livez", "/readyz", "/metrics"):
-            metrics.shed.inc()
-            return _error(503, "Overloaded", "too many requests in flight; retry shortly", {"Retry-After": "1"})
-        in_flight += 1
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            in_flight -= 1
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+    # -- middleware: metrics + load shedding (plain ASGI: BaseHTTPMiddleware costs a task per request) --------
+    class Observe:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
 
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            nonlocal in_flight
+            if scope["type"] != "http":
+                await self.inner(scope, receive, send)
+                return
+            path = scope.get("path", "")
+            if in_flight >= config.max_in_flight and path not in ("/livez", "/readyz", "/metrics"):
+                metrics.shed.inc()
+                await _error(503, "Overloaded", "too many requests in flight; retry shortly",
+                             {"Retry-After": "1"})(scope, receive, send)
+                return
+            in_flight += 1
+            started = time.perf_counter()
+            status = 500
+
+            async def record(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await self.inner(scope, receive, record)
+            finally:
+                in_flight -= 1
+                route = getattr(scope.get("route"), "path", "unmatched")
+                method = scope.get("method", "")
+                metrics.requests.labels(method, route, str(status)).inc()
+                metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    async def cached(request: Request, make: Callable[[], bytes], media_type: str = "application/json") -> Response:
+        """A GET answer from the in-process cache (keyed by index version and query), or made and kept.
+
+        Any write changes the version, so a cached answer is never stale; the ETag is the version too.
+        """
+        version = service.index_version
+        etag = f'W/"{version}"'
+        headers = {"ETag": etag, "Cache-Control": f"public, max-age={config.cache_max_age}"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        key = (version, request.scope["path"], request.scope.get("query_string", b""))
+        hit = responses.get(key)
+        if hit is not None:
+            return Response(hit[0], media_type=hit[1], headers=headers)
+        payload = await run_in_threadpool(make)  # a miss may wait for the index lock: never on the event loop
+        responses.put(key, (payload, media_type))
+        return Response(payload, media_type=media_type, headers=headers)
+
+    class CachedGets:
+        """Answer a GET the cache already holds before routing and validation (most of a request's cost)."""
+
+        route = type("CachedRoute", (), {"path": "/v1/articles/{article_id:path}/related (cached)"})()
+
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/v1/articles/") \
+                    and service.ready:
+                version = service.index_version
+                hit = responses.get((version, scope["path"], scope.get("query_string", b"")))
+                if hit is not None:
+                    scope["route"] = self.route
+                    etag = f'W/"{version}"'.encode()
+                    headers = [(b"etag", etag), (b"cache-control", f"public, max-age={config.cache_max_age}".encode())]
+                    if etag in dict(scope["headers"]).get(b"if-none-match", b""):
+                        await send({"type": "http.response.start", "status": 304, "headers": headers})
+                        await send({"type": "http.response.body", "body": b""})
+                        return
+                    headers += [(b"content-type", hit[1].encode()), (b"content-length", str(len(hit[0])).encode())]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": hit[0]})
+                    return
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(CachedGets)  # innermost: CORS headers and metrics still apply to cached answers
     app.add_middleware(
         CORSMiddleware,
         allow_origins=config.cors_origins,
@@ -276,16 +345,7 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
-
-    # -- helpers ------------------------------------------------------------------------------------------------
-    def cached(request: Request, payload: Any, version: str, media_type: str = "application/json") -> Response:
-        etag = f'W/"{version}"'
-        headers = {"ETag": etag, "Cache-Control": f"public, max-age={config.cache_max_age}"}
-        if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        if media_type == "application/json":
-            return JSONResponse(payload, headers=headers)
-        return Response(payload, media_type=media_type, headers=headers)
+    app.add_middleware(Observe)
 
     def body(article_id: str | None, related: RelatedList) -> dict[str, Any]:
         return {
@@ -310,19 +370,25 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
     # -- routes -------------------------------------------------------------------------------------------------
     @app.get("/v1/articles/{article_id:path}/related.html", response_class=HTMLResponse,
              responses={404: {"model": ErrorResponse}})
-    def related_html(request: Request, article_id: str, k: K = 5, section: Section = None, since: Since = None,
+    async def related_html(request: Request, article_id: str, k: K = 5, section: Section = None, since: Since = None,
                      until: Until = None, exclude: Exclude = []) -> Response:  # noqa: B006 - FastAPI copies defaults
         """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show)."""
-        related = service.related(article_id, k, **filters(section, since, until, exclude))
-        return cached(request, render_fragment(related), service.index_version, "text/html; charset=utf-8")
+        def make() -> bytes:
+            related = service.related(article_id, k, **filters(section, since, until, exclude))
+            return render_fragment(related).encode("utf-8")
+
+        return await cached(request, make, "text/html; charset=utf-8")
 
     @app.get("/v1/articles/{article_id:path}/related", response_model=RelatedResponse,
              responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
-    def related(request: Request, article_id: str, k: K = 5, section: Section = None, since: Since = None,
+    async def related(request: Request, article_id: str, k: K = 5, section: Section = None, since: Since = None,
                 until: Until = None, exclude: Exclude = []) -> Response:  # noqa: B006
         """The article's related stories, from its precomputed list (a lookup, not a search)."""
-        result = service.related(article_id, k, **filters(section, since, until, exclude))
-        return cached(request, body(article_id, result), service.index_version)
+        def make() -> bytes:
+            result = service.related(article_id, k, **filters(section, since, until, exclude))
+            return json.dumps(body(article_id, result), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+        return await cached(request, make)
 
     @app.post("/v1/related", response_model=RelatedResponse,
               responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
@@ -395,6 +461,32 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
     return app
 
 
+class ResponseCache:
+    """A bounded LRU of encoded GET answers. Keys carry the index version, so entries never go stale: after a
+    write, new keys are used and old ones age out."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, bytes], tuple[bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, bytes]) -> tuple[bytes, str] | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str, bytes], value: tuple[bytes, str]) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
@@ -442,7 +534,8 @@ def serve(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
     """Run ``app`` with uvicorn (one process; put several behind a load balancer to scale out)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True, access_log=False,
+                loop="auto", http="auto")  # uvloop and httptools when installed (the serve extra has them)
 
 
 __all__ = ["ApiConfig", "ERROR_STATUS", "create_app", "render_fragment", "serve"]

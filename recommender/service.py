@@ -213,8 +213,8 @@ class Service:
 
     @property
     def index_version(self) -> str:
-        with self._lock:
-            return self._current().index_version
+        """Read without the lock: two attribute reads, and a request racing a write may see either version."""
+        return self._current().index_version
 
     @property
     def model(self) -> str:
