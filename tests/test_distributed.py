@@ -22,16 +22,9 @@ from typer.testing import CliRunner
 
 from recommender import BatchRejected, Recommender, build_index
 from recommender.cli import app
-from recommender.distributed import (
-    RayOptions,
-    Shard,
-    _contains,
-    _domain_error,
-    hash_keys,
-    looks_like_address,
-    normalise_address,
-    plan_shards,
-)
+from recommender.distributed import RayOptions, Shard, looks_like_address, normalise_address, plan_shards
+from recommender.distributed.session import _domain_error
+from recommender.distributed.worker import _contains, hash_keys
 from recommender.errors import DistributedError, ModelUnavailable
 from recommender.sources import read_source
 from tests import ray_fake

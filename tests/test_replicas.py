@@ -28,13 +28,13 @@ def related(server: ApiServer, article_id: str) -> dict:
     return response.json()
 
 
-def wait_for(condition: object, timeout: float = 15) -> None:
+def wait_for(condition: object, what: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():  # type: ignore[operator]
             return
         time.sleep(0.1)
-    raise AssertionError("timed out")
+    raise AssertionError(f"after {timeout:.0f} s: {what}")
 
 
 def test_replicas_answer_alike_and_all_follow_a_new_index(
@@ -58,13 +58,14 @@ def test_replicas_answer_alike_and_all_follow_a_new_index(
                  "body": "Flood waters fall in the river city; residents evacuated return home after the rain."}
         put = httpx.put(f"{one.url}/v1/articles/a4", json=story, headers={"Authorization": f"Bearer {KEY}"})
         assert put.status_code == 200, put.text
-        wait_for(lambda: "a4" in [s["id"] for s in related(two, "a2")["related"]] and alike([one, two], ["a2"]))
+        wait_for(lambda: "a4" in [s["id"] for s in related(two, "a2")["related"]] and alike([one, two], ["a2"]),
+                 "replica two still answers without the story PUT through replica one (a cached or stale answer)")
 
         # another process adds a story (and saves a new FAISS file): a replica started now agrees with the others
         add_articles(index_dir, articles=[{"id": "b3", "title": "Interest rates: what the rise means",
                                            "body": "The central bank interest rate rise and inflation explained."}])
         with ApiServer(index_dir, "--api-key", KEY) as three:
-            wait_for(lambda: alike([one, two, three], [*ids, "a4", "b3"]))
+            wait_for(lambda: alike([one, two, three], [*ids, "a4", "b3"]), "three replicas answer differently")
 
         # publish new indexes while both are being asked: no failed request, both switch to each
         statuses: Counter[int] = Counter()
@@ -88,7 +89,8 @@ def test_replicas_answer_alike_and_all_follow_a_new_index(
             build_index([extra], index_dir)
             with Recommender.open(index_dir) as rec:
                 published = rec.index_version
-            wait_for(lambda: all(related(s, "c1")["index_version"] == published for s in (one, two)))
+            wait_for(lambda: all(related(s, "c1")["index_version"] == published for s in (one, two)),
+                     "a replica did not pick up the rebuilt index")
             assert alike([one, two], [*ids, "a4", "b3", "c3"])
 
             # publish a build made elsewhere (another folder, copied in) by switching the link atomically
@@ -98,7 +100,8 @@ def test_replicas_answer_alike_and_all_follow_a_new_index(
             os.replace(tmp_path / "next", index_dir)
             with Recommender.open(fresh) as rec:
                 published = rec.index_version
-            wait_for(lambda: all(related(s, "a1")["index_version"] == published for s in (one, two)))
+            wait_for(lambda: all(related(s, "a1")["index_version"] == published for s in (one, two)),
+                     "a replica did not pick up the index published by the symlink switch")
         finally:
             stop.set()
             poller.join(timeout=15)
