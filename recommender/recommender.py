@@ -65,6 +65,14 @@ def _suggestion(c: Candidate) -> Suggestion:
     return Suggestion(a.id, a.title, a.url, float(c.similarity), a.published_at, a.section)
 
 
+def _built_with(build: dict[str, Any]) -> str | None:
+    """How the last full build ran: ``local``, or ``ray (N workers)`` (the manifest's ``build``)."""
+    method = build.get("method")
+    if method == "ray" and build.get("workers"):
+        return f"ray ({build['workers']} workers)"
+    return method
+
+
 class Recommender:
     """An opened index. Cheap to query many times; open once per process."""
 
@@ -117,6 +125,7 @@ class Recommender:
             "articles": self.store.catalog.count(),
             "index_type": m.index_type,
             "built_at": m.built_at,
+            "built_with": _built_with(m.build),
             "updated_at": m.updated_at,
             "recall_at_10": m.recall_at_10,
             "index_bytes": m.index_bytes,

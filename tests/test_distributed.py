@@ -270,6 +270,8 @@ def test_ray_build_is_the_same_index_as_a_local_build(tmp_path: Path, fake: Fake
     assert manifest["build"]["embedded"] == on_ray.embedded
     assert manifest["build"]["shards"] == 8 + 4  # 127 articles: shards of 16 (four per worker), 4 other SOURCEs
     assert json.loads((tmp_path / "local" / "manifest.json").read_text())["build"] == {"method": "local"}
+    with Recommender.open(tmp_path / "ray") as rec, Recommender.open(tmp_path / "local") as local_rec:
+        assert (rec.info()["built_with"], local_rec.info()["built_with"]) == ("ray (2 workers)", "local")
 
 
 @pytest.mark.ray
