@@ -296,6 +296,30 @@ def test_ray_rebuild_embeds_only_what_changed(tmp_path: Path, fake: FakeEmbedder
 
 
 @pytest.mark.ray
+def test_texts_the_workers_leave_out_are_embedded_before_the_commit(
+    tmp_path: Path, fake: FakeEmbedder, embed_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text whose key the workers take for already embedded (a 64-bit key shared with another text, or a vector
+    another writer pruned meanwhile) is embedded by one more Ray task before the commit, never left out."""
+    from recommender.distributed import driver
+    from recommender.sources import read_source
+
+    src = sample_slice(tmp_path, 20)
+    hashes = [item.article.content_hash for item in read_source(src)]
+    monkeypatch.setattr(driver, "known_hash_keys", lambda catalog: np.sort(hash_keys(hashes[:5])))
+    report = build_index([src], tmp_path / "index", model=FAKE_MODEL, ray_address="local", ray_options=options())
+    assert report.added == 20 and report.embedded == 20
+    build = json.loads((tmp_path / "index" / "manifest.json").read_text())["build"]
+    assert build["embedded"] == 15  # by the workers; the 5 left out were embedded by one more Ray task
+    assert sorted(ray_fake.embedded_hashes(embed_log)) == sorted(hashes)  # the other 5 by the extra task
+    local = build_index([src], tmp_path / "local", model=FAKE_MODEL)
+    a, b = catalog_rows(tmp_path / "local"), catalog_rows(tmp_path / "index")
+    for article_id, (_, _, vector) in a.items():
+        np.testing.assert_allclose(b[article_id][2], vector, atol=1e-6)
+    assert local.added == 20
+
+
+@pytest.mark.ray
 def test_ray_strict_refuses_before_embedding(tmp_path: Path, embed_log: Path) -> None:
     sources = mixed_sources(tmp_path)
     with pytest.raises(BatchRejected) as refused:
