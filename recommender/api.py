@@ -296,6 +296,7 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
 
         Any write changes the version, so a cached answer is never stale; the ETag is the version too.
         """
+        service.refresh_if_due()
         version = service.index_version
         etag = f'W/"{version}"'
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={config.cache_max_age}"}
@@ -320,6 +321,7 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/v1/articles/") \
                     and service.ready:
+                service.refresh_if_due()  # other processes' writes must change the version here too
                 version = service.index_version
                 hit = responses.get((version, scope["path"], scope.get("query_string", b"")))
                 if hit is not None:

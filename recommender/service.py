@@ -139,6 +139,18 @@ class Service:
             return (0, "")
         return (inode, built_at)
 
+    def refresh_if_due(self) -> None:
+        """:meth:`_maybe_refresh` for callers that must not wait (the cached-answer path on the event loop):
+        skipped when the interval has not passed or a write of this process holds the lock (that write moves
+        the version itself)."""
+        if time.monotonic() - self._last_check < self.check_interval or self._rec is None:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                self._maybe_refresh()
+            finally:
+                self._lock.release()
+
     def _maybe_refresh(self) -> None:
         """At most every ``check_interval``: pick up other processes' writes, or a rebuilt index."""
         now = time.monotonic()

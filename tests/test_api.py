@@ -192,6 +192,7 @@ def test_widget_demo_and_openapi(client: TestClient) -> None:
 
 
 def test_writes_from_another_process_are_picked_up(client: TestClient, fake_index: Path) -> None:
+    assert "b3" not in ids(client.get("/v1/articles/b1/related", params={"k": 3}))  # now cached
     add_articles(fake_index, articles=[{"id": "b3", "title": "Central bank interest rates inflation markets", "body": "rates"}])
     assert "b3" in ids(client.get("/v1/articles/b1/related", params={"k": 3}))
 
