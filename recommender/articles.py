@@ -7,6 +7,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
@@ -103,6 +104,7 @@ def normalise_for_copy(text: str) -> str:
 _TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_", "cmp", "ref", "share", "amp")
 
 
+@lru_cache(maxsize=65536)
 def url_key(url: str) -> str:
     """A URL reduced to what identifies the page: no scheme, ``www.``, fragment, tracking parameters,
     ``/amp`` suffix or trailing slash. Variants of one page get one key."""

@@ -49,7 +49,7 @@ def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     """Dot product of two unit-length sparse vectors."""
     if len(a) > len(b):
         a, b = b, a
-    return sum(w * b.get(t, 0.0) for t, w in a.items())
+    return sum(a[t] * b[t] for t in a.keys() & b.keys())  # set intersection in C; few shared terms to sum
 
 
 def distinct_terms(texts: Iterable[str]) -> Counter[str]:

@@ -113,19 +113,28 @@ def blend_keywords(query: QueryContext, candidates: Sequence[Candidate], weight:
 def collapse_copies(candidates: Sequence[Candidate], near_copy: float) -> list[Candidate]:
     """At most one link per copy group: the first (best-ranked) of identical texts, URL variants or near copies."""
     kept: list[Candidate] = []
+    kept_rows: list[int] = []  # rows of ``sims`` for kept candidates that have a vector
     seen_keys: set[str] = set()
     seen_urls: set[str] = set()
-    for cand in candidates:
+    with_vectors = [i for i, c in enumerate(candidates) if c.vector is not None]
+    row_of = {i: n for n, i in enumerate(with_vectors)}
+    # all pairwise cosines at once (one matrix product instead of a Python loop of dot products)
+    sims = None
+    if with_vectors:
+        matrix = np.vstack([candidates[i].vector for i in with_vectors])
+        sims = matrix @ matrix.T
+    for i, cand in enumerate(candidates):
         if cand.copy_key in seen_keys:
             continue
         ukey = url_key(cand.article.url) if cand.article.url else None
         if ukey and ukey in seen_urls:
             continue
-        if cand.vector is not None and any(
-            k.vector is not None and float(np.dot(k.vector, cand.vector)) >= near_copy for k in kept
-        ):
+        row = row_of.get(i)
+        if row is not None and kept_rows and float(np.max(sims[row, kept_rows])) >= near_copy:
             continue
         kept.append(cand)
+        if row is not None:
+            kept_rows.append(row)
         seen_keys.add(cand.copy_key)
         if ukey:
             seen_urls.add(ukey)
