@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS related_refs (   -- reverse of related.items: which l
     src INTEGER NOT NULL,
     PRIMARY KEY (dst, src)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS related_refs_src ON related_refs(src);  -- rewriting one list deletes its refs by src
 CREATE TABLE IF NOT EXISTS terms (           -- document frequency of each keyword (recommender.keywords)
     term TEXT PRIMARY KEY,
     df INTEGER NOT NULL

@@ -13,6 +13,7 @@ weight is ``(1 + ln tf) * (ln((1 + n) / (1 + df)) + 1)``; vectors are L2-normali
 from __future__ import annotations
 
 import math
+import time
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -79,14 +80,25 @@ class KeywordWeights:
     def __init__(self, catalog: DocFreqSource) -> None:
         self.catalog = catalog
         self._seq: int | None = None
+        self._checked = 0.0
         self._n_docs = 0
         self._df: dict[str, int] = {}
         self._vectors: dict[str, TermVector] = {}
 
+    #: Recompute weights once this share of the archive has changed since they were computed. One story more
+    #: or less moves an IDF by a hair; recomputing every cached vector after each publish cost 0.5 s per PUT.
+    REFRESH_SHARE = 0.01
+    #: ... and look at the catalog's change counter at most this often (seconds).
+    CHECK_INTERVAL = 0.25
+
     def _current(self) -> None:
+        now = time.monotonic()
+        if self._seq is not None and now - self._checked < self.CHECK_INTERVAL:
+            return
+        self._checked = now
         seq = self.catalog.last_seq()
-        if seq != self._seq:  # the archive changed: frequencies and weights with it
-            self._seq = seq
+        if self._seq is None or seq < self._seq or seq - self._seq > max(1, self.REFRESH_SHARE * self._n_docs):
+            self._seq = seq  # the archive changed enough: frequencies and weights with it
             self._n_docs = self.catalog.count()
             self._df.clear()
             self._vectors.clear()

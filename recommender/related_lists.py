@@ -19,8 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from .articles import url_key
 from .catalog import Catalog
-from .ranking import Ranked
+from .ranking import Ranked, rank
 
 if TYPE_CHECKING:
     from .recommender import Recommender, RelatedList
@@ -39,25 +42,32 @@ FULL_REFRESH_SHARE = 0.2
 class StoredList:
     items: list[tuple[int, float]]  # (catalog key, similarity), best first
     short: bool
+    scores: list[float] | None = None  # each item's ranking score; None for lists stored without them
 
 
 def load(catalog: Catalog, key: int) -> StoredList | None:
     row = catalog.conn.execute("SELECT items, short FROM related WHERE key = ?", (key,)).fetchone()
     if row is None:
         return None
-    return StoredList([(int(k), float(s)) for k, s in json.loads(row[0])], bool(row[1]))
+    entries = json.loads(row[0])
+    scores = [float(e[2]) for e in entries] if all(len(e) > 2 for e in entries) else None
+    return StoredList([(int(e[0]), float(e[1])) for e in entries], bool(row[1]), scores)
 
 
 def _store(catalog: Catalog, key: int, ranked: Ranked) -> None:
-    items = [[c.key, round(c.similarity, 6)] for c in ranked.items]
+    _store_items(catalog, key, [(c.key, c.similarity, c.rank_score) for c in ranked.items], ranked.short)
+
+
+def _store_items(catalog: Catalog, key: int, items: Sequence[tuple[int, float, float]], short: bool) -> None:
+    rows = [[k, round(sim, 6), round(score, 6)] for k, sim, score in items]
     conn = catalog.conn
     conn.execute(
         "INSERT INTO related(key, items, short) VALUES (?, ?, ?) "
         "ON CONFLICT(key) DO UPDATE SET items = excluded.items, short = excluded.short",
-        (key, json.dumps(items), int(ranked.short)),
+        (key, json.dumps(rows), int(short)),
     )
     conn.execute("DELETE FROM related_refs WHERE src = ?", (key,))
-    conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", [(dst, key) for dst, _ in items])
+    conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", [(k, key) for k, _, _ in items])
 
 
 def _drop(catalog: Catalog, key: int) -> None:
@@ -133,7 +143,12 @@ def update(rec: "Recommender", keys: Sequence[int]) -> None:
 
 
 def _offer_to_neighbours(rec: "Recommender", key: int, article_id: str, skip: set[int]) -> None:
-    """Let the nearest stories of a new/edited story take it into their lists (re-rank stored list + newcomer)."""
+    """Let the nearest stories of a new/edited story take it into their lists.
+
+    Most neighbours are settled by scoring the newcomer alone against them (:func:`_try_insert`); only when a
+    stored list lacks scores, diversity is on, or the newcomer is a copy of something already listed does the
+    whole stored list get re-ranked with it.
+    """
     catalog = rec.store.catalog
     query_vector = rec.store.catalog.vectors_for_keys([key]).get(key)
     if query_vector is None:
@@ -145,6 +160,8 @@ def _offer_to_neighbours(rec: "Recommender", key: int, article_id: str, skip: se
         if neighbour not in ids:
             continue  # a tombstone
         current = load(catalog, neighbour)
+        if current is not None and key not in {k for k, _ in current.items} and _try_insert(rec, neighbour, ids[neighbour], current, key):
+            continue
         pool = [k for k, _ in current.items] if current else []
         if key in pool:
             pool.remove(key)
@@ -153,6 +170,39 @@ def _offer_to_neighbours(rec: "Recommender", key: int, article_id: str, skip: se
             # the re-rank saw only the stored list: never let a full list shrink; search instead
             ranked = rec.rank_for(ids[neighbour], DEPTH)
         _store(catalog, neighbour, ranked)
+
+
+def _try_insert(rec: "Recommender", key: int, article_id: str, current: StoredList, newcomer: int) -> bool:
+    """Place ``newcomer`` in ``current`` by its own ranking score, when that provably equals a re-rank.
+
+    It does when the list has scores, diversity (MMR) is off (so each item's score does not depend on the
+    others), and the newcomer is no copy of a listed story (else the copy rules decide which one stays).
+    Returns False when a full re-rank is needed; True when the list was settled (newcomer in, or not eligible).
+    """
+    if current.scores is None or rec.options.diversity_lambda < 1.0:
+        return False
+    query, vector = rec._query_for(article_id)
+    scored = rank(query, rec.candidates_for_keys(vector, [newcomer]), rec._options(DEPTH, {})).items
+    if not scored:
+        return True  # a copy of this story, or below the minimum similarity: it does not belong here
+    new = scored[0]
+    full = len(current.items) >= DEPTH
+    if full and new.rank_score <= current.scores[-1]:
+        return True  # weaker than everything listed
+    listed = rec.candidates_for_keys(vector, [k for k, _ in current.items])
+    if len(listed) != len(current.items):
+        return False  # something listed was deleted meanwhile
+    new_url = url_key(new.article.url) if new.article.url else None
+    for item in listed:
+        if item.copy_key == new.copy_key or (new_url and item.article.url and url_key(item.article.url) == new_url):
+            return False
+        if item.vector is not None and new.vector is not None and float(np.dot(item.vector, new.vector)) >= rec.options.near_copy:
+            return False
+    entries = [(k, sim, score) for (k, sim), score in zip(current.items, current.scores)]
+    entries.append((new.key, new.similarity, new.rank_score))
+    entries.sort(key=lambda e: e[2], reverse=True)
+    _store_items(rec.store.catalog, key, entries[:DEPTH], current.short and len(entries) < DEPTH)
+    return True
 
 
 def catch_up(rec: "Recommender") -> int:

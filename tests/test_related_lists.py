@@ -35,7 +35,9 @@ def test_new_story_enters_its_neighbours_lists_and_leaves_on_delete(fake_index: 
     with Recommender.open(fake_index) as rec:
         for neighbour in ("a1", "a2", "a3"):
             assert "a4" in stored_ids(rec, neighbour)
-            assert stored_ids(rec, neighbour) == rec.related(neighbour, k=related_lists.DEPTH).ids
+            # same stories as a live ranking; the order of near-equal scores may differ, because the newcomer
+            # shifts every keyword weight a little (noticeable in this 9-story corpus, not in an archive)
+            assert set(stored_ids(rec, neighbour)) == set(rec.related(neighbour, k=related_lists.DEPTH).ids)
     delete_articles(fake_index, ["a4"])
     with Recommender.open(fake_index) as rec:
         for row in ARTICLES:
@@ -70,3 +72,26 @@ def test_crash_before_list_update_is_caught_up(fake_index: Path, monkeypatch: py
         assert related_lists.related_seq(rec.store.catalog) < rec.store.catalog.last_seq()
         assert related_lists.catch_up(rec) == 1
         assert "a5" in stored_ids(rec, "a1")
+
+
+def test_insertion_places_the_newcomer_by_its_score(fake_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path (no re-rank) puts a clear follow-up at the top of its neighbour's list."""
+    reranked: list[str] = []
+    original = Recommender.rerank
+
+    def spy(self: Recommender, article_id: str, keys: list[int], k: int) -> object:
+        reranked.append(article_id)
+        return original(self, article_id, keys, k)
+
+    monkeypatch.setattr(Recommender, "rerank", spy)
+    with Recommender.open(fake_index) as rec:
+        before = related_lists.load(rec.store.catalog, rec.store.catalog.get("b1").key)
+        assert before is not None and before.scores is not None
+    add_articles(fake_index, articles=[{"id": "b9", "title": "Central bank signals more interest rate rises",
+                                         "body": "Inflation stays high, the central bank says; markets fell again as "
+                                                 "traders expect interest rates to rise further."}])
+    with Recommender.open(fake_index) as rec:
+        after = related_lists.load(rec.store.catalog, rec.store.catalog.get("b1").key)
+        assert after is not None and after.scores == sorted(after.scores, reverse=True)
+        assert stored_ids(rec, "b1")[0] == "b9" == rec.related("b1", k=1).ids[0]
+    assert "b1" not in reranked
