@@ -17,7 +17,10 @@ import time
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .articles import Article
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
@@ -102,6 +105,12 @@ class KeywordWeights:
             self._n_docs = self.catalog.count()
             self._df.clear()
             self._vectors.clear()
+
+    def for_article(self, article: "Article", content_hash: str) -> TermVector:
+        """The article's vector, composing its text only on a cache miss (most calls are hits)."""
+        self._current()
+        cached = self._vectors.get(content_hash)
+        return cached if cached is not None else self.vector(article.text, content_hash)
 
     def vector(self, text: str, cache_key: str | None = None) -> TermVector:
         """The unit TF-IDF vector of ``text``; ``cache_key`` (a content hash) keeps it for the next query."""

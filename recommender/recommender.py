@@ -192,7 +192,7 @@ class Recommender:
             url=stored.article.url,
             published=stored.article.published,
             vector=vector,
-            terms=self.keywords.vector(stored.article.text, stored.content_hash),
+            terms=self.keywords.for_article(stored.article, stored.content_hash),
         )
         return query, vector
 
@@ -269,7 +269,7 @@ class Recommender:
             if row is None or key not in vectors:
                 continue  # deleted since the index was written (a tombstone)
             vec = vectors[key]
-            terms = self.keywords.vector(row.article.text, row.content_hash)
+            terms = self.keywords.for_article(row.article, row.content_hash)
             out.append(Candidate(key, row.article, row.copy_key, float(np.dot(vec, vector)), vec, terms=terms))
         out.sort(key=lambda c: c.similarity, reverse=True)
         return out
