@@ -101,6 +101,8 @@ class RelatedItem(BaseModel):
     title: str
     url: str | None
     score: float = Field(description="cosine similarity to the story, higher is closer")
+    relevance: float | None = Field(default=None, description="the ranking score the list is ordered by "
+                                    "(cosine blended with keyword evidence, times freshness)")
     published_at: str | None
     section: str | None
 

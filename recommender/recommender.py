@@ -30,6 +30,9 @@ class Suggestion:
     score: float  # cosine similarity to the query story, higher is closer
     published_at: str | None
     section: str | None
+    #: The ranking score the list is ordered by (cosine blended with keyword evidence, times freshness); None
+    #: where unknown (lists stored before it was kept).
+    relevance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +40,7 @@ class Suggestion:
             "title": self.title,
             "url": self.url,
             "score": round(self.score, 4),
+            "relevance": None if self.relevance is None else round(self.relevance, 4),
             "published_at": self.published_at,
             "section": self.section,
         }
@@ -62,7 +66,7 @@ class RelatedList:
 
 def _suggestion(c: Candidate) -> Suggestion:
     a = c.article
-    return Suggestion(a.id, a.title, a.url, float(c.similarity), a.published_at, a.section)
+    return Suggestion(a.id, a.title, a.url, float(c.similarity), a.published_at, a.section, float(c.rank_score))
 
 
 def _built_with(build: dict[str, Any]) -> str | None:

@@ -240,12 +240,13 @@ def lookup(rec: "Recommender", article_id: str, k: int = 5, **filters: object) -
         options = rec._options(k, dict(filters))
         rows = catalog.get_many([key for key, _ in entry.items])
         picked: list[Suggestion] = []
-        for key, similarity in entry.items:
+        scores = entry.scores or [None] * len(entry.items)
+        for (key, similarity), relevance in zip(entry.items, scores):
             row = rows.get(key)
             if row is None or not passes_filters(row.article, options):
                 continue
             a = row.article
-            picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section))
+            picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section, relevance))
             if len(picked) == k:
                 break
         if len(picked) == k or entry.short:

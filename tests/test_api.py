@@ -43,7 +43,7 @@ def test_related_by_id(client: TestClient) -> None:
     assert data["article_id"] == "a1" and data["model"] == FAKE_MODEL and data["index_version"]
     assert len(data["related"]) == 2 and {"a1", "a1-wire"}.isdisjoint(ids(r))
     for item in data["related"]:
-        assert set(item) == {"id", "title", "url", "score", "published_at", "section"}
+        assert set(item) == {"id", "title", "url", "score", "relevance", "published_at", "section"}
     assert r.headers["cache-control"] == "public, max-age=60"
     assert r.headers["etag"] == f'W/"{data["index_version"]}"'
     again = client.get("/v1/articles/a1/related", params={"k": 2}, headers={"If-None-Match": r.headers["etag"]})
@@ -240,3 +240,10 @@ def test_api_key_is_compared_in_constant_time(client: TestClient, monkeypatch: p
     monkeypatch.setattr(api.hmac, "compare_digest", spy)
     assert client.delete("/v1/articles/a1", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert calls == [(b"nope", KEY.encode())]
+
+
+def test_lists_are_ordered_by_relevance(client: TestClient) -> None:
+    for article_id in ("a1", "b1", "c1"):
+        items = client.get(f"/v1/articles/{article_id}/related", params={"k": 7}).json()["related"]
+        relevance = [item["relevance"] for item in items]
+        assert all(r is not None for r in relevance) and relevance == sorted(relevance, reverse=True)
