@@ -284,7 +284,8 @@ def _print_related(article: Any, related: Any, as_json: bool, k: int) -> None:
         console.print(f"[bold]Also read[/bold] for {article.id}: {article.title}", markup=True, highlight=False)
     table = Table(show_lines=False)
     table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
+    table.add_column("relevance", justify="right")  # what the list is ordered by
+    table.add_column("cosine", justify="right")  # the JSON's "score"
     table.add_column("id")
     table.add_column("title", overflow="fold", ratio=1)
     dated = any(s.published_at for s in related.items)
@@ -294,7 +295,8 @@ def _print_related(article: Any, related: Any, as_json: bool, k: int) -> None:
     if sectioned:
         table.add_column("section")
     for n, s in enumerate(related.items, start=1):
-        cells = [str(n), f"{s.score:.3f}", s.id, s.title]
+        relevance = "-" if s.relevance is None else f"{s.relevance:.3f}"
+        cells = [str(n), relevance, f"{s.score:.3f}", s.id, s.title]
         if dated:
             cells.append((s.published_at or "")[:10])
         if sectioned:

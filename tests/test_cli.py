@@ -115,7 +115,7 @@ def test_similar_json_shape(built: Path) -> None:
 def test_similar_table(built: Path) -> None:
     result = run("similar", "a1", "--index", built, "-k", "2")
     assert result.exit_code == 0
-    assert "Also read for a1" in result.stdout and "a2" in result.stdout and "score" in result.stdout
+    assert "Also read for a1" in result.stdout and "a2" in result.stdout and "relevance" in result.stdout and "cosine" in result.stdout
 
 
 def test_similar_by_url_and_filters(built: Path) -> None:
