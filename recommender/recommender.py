@@ -278,12 +278,7 @@ class Recommender:
         out.sort(key=lambda c: c.similarity, reverse=True)
         return out
 
-    # -- writing (thin wrappers so notebooks need one object) ----------------------------------------------
+    # -- staying current ----------------------------------------------------------------------------------------
     def refresh(self) -> int:
-        """Apply catalog changes written by another process; returns how many were applied."""
+        """Apply catalog changes written by another process since this index was opened; returns how many."""
         return self.store.catch_up()
-
-
-def related_ids(rec: Recommender, ids: Sequence[str], k: int = 5) -> dict[str, list[str]]:
-    """``id -> related ids`` for many articles (evaluation, export)."""
-    return {i: rec.related(i, k).ids for i in ids}

@@ -9,7 +9,6 @@ import pytest
 
 from recommender import ArticleNotFound, Recommender, add_articles
 from tests.conftest import ARTICLES
-from tests.fakes import FakeEmbedder
 
 
 def test_related_never_self_never_a_copy(fake_index: Path) -> None:

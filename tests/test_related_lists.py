@@ -8,9 +8,7 @@ import pytest
 
 from recommender import Recommender, add_articles, delete_articles
 from recommender import related_lists
-from recommender.store import IndexStore
 from tests.conftest import ARTICLES
-from tests.fakes import FakeEmbedder
 
 
 def stored_ids(rec: Recommender, article_id: str) -> list[str]:
