@@ -136,6 +136,12 @@ class _ProgressBar:
         if self._progress is not None:
             self._progress.stop()
 
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _report(report: Any, as_json: bool) -> None:
     for rejection in report.rejected:
@@ -203,8 +209,7 @@ def build(
         max_memory_bytes = parse_size(budget) if budget is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
-    bar = _ProgressBar()
-    try:
+    with _ProgressBar() as bar:
         report = build_index(
             sources,
             _index_dir(index),
@@ -216,8 +221,6 @@ def build(
             lock_timeout=float(settings.resolve("lock_timeout")),
             **_ray_arguments(ray, ray_workers),
         )
-    finally:
-        bar.close()
     _report(report, as_json)
 
 
@@ -243,8 +246,7 @@ def add(
     """Add or update articles in an existing index (no rebuild)."""
     from .writer import add_articles
 
-    bar = _ProgressBar()
-    try:
+    with _ProgressBar() as bar:
         report = add_articles(
             _index_dir(index),
             sources,
@@ -253,8 +255,6 @@ def add(
             progress=bar,
             lock_timeout=float(settings.resolve("lock_timeout")),
         )
-    finally:
-        bar.close()
     _report(report, as_json)
 
 
