@@ -19,6 +19,7 @@ import hmac
 import html
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -534,11 +535,65 @@ def render_demo(service: Service, article_id: str | None, info: dict[str, Any]) 
 
 
 def serve(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
-    """Run ``app`` with uvicorn (one process; put several behind a load balancer to scale out)."""
+    """Run ``app`` with uvicorn in this process (see :func:`serve_workers` for several)."""
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True, access_log=False,
                 loop="auto", http="auto")  # uvloop and httptools when installed (the serve extra has them)
 
 
-__all__ = ["ApiConfig", "ERROR_STATUS", "create_app", "render_fragment", "serve"]
+#: Where :func:`app_from_environment` reads the settings of a worker process.
+WORKER_ENV = {
+    "index": "RECOMMENDER_INDEX",
+    "backend": "RECOMMENDER_BACKEND",
+    "api_key": "RECOMMENDER_API_KEY",
+    "cors_origins": "RECOMMENDER_CORS_ORIGINS",
+    "max_body_bytes": "RECOMMENDER_MAX_BODY_BYTES",
+    "max_text_chars": "RECOMMENDER_MAX_TEXT_CHARS",
+    "cache_max_age": "RECOMMENDER_CACHE_MAX_AGE",
+    "max_in_flight": "RECOMMENDER_MAX_IN_FLIGHT",
+    "lock_timeout": "RECOMMENDER_LOCK_TIMEOUT",
+}
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (a uvicorn factory): settings come from ``RECOMMENDER_*`` variables.
+
+    Workers are replicas of one index folder: each holds the index in memory, writes go through the catalog's
+    lock and change log, and every worker replays the others' writes before answering (as separate ``serve``
+    processes behind a load balancer do).
+    """
+    env = {name: os.environ.get(var) for name, var in WORKER_ENV.items()}
+    config = ApiConfig(
+        api_key=env["api_key"] or None,
+        cors_origins=[o for o in (env["cors_origins"] or "").split(",") if o],
+        max_body_bytes=int(env["max_body_bytes"] or ApiConfig.max_body_bytes),
+        max_text_chars=int(env["max_text_chars"] or ApiConfig.max_text_chars),
+        cache_max_age=int(env["cache_max_age"] or ApiConfig.cache_max_age),
+        max_in_flight=int(env["max_in_flight"] or ApiConfig.max_in_flight),
+    )
+    service = Service(env["index"] or "index", backend=env["backend"] or None,
+                      lock_timeout=float(env["lock_timeout"] or 5.0), check_interval=WORKER_CHECK_INTERVAL)
+    return create_app(service, config)
+
+
+#: Workers look for each other's writes this often (seconds): a story PUT through one worker is in every
+#: worker's answers within this time.
+WORKER_CHECK_INTERVAL = 0.05
+
+
+def serve_workers(settings_: dict[str, Any], host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Run ``workers`` uvicorn worker processes on one port, each a replica of the index (for multi-core boxes)."""
+    import uvicorn
+
+    for name, var in WORKER_ENV.items():
+        value = settings_.get(name)
+        if value is None or value == []:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = ",".join(value) if isinstance(value, list) else str(value)
+    uvicorn.run("recommender.api:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, proxy_headers=True, access_log=False, loop="auto", http="auto")
+
+
+__all__ = ["ApiConfig", "ERROR_STATUS", "app_from_environment", "create_app", "render_fragment", "serve", "serve_workers"]

@@ -445,6 +445,7 @@ def serve(
     max_text_chars: Annotated[int | None, typer.Option("--max-text-chars", envvar="RECOMMENDER_MAX_TEXT_CHARS", help="Longest free text for POST /v1/related [default: 20000]", show_default=False)] = None,
     cache_max_age: Annotated[int | None, typer.Option("--cache-max-age", envvar="RECOMMENDER_CACHE_MAX_AGE", help="Cache-Control max-age of GET responses, seconds [default: 60]", show_default=False)] = None,
     max_in_flight: Annotated[int | None, typer.Option("--max-in-flight", envvar="RECOMMENDER_MAX_IN_FLIGHT", help="Requests in flight before shedding with 503 [default: 64]", show_default=False)] = None,
+    workers: Annotated[int, typer.Option("--workers", envvar="RECOMMENDER_WORKERS", min=1, max=64, help="Worker processes on the port, each a replica of the index (one per core).")] = 1,
 ) -> None:
     """Serve related stories over HTTP (FastAPI + uvicorn), with the widget at /widget.js and a /demo page."""
     from .api import ApiConfig, create_app
@@ -465,7 +466,18 @@ def serve(
     service.load()  # fail fast with a clear message when there is no usable index
     if not config.api_key:
         log.warning("no API key: PUT and DELETE are refused (set --api-key or RECOMMENDER_API_KEY)")
-    run_server(create_app(service, config), settings.resolve("host", host), int(settings.resolve("port", port)))
+    bind_host, bind_port = settings.resolve("host", host), int(settings.resolve("port", port))
+    if workers > 1:
+        from .api import serve_workers
+
+        service.close()
+        serve_workers({"index": str(_index_dir(index)), "backend": settings.resolve("backend", backend),
+                       "api_key": config.api_key, "cors_origins": config.cors_origins,
+                       "max_body_bytes": config.max_body_bytes, "max_text_chars": config.max_text_chars,
+                       "cache_max_age": config.cache_max_age, "max_in_flight": config.max_in_flight,
+                       "lock_timeout": settings.resolve("lock_timeout")}, bind_host, bind_port, workers)
+        return
+    run_server(create_app(service, config), bind_host, bind_port)
 
 
 @app.command()

@@ -27,10 +27,11 @@ def free_port() -> int:
 class ApiServer:
     """``recommender serve`` with the fake embedder, in its own process, on 127.0.0.1."""
 
-    def __init__(self, index_dir: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(self, index_dir: Path, *extra: str, port: int | None = None, real_model: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, str(HELPER), "serve", "--index", str(index_dir), "--port", str(self.port), *extra]
+        program = [sys.executable, "-m", "recommender.cli"] if real_model else [sys.executable, str(HELPER)]
+        self.args = [*program, "serve", "--index", str(index_dir), "--port", str(self.port), *extra]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> "ApiServer":
