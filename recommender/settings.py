@@ -29,8 +29,6 @@ DEFAULTS: dict[str, Any] = {
     "max_text_chars": 20_000,
     "cache_max_age": 60,
     "max_in_flight": 64,
-    "min_similarity": None,
-    "half_life_days": None,
 }
 
 CONFIG_FILE = "recommender.toml"
