@@ -461,7 +461,7 @@ def _wrk_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def http_latency(index_dir: Path, articles: int, backend: str, concurrency: int, seconds: int) -> str:
+def http_latency(index_dir: Path, articles: int, backend: str, concurrency: int, seconds: int, workers: int = 1) -> str:
     """HTTP latency over ``recommender serve`` with a real load generator: wrk from Debian (``apt-get install -y wrk``).
 
     GET /v1/articles/{id}/related?k=5 for random ids at a fixed concurrency (wrk: 2 threads, ``concurrency``
@@ -475,7 +475,7 @@ def http_latency(index_dir: Path, articles: int, backend: str, concurrency: int,
     command = [str(cli)] if cli.exists() else [sys.executable, "-m", "recommender.cli"]
     port = _free_port()
     env = dict(os.environ, RECOMMENDER_BACKEND=backend)
-    server = subprocess.Popen([*command, "serve", "--index", str(index_dir), "--port", str(port)],
+    server = subprocess.Popen([*command, "serve", "--index", str(index_dir), "--port", str(port), "--workers", str(workers)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 300
@@ -511,9 +511,10 @@ def http_latency(index_dir: Path, articles: int, backend: str, concurrency: int,
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
     if not (rps and p50 and p99 and total):
         return "failed to parse wrk output:\n" + out
-    row = [f"{articles:,}", str(concurrency), f"{seconds}", total.group(1), f"{float(rps.group(1)):,.0f}",
+    row = [f"{articles:,}", str(workers), str(concurrency), f"{seconds}", total.group(1), f"{float(rps.group(1)):,.0f}",
            f"{_wrk_ms(p50.group(1)):.2f}", f"{_wrk_ms(p99.group(1)):.2f}", str(errors)]
-    return table(["articles", "connections", "seconds", "requests", "requests/s", "p50 ms", "p99 ms", "errors"], [row])
+    return table(["articles", "workers", "connections", "seconds", "requests", "requests/s", "p50 ms", "p99 ms",
+                  "errors"], [row])
 
 
 # -- main ------------------------------------------------------------------------------------------------------
@@ -530,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval", action="store_true", help="also run recommender eval per backend")
     parser.add_argument("--max-memory", default=None, help="memory budget for the built indexes, e.g. 4GB")
     parser.add_argument("--http", action="store_true", help="also measure HTTP with wrk (needs recommender serve)")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers for the HTTP measurement")
     parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections")
     parser.add_argument("--http-seconds", type=int, default=20)
     parser.add_argument("--samples", type=int, default=1000, help="related-by-id requests timed in process")
@@ -603,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "GET /v1/articles/{id}/related?k=5; "
                   "server and load generator on the same machine\n")
             for n, index_dir in built:
-                print(http_latency(index_dir, n, backend, args.concurrency, args.http_seconds), flush=True)
+                print(http_latency(index_dir, n, backend, args.concurrency, args.http_seconds, args.workers), flush=True)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
