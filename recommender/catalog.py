@@ -22,6 +22,17 @@ from .articles import Article, url_key
 from .keywords import distinct_terms, tokenize
 
 SCHEMA_VERSION = 1
+#: Values bound per ``IN (...)`` query: under SQLite's default limit of 999 parameters.
+MAX_BOUND = 900
+
+
+def in_chunks(values: Sequence[Any], size: int = MAX_BOUND) -> Iterator[tuple[list[Any], str]]:
+    """``values`` in slices small enough to bind, each with its ``?,?,...`` placeholder list."""
+    for start in range(0, len(values), size):
+        chunk = list(values[start : start + size])
+        yield chunk, ",".join("?" * len(chunk))
+
+
 #: Parsed articles kept per connection (see :meth:`Catalog.get_many`).
 PARSED_CACHE_SIZE = 4096
 
@@ -164,9 +175,7 @@ class Catalog:
         """How many articles contain each term (absent terms are left out)."""
         out: dict[str, int] = {}
         wanted = list(set(terms))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(wanted):
             try:
                 rows = self.conn.execute(f"SELECT term, df FROM terms WHERE term IN ({marks})", chunk).fetchall()
             except sqlite3.OperationalError:  # a read-only open of a catalog older than the terms table
@@ -200,9 +209,7 @@ class Catalog:
         """
         out: dict[int, StoredArticle] = {}
         cache = self._parsed
-        for start in range(0, len(keys), 900):  # SQLite's bound-parameter limit
-            chunk = [int(k) for k in keys[start : start + 900]]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks([int(k) for k in keys]):
             misses = []
             for key, record_hash in self.conn.execute(
                 f"SELECT key, record_hash FROM articles WHERE key IN ({marks})", chunk
@@ -225,9 +232,7 @@ class Catalog:
     def record_hashes(self, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
         """``id -> (key, record_hash)`` for the ids already in the catalog."""
         out: dict[str, tuple[int, str]] = {}
-        for start in range(0, len(ids), 900):
-            chunk = list(ids[start : start + 900])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(ids):
             for row in self.conn.execute(f"SELECT id, key, record_hash FROM articles WHERE id IN ({marks})", chunk):
                 out[row["id"]] = (row["key"], row["record_hash"])
         return out
@@ -236,9 +241,7 @@ class Catalog:
         """The hashes that have no stored vector yet (the only texts that need embedding)."""
         wanted = list(dict.fromkeys(content_hashes))
         have: set[str] = set()
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(wanted):
             have.update(r[0] for r in self.conn.execute(f"SELECT content_hash FROM vectors WHERE content_hash IN ({marks})", chunk))
         return set(wanted) - have
 
@@ -268,9 +271,7 @@ class Catalog:
 
     def vectors_for_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
-        for start in range(0, len(keys), 900):
-            chunk = [int(k) for k in keys[start : start + 900]]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks([int(k) for k in keys]):
             sql = (
                 "SELECT a.key, v.vector FROM articles a JOIN vectors v ON v.content_hash = a.content_hash "
                 f"WHERE a.key IN ({marks})"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .catalog import in_chunks
 from .embedding import Embedder, normalise
 
 
@@ -73,9 +74,7 @@ class CachingEmbedder:
         keys = [text_key(self.name, t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in in_chunks(keys):
                 for key, blob in self._conn.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk):
                     found[key] = np.frombuffer(blob, dtype=np.float32)
         todo = list(dict.fromkeys(k for k in keys if k not in found))

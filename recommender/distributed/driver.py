@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..catalog import Catalog, _article_from_json
+from ..catalog import Catalog, _article_from_json, in_chunks
 from ..embedding import Embedder
 from ..errors import InvalidArticle, RecommenderError
 from ..sources import Loaded, Record, check_sources
@@ -42,9 +42,7 @@ class _SeenIds:
     def first_locations(self, ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         wanted = list(set(ids))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(wanted):
             query = f"SELECT id, location FROM temp.ray_seen WHERE id IN ({marks})"
             out.update(self.conn.execute(query, chunk).fetchall())
         return out
