@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import bulk_lists
 from .articles import url_key
 from .catalog import Catalog
 from .ranking import Ranked, rank
@@ -101,17 +102,60 @@ def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
 
 
 def refresh_all(rec: "Recommender") -> int:
-    """Recompute every list (after a build). Returns how many lists were written."""
+    """Recompute every list (after a build). Returns how many lists were written.
+
+    Vectorised in batches (:mod:`recommender.bulk_lists`) when the ranking options allow it, else one ranked
+    search per story.
+    """
     catalog = rec.store.catalog
     seq = catalog.last_seq()
     count = 0
     with catalog.transaction():
         catalog.conn.execute("DELETE FROM related")
         catalog.conn.execute("DELETE FROM related_refs")
-        for key, article_id in _all_ids(catalog):
-            _store(catalog, key, rec.rank_for(article_id, DEPTH))
-            count += 1
+        if bulk_lists.supports(rec.options):
+            count = _refresh_all_bulk(rec)
+        else:
+            for key, article_id in _all_ids(catalog):
+                _store(catalog, key, rec.rank_for(article_id, DEPTH))
+                count += 1
         catalog.set_meta("related_seq", str(seq))
+    return count
+
+
+def _refresh_all_bulk(rec: "Recommender") -> int:
+    """Every list from :func:`recommender.bulk_lists.rank_all`, written in batches (inside the caller's
+    transaction, on emptied tables)."""
+    catalog = rec.store.catalog
+    archive = bulk_lists.load_archive(catalog)
+    log.info("related lists: %d stories loaded (%.0f MB of arrays)", len(archive.keys), archive.nbytes / 1e6)
+    options = rec._options(DEPTH, {})
+    lists: list[tuple[int, str, int]] = []
+    refs: list[tuple[int, int]] = []
+    count = slow = 0
+
+    def flush() -> None:
+        catalog.conn.executemany("INSERT INTO related(key, items, short) VALUES (?, ?, ?)", lists)
+        catalog.conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", refs)
+        lists.clear()
+        refs.clear()
+
+    for row, ranked in bulk_lists.rank_all(archive, rec.store.search_many, int(rec.store.index.ntotal), options):
+        key = int(archive.keys[row])
+        if ranked.complete:
+            items, short = ranked.items, ranked.short
+        else:  # the first candidate pool was not enough: search further, one story
+            slow += 1
+            full = rec.rank_for(archive.ids[row], DEPTH)
+            items, short = [(c.key, c.similarity, c.rank_score) for c in full.items], full.short
+        lists.append((key, json.dumps([[k, round(sim, 6), round(score, 6)] for k, sim, score in items]), int(short)))
+        refs.extend((k, key) for k, _, _ in items)
+        count += 1
+        if len(lists) >= 5000:
+            flush()
+    flush()
+    if slow:
+        log.info("related lists: %d of %d needed a deeper search", slow, count)
     return count
 
 

@@ -217,6 +217,14 @@ class IndexStore:
         mask = keys[0] >= 0
         return scores[0][mask], keys[0][mask]
 
+    def search_many(self, vectors: np.ndarray, n: int) -> np.ndarray:
+        """Keys of the ``n`` nearest entries of each row of ``vectors`` (-1 where fewer exist): one FAISS call
+        on every thread, for batch work such as precomputing every list. Keys may include tombstones."""
+        n = max(1, min(n, int(self.index.ntotal)))
+        self._tune_search(n)
+        _, keys = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), n)
+        return keys
+
     def _tune_search(self, n: int) -> None:
         import faiss
 

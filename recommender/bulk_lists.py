@@ -1,0 +1,275 @@
+"""Every "Also Read" list at once, vectorised: what :func:`recommender.related_lists.refresh_all` runs after a build.
+
+Ranking one story at a time (:meth:`recommender.Recommender.rank_for`) costs about 8 ms in Python: a search,
+catalog reads, a keyword cosine and a copy check per candidate. At a million stories that is hours. This module
+computes the same lists in batches instead:
+
+1. one streaming pass over the catalog loads what the ranking reads from every article into arrays
+   (:class:`Archive`): its vector, copy group, normalised URL and unit TF-IDF row (a sparse matrix);
+2. a batch of stories is searched in one FAISS call (every thread), candidate similarities are one ``einsum``,
+   keyword cosines one sparse element-wise product, the pairwise cosines for the copy check one batched matmul;
+3. a short per-story step applies the pipeline's order-dependent rules (:func:`rank_row`).
+
+The result is the same list :func:`recommender.ranking.rank` gives with the same options (checked by
+``tests/test_bulk_lists.py``), up to float rounding of near-ties. Options the vectorised path does not cover
+(editors' filters, freshness, diversity) make :func:`supports` false and the caller ranks story by story; a
+story whose first candidate pool leaves its list short while more related stories may exist is also ranked
+the slow way (the search-until-k rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .catalog import Catalog, _article_from_json
+from .keywords import idf, tokenize
+from .ranking import RankingOptions
+
+log = logging.getLogger(__name__)
+
+#: Stories ranked per FAISS call and per vectorised step (memory: about BATCH x 100 candidates x 1.5 KB).
+BATCH = 512
+
+
+def supports(options: RankingOptions) -> bool:
+    """Whether :func:`rank_row` reproduces :func:`recommender.ranking.rank` for these options."""
+    return (
+        options.section is None
+        and options.language is None
+        and options.since is None
+        and options.until is None
+        and not options.exclude
+        and options.half_life_days is None
+        and options.diversity_lambda >= 1.0
+    )
+
+
+def candidate_count(k: int) -> int:
+    """Candidates fetched for a list of k: the same first pool :meth:`Recommender._search_until_k` asks for."""
+    return max(4 * k + 16, 32)
+
+
+@dataclass
+class Archive:
+    """What the ranking reads from every article, as arrays in catalog-key order."""
+
+    keys: np.ndarray  # int64, sorted
+    ids: list[str]
+    vectors: np.ndarray  # float32 (n, d)
+    copy_codes: np.ndarray  # int64: equal = copies of one text
+    url_codes: np.ndarray  # int64: equal = one page; -1 = no URL
+    terms: sp.csr_matrix  # float64 (n, vocabulary): unit TF-IDF rows (empty row = no keyword evidence)
+
+    def rows_of(self, keys: np.ndarray) -> np.ndarray:
+        """Row of each key, -1 for keys not in the archive (deleted: tombstones in a graph index)."""
+        pos = np.searchsorted(self.keys, keys)
+        pos = np.minimum(pos, len(self.keys) - 1)
+        found = self.keys[pos] == keys
+        return np.where(found, pos, -1)
+
+    @property
+    def nbytes(self) -> int:
+        t = self.terms
+        return int(self.keys.nbytes + self.vectors.nbytes + self.copy_codes.nbytes + self.url_codes.nbytes
+                   + t.data.nbytes + t.indices.nbytes + t.indptr.nbytes)
+
+
+def _codes() -> tuple[dict[str, int], Callable[[str], int]]:
+    table: dict[str, int] = {}
+
+    def code(value: str) -> int:
+        found = table.get(value)
+        if found is None:
+            found = table[value] = len(table)
+        return found
+
+    return table, code
+
+
+def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
+    """One pass over the catalog (a page at a time); TF-IDF weights against its stored document frequencies,
+    exactly as :class:`recommender.keywords.KeywordWeights` computes them."""
+    n_docs = catalog.count()
+    vocabulary: dict[str, int] = {}
+    idfs: list[float] = []
+    for term, df in catalog.conn.execute("SELECT term, df FROM terms"):
+        vocabulary[term] = len(idfs)
+        idfs.append(idf(int(df), n_docs))
+    idf_array = np.asarray(idfs, dtype=np.float64)
+    unknown_idf = idf(0, n_docs)  # a term the table lacks counts as df 0, like KeywordWeights
+
+    _, copy_code = _codes()
+    _, url_code = _codes()
+    keys: list[int] = []
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    copies: list[int] = []
+    urls: list[int] = []
+    indptr = [0]
+    indices: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    extra_terms: dict[str, int] = {}
+    last = -1
+    while True:
+        rows = catalog.conn.execute(
+            "SELECT a.key, a.id, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
+            "JOIN vectors v ON v.content_hash = a.content_hash WHERE a.key > ? ORDER BY a.key LIMIT ?",
+            (last, page),
+        ).fetchall()
+        if not rows:
+            break
+        for key, article_id, ukey, ckey, data, blob in rows:
+            keys.append(int(key))
+            ids.append(str(article_id))
+            vectors.append(np.frombuffer(blob, dtype=np.float32))
+            copies.append(copy_code(ckey))
+            urls.append(url_code(ukey) if ukey else -1)
+            tally = Counter(tokenize(_article_from_json(data).text))
+            columns = np.empty(len(tally), dtype=np.int64)
+            for i, term in enumerate(tally):
+                col = vocabulary.get(term)
+                if col is None:
+                    col = extra_terms.get(term)
+                    if col is None:
+                        col = extra_terms[term] = len(vocabulary) + len(extra_terms)
+                columns[i] = col
+            indices.append(columns)
+            counts.append(np.fromiter(tally.values(), dtype=np.float64, count=len(tally)))
+            indptr.append(indptr[-1] + len(tally))
+        last = int(rows[-1][0])
+
+    n = len(keys)
+    dimension = vectors[0].shape[0] if vectors else 0
+    vocab_size = len(vocabulary) + len(extra_terms)
+    all_idf = np.concatenate([idf_array, np.full(len(extra_terms), unknown_idf)])
+    col = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+    tf = np.concatenate(counts) if counts else np.zeros(0)
+    weights = (1.0 + np.log(tf)) * all_idf[col] if len(col) else tf
+    matrix = sp.csr_matrix((weights, col.astype(np.int32), np.asarray(indptr, dtype=np.int64)),
+                           shape=(n, max(vocab_size, 1)))
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    matrix = sp.csr_matrix(sp.diags(scale) @ matrix)
+    return Archive(
+        keys=np.asarray(keys, dtype=np.int64),
+        ids=ids,
+        vectors=np.vstack(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32),
+        copy_codes=np.asarray(copies, dtype=np.int64),
+        url_codes=np.asarray(urls, dtype=np.int64),
+        terms=matrix,
+    )
+
+
+@dataclass(frozen=True)
+class RowList:
+    """One story's list: ``(catalog key, similarity, ranking score)`` best first, and whether it is short.
+    ``complete`` False: the first candidate pool was not enough; rank this story the slow way."""
+
+    items: list[tuple[int, float, float]]
+    short: bool
+    complete: bool
+
+
+def rank_row(
+    query_row: int,
+    rows: np.ndarray,
+    sims: np.ndarray,
+    keyword: np.ndarray,
+    pairwise: np.ndarray,
+    archive: Archive,
+    options: RankingOptions,
+    *,
+    exhausted: bool,
+) -> RowList:
+    """The ranking pipeline for one story over its candidates (pure; arrays in the index's result order).
+
+    ``rows``: archive rows of the candidates (unique, present); ``sims``: their embedding cosine to the story;
+    ``keyword``: their keyword cosine; ``pairwise``: cosines between the candidates. ``exhausted``: the search
+    already covered the whole archive.
+    """
+    k = options.k
+    order = np.argsort(-sims, kind="stable")  # candidates_for_keys: best similarity first, ties in index order
+    weakest = float(sims[order[-1]]) if len(order) else -1.0
+    # never the story itself or a copy of it
+    q_copy = archive.copy_codes[query_row]
+    q_url = archive.url_codes[query_row]
+    cand_rows = rows[order]
+    keep = (cand_rows != query_row) & (archive.copy_codes[cand_rows] != q_copy) & (sims[order] < options.near_copy)
+    if q_url >= 0:
+        keep &= archive.url_codes[cand_rows] != q_url
+    order = order[keep]
+    # blend in keyword evidence (only when the story itself has keywords), best first
+    has_terms = archive.terms.indptr[query_row + 1] > archive.terms.indptr[query_row]
+    sim_f = sims.astype(np.float64)
+    if options.keyword_weight > 0 and has_terms:
+        score = (1.0 - options.keyword_weight) * sim_f + options.keyword_weight * keyword
+        order = order[np.argsort(-score[order], kind="stable")]
+    else:
+        score = sim_f
+    # one link per copy group: greedy in ranking order (a candidate yields to an earlier kept one)
+    copies = archive.copy_codes[rows[order]]
+    urls = archive.url_codes[rows[order]]
+    m = len(order)
+    near = pairwise[np.ix_(order, order)] >= options.near_copy
+    same = (copies[:, None] == copies[None, :]) | ((urls[:, None] == urls[None, :]) & (urls[:, None] >= 0))
+    conflict = np.triu(near | same, k=1)  # conflict[i, j]: i earlier than j and they are copies
+    contested = conflict.any(axis=0)
+    kept = np.ones(m, dtype=bool)
+    for j in np.flatnonzero(contested):
+        if kept[conflict[:, j]].any():  # `kept` of earlier entries is final when j is reached
+            kept[j] = False
+    order = order[kept]
+    order = order[sims[order] >= options.min_similarity]
+    top = order[:k]
+    items = [(int(archive.keys[rows[j]]), float(sims[j]), float(score[j])) for j in top]
+    complete = len(items) >= k or exhausted or weakest < options.min_similarity
+    return RowList(items, len(items) < k, complete)
+
+
+def rank_all(archive: Archive, search: Callable[[np.ndarray, int], np.ndarray], total: int,
+             options: RankingOptions, batch: int = BATCH) -> Iterator[tuple[int, RowList]]:
+    """``(archive row, list)`` for every story; ``search(vectors, n)`` returns an (len, n) array of keys (-1 =
+    none) from the FAISS index, and ``total`` is its entry count."""
+    n = min(total, candidate_count(options.k))
+    started = time.monotonic()
+    for start in range(0, len(archive.keys), batch):
+        stop = min(start + batch, len(archive.keys))
+        queries = archive.vectors[start:stop]
+        found = search(queries, n) if n > 0 else np.full((stop - start, 0), -1, dtype=np.int64)
+        rows = archive.rows_of(found.ravel()).reshape(found.shape)
+        # a key may appear twice in a graph index (an edited story's old vector): keep its first entry
+        valid = rows >= 0
+        if found.shape[1] > 1:
+            ordered = np.sort(np.where(valid, rows, -1 - np.arange(rows.shape[1])), axis=1)
+            duplicated = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+            if duplicated.any():
+                for i in np.flatnonzero(duplicated.any(axis=1)):
+                    _, first = np.unique(rows[i], return_index=True)
+                    mask = np.zeros(rows.shape[1], dtype=bool)
+                    mask[first] = True
+                    valid[i] &= mask
+        safe = np.where(valid, rows, 0)
+        cand_vectors = archive.vectors[safe]  # (b, n, d)
+        sims = np.einsum("bnd,bd->bn", cand_vectors, queries)
+        pairwise = np.matmul(cand_vectors, cand_vectors.transpose(0, 2, 1))
+        query_rows = np.repeat(np.arange(start, stop), found.shape[1])
+        keyword = np.asarray(
+            archive.terms[query_rows].multiply(archive.terms[safe.ravel()]).sum(axis=1)
+        ).reshape(found.shape)
+        for i in range(stop - start):
+            cols = np.flatnonzero(valid[i])
+            ranked = rank_row(
+                start + i, safe[i, cols], sims[i, cols], keyword[i, cols], pairwise[i][np.ix_(cols, cols)],
+                archive, options, exhausted=n >= total,
+            )
+            yield start + i, ranked
+        if start // batch % 20 == 0:
+            log.info("related lists: %d/%d stories ranked (%.0f s)", stop, len(archive.keys),
+                     time.monotonic() - started)

@@ -1,0 +1,143 @@
+"""The vectorised precompute (recommender.bulk_lists) gives the lists the story-by-story ranking gives."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender import Recommender, build_index, bulk_lists, related_lists, vector_index
+from recommender.ranking import RankingOptions
+from recommender.writer import add_articles, delete_articles
+from tests import fakes
+from tests.conftest import write_jsonl
+
+TOPICS = {
+    "flood": "river flood rain evacuated residents water levels dam warning homes",
+    "bank": "central bank interest rates inflation markets bonds traders economy",
+    "football": "football cup final goal stadium fans coach league striker",
+    "election": "election vote ballot candidate parliament campaign polls minister",
+    "fire": "wildfire forest firefighters smoke hectares evacuation wind blaze",
+}
+
+
+def corpus(seed: int, stories: int, copies_every: int = 7) -> list[dict]:
+    """Stories about a few topics, each with its own names; every few a verbatim wire copy, a URL variant of
+    another page, or a lightly edited near copy -- the cases the copy rules exist for."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    for i in range(stories):
+        topic = rng.choice(sorted(TOPICS))
+        words = TOPICS[topic].split()
+        names = [f"name{rng.randrange(40)}", f"place{rng.randrange(25)}", f"{rng.randrange(1990, 2025)}"]
+        body = " ".join(rng.choices(words, k=25) + names * 2 + [f"detail{rng.randrange(500)}" for _ in range(4)])
+        rows.append({"id": f"s{i}", "title": f"{topic} {names[0]} {names[1]}", "body": body,
+                     "url": f"https://news.example/{topic}/{i}", "section": topic})
+        if i % copies_every == 3:  # a wire copy: same text, other id and URL
+            rows.append({**rows[-1], "id": f"s{i}-wire", "url": f"https://wire.example/{i}"})
+        if i % copies_every == 5:  # the same page under a tracking-parameter URL variant
+            rows.append({**rows[-1], "id": f"s{i}-amp", "body": body + " update",
+                         "url": f"https://news.example/{topic}/{i}?utm_source=feed"})
+    return rows
+
+
+def assert_lists_match_live_ranking(index_dir: Path) -> None:
+    with Recommender.open(index_dir, embedder=fakes.SHARED) as rec:
+        catalog = rec.store.catalog
+        checked = 0
+        for stored in catalog.iter_articles():
+            live = rec.rank_for(stored.article.id, related_lists.DEPTH)
+            entry = related_lists.load(catalog, stored.key)
+            assert entry is not None, stored.article.id
+            assert [k for k, _ in entry.items] == [c.key for c in live.items], stored.article.id
+            assert entry.short == live.short, stored.article.id
+            np.testing.assert_allclose([s for _, s in entry.items], [c.similarity for c in live.items], atol=2e-6)
+            np.testing.assert_allclose(entry.scores or [], [c.rank_score for c in live.items], atol=2e-6)
+            checked += 1
+        assert checked == catalog.count()
+
+
+def test_bulk_refresh_equals_story_by_story_ranking(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
+    source = write_jsonl(tmp_path / "a.jsonl", corpus(1, 180))
+    build_index([source], tmp_path / "index", model=fakes.FAKE_MODEL)
+    assert_lists_match_live_ranking(tmp_path / "index")
+
+
+def test_bulk_refresh_on_a_graph_index_with_tombstones(tmp_path: Path, fake: fakes.FakeEmbedder,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """HNSW cannot delete: deleted and edited stories leave stale entries the bulk path must skip."""
+    monkeypatch.setattr(vector_index, "EXACT_SEARCH_LIMIT", 20)
+    rows = corpus(2, 150)
+    index_dir = tmp_path / "index"
+    build_index([write_jsonl(tmp_path / "a.jsonl", rows)], index_dir, model=fakes.FAKE_MODEL)
+    with Recommender.open(index_dir, embedder=fakes.SHARED) as rec:
+        assert rec.info()["index_type"] == "hnsw"
+    delete_articles(index_dir, [r["id"] for r in rows[:12]])
+    edited = [{**r, "body": r["body"] + " correction name3 place4"} for r in rows[20:30]]
+    add_articles(index_dir, articles=edited, embedder=fakes.SHARED)
+    with Recommender.open(index_dir, embedder=fakes.SHARED) as rec:
+        assert rec.store.tombstones > 0
+        assert related_lists.refresh_all(rec) == rec.store.catalog.count()
+    assert_lists_match_live_ranking(index_dir)
+
+
+def test_stories_whose_first_pool_is_not_enough_are_searched_deeper(
+    tmp_path: Path, fake: fakes.FakeEmbedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many copies of one text: the first candidate pool collapses below the list depth, so the bulk path
+    hands those stories to the search-until-k ranking, and the lists still match."""
+    base = corpus(3, 60)
+    rows = base + [{**base[0], "id": f"copy{i}", "url": f"https://copies.example/{i}"} for i in range(120)]
+    build_index([write_jsonl(tmp_path / "a.jsonl", rows)], tmp_path / "index", model=fakes.FAKE_MODEL)
+    with Recommender.open(tmp_path / "index", embedder=fakes.SHARED) as rec:
+        with caplog.at_level("INFO", logger="recommender.related_lists"):
+            related_lists.refresh_all(rec)
+    assert any("needed a deeper search" in r.getMessage() for r in caplog.records)
+    assert_lists_match_live_ranking(tmp_path / "index")
+
+
+def test_options_the_bulk_path_cannot_reproduce_use_the_story_by_story_ranking(fake_index: Path) -> None:
+    assert bulk_lists.supports(RankingOptions())
+    assert not bulk_lists.supports(RankingOptions(diversity_lambda=0.7))
+    assert not bulk_lists.supports(RankingOptions(half_life_days=3))
+    assert not bulk_lists.supports(RankingOptions(section="sport"))
+    options = RankingOptions(diversity_lambda=0.5)
+    with Recommender.open(fake_index, embedder=fakes.SHARED, options=options) as rec:
+        related_lists.refresh_all(rec)
+        for stored in rec.store.catalog.iter_articles():
+            entry = related_lists.load(rec.store.catalog, stored.key)
+            live = rec.rank_for(stored.article.id, related_lists.DEPTH)
+            assert entry is not None and [k for k, _ in entry.items] == [c.key for c in live.items]
+
+
+def test_rank_row_keeps_one_link_per_copy_group() -> None:
+    """The copy rule alone, on hand-made arrays: candidates 1 and 2 are copies (same copy group), 3 is a near
+    copy of 1 by vector, 4 stands alone; the best-ranked of each group stays."""
+    import scipy.sparse as sp
+
+    archive = bulk_lists.Archive(
+        keys=np.array([10, 11, 12, 13, 14]), ids=["q", "a", "b", "c", "d"],
+        vectors=np.eye(5, dtype=np.float32), copy_codes=np.array([0, 1, 1, 2, 3]),
+        url_codes=np.array([-1, -1, -1, -1, -1]), terms=sp.csr_matrix((5, 1)),
+    )
+    rows = np.array([1, 2, 3, 4])
+    sims = np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32)
+    pairwise = np.eye(4, dtype=np.float32)
+    pairwise[0, 2] = pairwise[2, 0] = 0.99
+    out = bulk_lists.rank_row(0, rows, sims, np.zeros(4), pairwise, archive, RankingOptions(k=5), exhausted=True)
+    assert [k for k, _, _ in out.items] == [11, 14]
+    assert out.short and out.complete
+
+
+def test_build_output_is_unchanged_json(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
+    """Stored rows keep the format every reader expects: [[key, similarity, score], ...]."""
+    source = write_jsonl(tmp_path / "a.jsonl", corpus(4, 40))
+    build_index([source], tmp_path / "index", model=fakes.FAKE_MODEL)
+    with Recommender.open(tmp_path / "index", embedder=fakes.SHARED) as rec:
+        items, short = rec.store.catalog.conn.execute("SELECT items, short FROM related LIMIT 1").fetchone()
+    entries = json.loads(items)
+    assert entries and all(len(e) == 3 and isinstance(e[0], int) for e in entries)
+    assert short in (0, 1)
