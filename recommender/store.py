@@ -239,16 +239,19 @@ class IndexStore:
         Rebuilds from the catalog when asked, when the archive size calls for another index type, or when
         tombstones pile up. ``max_memory_bytes`` (else the budget recorded at the last build) caps the index's RAM.
         """
-        self.catch_up()
         count = self.catalog.count()
         if max_memory_bytes is None:
             max_memory_bytes = self.manifest.max_memory_bytes
         wanted = choose_index_type(count, self.manifest.dimension, max_memory_bytes)
+        if not (rebuild or wanted != self.manifest.index_type):
+            self.catch_up()  # (a rebuild reads every vector from the catalog anyway: no point adding them here)
         entries = int(self.index.ntotal)
         too_many_tombstones = entries and self.tombstones / entries > TOMBSTONE_COMPACT_RATIO
         recall = self.manifest.recall_at_10
         if rebuild or wanted != self.manifest.index_type or too_many_tombstones:
+            seq = self.catalog.last_seq()  # read first: a change committed during the rebuild is replayed later
             self.index, recall = build_faiss(self.catalog, wanted, self.manifest.dimension)
+            self.seq = seq
             self.tombstones = 0
             self.manifest.index_type = wanted
             self.manifest.built_at = utcnow()
