@@ -229,6 +229,24 @@ class Catalog:
                     cache.popitem(last=False)
         return out
 
+    def key_of(self, article_id: str) -> int | None:
+        """The catalog key of an article id (None when absent): an index lookup, no parsing."""
+        row = self.conn.execute("SELECT key FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def cards(self, keys: Sequence[int]) -> dict[int, Article]:
+        """What an "Also Read" link shows and editors filter on -- id, title, URL, date, section, language --
+        for each key, without the body: SQLite extracts the title, so serving a stored list never parses whole
+        articles. Absent (deleted) keys are left out."""
+        out: dict[int, Article] = {}
+        for chunk, marks in in_chunks([int(k) for k in keys]):
+            sql = ("SELECT key, id, json_extract(data, '$.title'), url, published_at, section, language "
+                   f"FROM articles WHERE key IN ({marks})")
+            for key, article_id, title, url, published_at, section, language in self.conn.execute(sql, chunk):
+                out[int(key)] = Article(id=article_id, title=title or "", url=url, published_at=published_at,
+                                        section=section, language=language)
+        return out
+
     def record_hashes(self, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
         """``id -> (key, record_hash)`` for the ids already in the catalog."""
         out: dict[str, tuple[int, str]] = {}

@@ -276,20 +276,22 @@ def lookup(rec: "Recommender", article_id: str, k: int = 5, **filters: object) -
     from .recommender import RelatedList, Suggestion
 
     catalog = rec.store.catalog
-    stored = catalog.get(article_id)
-    if stored is None:
+    key = catalog.key_of(article_id)
+    if key is None:
         raise ArticleNotFound(article_id)
-    entry = load(catalog, stored.key) if k <= DEPTH else None
+    entry = load(catalog, key) if k <= DEPTH else None
     if entry is not None:
         options = rec._options(k, dict(filters))
-        rows = catalog.get_many([key for key, _ in entry.items])
+        listed = [key for key, _ in entry.items]
+        cards = catalog.cards(listed[:k])  # usually enough; the rest only when filters or deletes skip some
         picked: list[Suggestion] = []
         scores = entry.scores or [None] * len(entry.items)
-        for (key, similarity), relevance in zip(entry.items, scores):
-            row = rows.get(key)
-            if row is None or not passes_filters(row.article, options):
+        for n, ((key, similarity), relevance) in enumerate(zip(entry.items, scores)):
+            if n == k:
+                cards.update(catalog.cards(listed[k:]))
+            a = cards.get(key)
+            if a is None or not passes_filters(a, options):
                 continue
-            a = row.article
             picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section, relevance))
             if len(picked) == k:
                 break
