@@ -20,6 +20,7 @@ import html
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -316,6 +317,7 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         """Answer a GET the cache already holds before routing and validation (most of a request's cost)."""
 
         route = type("CachedRoute", (), {"path": "/v1/articles/{article_id:path}/related (cached)"})()
+        lookup_route = type("LookupRoute", (), {"path": "/v1/articles/{article_id:path}/related"})()
 
         def __init__(self, inner: ASGIApp) -> None:
             self.inner = inner
@@ -338,7 +340,32 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
                     await send({"type": "http.response.body", "body": hit[0]})
                     return
+                if await self.plain_miss(scope, send, version):
+                    return
             await self.inner(scope, receive, send)
+
+        async def plain_miss(self, scope: Scope, send: Send, version: str) -> bool:
+            """Answer an uncached ``GET .../related`` with no query but ``k`` without FastAPI's routing and
+            parameter validation (the cost of a first request, with the list itself a lookup). Anything else
+            -- filters, an unknown id, a bad k -- goes to the route, which answers (and explains errors) itself."""
+            match = _PLAIN_RELATED.fullmatch(scope["path"])
+            k = _plain_k(scope.get("query_string", b""))
+            if match is None or k is None:
+                return False
+            article_id = match.group(1)
+            try:
+                result = await run_in_threadpool(service.related, article_id, k)
+            except RecommenderError:
+                return False
+            payload = json.dumps(body(article_id, result), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            responses.put((version, scope["path"], scope.get("query_string", b"")), (payload, "application/json"))
+            scope["route"] = self.lookup_route
+            headers = [(b"etag", f'W/"{version}"'.encode()),
+                       (b"cache-control", f"public, max-age={config.cache_max_age}".encode()),
+                       (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+            return True
 
     app.add_middleware(CachedGets)  # innermost: CORS headers and metrics still apply to cached answers
     app.add_middleware(
@@ -463,6 +490,20 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         return HTMLResponse(render_demo(service, id, rec_info))
 
     return app
+
+
+_PLAIN_RELATED = re.compile(r"/v1/articles/(.+)/related")
+
+
+def _plain_k(query: bytes) -> int | None:
+    """k from a query string that holds nothing else (empty = the default 5); None for anything else."""
+    if not query:
+        return 5
+    name, _, value = query.partition(b"=")
+    if name != b"k" or not value.isdigit() or len(value) > 3:
+        return None
+    k = int(value)
+    return k if 1 <= k <= MAX_K else None
 
 
 class ResponseCache:

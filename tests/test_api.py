@@ -50,6 +50,19 @@ def test_related_by_id(client: TestClient) -> None:
     assert again.status_code == 304
 
 
+def test_first_requests_answered_before_routing_match_the_route(client: TestClient) -> None:
+    """A plain first request (no query, or only k) skips FastAPI's routing; its answer must be the route's."""
+    for article_id in ("a1", "b2", "c1"):
+        plain = client.get(f"/v1/articles/{article_id}/related?k=3")
+        routed = client.get(f"/v1/articles/{article_id}/related?k=3&exclude=")  # any other parameter: the route
+        assert plain.status_code == routed.status_code == 200
+        assert plain.json() == routed.json()
+        assert plain.headers["etag"] == routed.headers["etag"]
+        assert plain.headers["content-type"].startswith("application/json")
+    default = client.get("/v1/articles/a1/related")
+    assert len(default.json()["related"]) == 5 or default.json()["short"]
+
+
 def test_related_errors(client: TestClient) -> None:
     r = client.get("/v1/articles/nope/related")
     assert r.status_code == 404 and r.json()["error"]["type"] == "ArticleNotFound"
