@@ -461,12 +461,13 @@ def _wrk_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def http_latency(index_dir: Path, articles: int, backend: str, concurrency: int, seconds: int, workers: int = 1) -> str:
+def http_latency(index_dir: Path, articles: int, backend: str, concurrency: Sequence[int], seconds: int,
+                 workers: int = 1) -> str:
     """HTTP latency over ``recommender serve`` with a real load generator: wrk from Debian (``apt-get install -y wrk``).
 
-    GET /v1/articles/{id}/related?k=5 for random ids at a fixed concurrency (wrk: 2 threads, ``concurrency``
-    connections); the server and wrk share this machine's cores. Reports requests/s, p50/p99 and every error
-    (socket errors and non-2xx responses).
+    GET /v1/articles/{id}/related?k=5 for random ids at a fixed concurrency (wrk: 2 threads, each of
+    ``concurrency`` connections in turn, on one server); the server and wrk share this machine's cores. Reports
+    requests/s, p50/p99 and every error (socket errors and non-2xx responses) per concurrency.
     """
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -492,16 +493,30 @@ def http_latency(index_dir: Path, articles: int, backend: str, concurrency: int,
             time.sleep(0.5)
         script = index_dir / "wrk.lua"
         script.write_text(WRK_SCRIPT.replace("{n}", str(articles)))
-        base = [wrk, "-t2", f"-c{concurrency}", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"]
-        subprocess.run([*base[:4], "-d3s", *base[4:]], capture_output=True, text=True, timeout=60)  # warm-up
-        out = subprocess.run([*base[:4], f"-d{seconds}s", *base[4:]], capture_output=True, text=True,
-                             timeout=seconds + 60).stdout
+        outputs = []
+        for connections in concurrency:
+            base = [wrk, "-t2", f"-c{connections}", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"]
+            subprocess.run([*base[:4], "-d3s", *base[4:]], capture_output=True, text=True, timeout=60)  # warm-up
+            outputs.append((connections, subprocess.run([*base[:4], f"-d{seconds}s", *base[4:]], capture_output=True,
+                                                        text=True, timeout=seconds + 60).stdout))
     finally:
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+    rows = []
+    for connections, out in outputs:
+        row = _wrk_row(out, articles, workers, connections, seconds)
+        if isinstance(row, str):
+            return row
+        rows.append(row)
+    return table(["articles", "workers", "connections", "seconds", "requests", "requests/s", "p50 ms", "p99 ms",
+                  "errors"], rows)
+
+
+def _wrk_row(out: str, articles: int, workers: int, concurrency: int, seconds: int) -> list[str] | str:
+    """One table row from wrk's report (or the reason it could not be read)."""
     rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     p50 = re.search(r"\s50%\s+(\S+)", out)
     p99 = re.search(r"\s99%\s+(\S+)", out)
@@ -511,10 +526,8 @@ def http_latency(index_dir: Path, articles: int, backend: str, concurrency: int,
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
     if not (rps and p50 and p99 and total):
         return "failed to parse wrk output:\n" + out
-    row = [f"{articles:,}", str(workers), str(concurrency), f"{seconds}", total.group(1), f"{float(rps.group(1)):,.0f}",
-           f"{_wrk_ms(p50.group(1)):.2f}", f"{_wrk_ms(p99.group(1)):.2f}", str(errors)]
-    return table(["articles", "workers", "connections", "seconds", "requests", "requests/s", "p50 ms", "p99 ms",
-                  "errors"], [row])
+    return [f"{articles:,}", str(workers), str(concurrency), f"{seconds}", total.group(1),
+            f"{float(rps.group(1)):,.0f}", f"{_wrk_ms(p50.group(1)):.2f}", f"{_wrk_ms(p99.group(1)):.2f}", str(errors)]
 
 
 # -- main ------------------------------------------------------------------------------------------------------
@@ -532,7 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-memory", default=None, help="memory budget for the built indexes, e.g. 4GB")
     parser.add_argument("--http", action="store_true", help="also measure HTTP with wrk (needs recommender serve)")
     parser.add_argument("--workers", type=int, default=1, help="serve --workers for the HTTP measurement")
-    parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[32],
+                        help="HTTP connections (several values: one wrk run each, on the same server)")
     parser.add_argument("--http-seconds", type=int, default=20)
     parser.add_argument("--samples", type=int, default=1000, help="related-by-id requests timed in process")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the built indexes here")
@@ -601,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if quick or not args.http:
             print("skipped (run with --http; not in --quick)")
         else:
-            print(f"wrk -t2 -c{args.concurrency} -d{args.http_seconds}s, random ids, "
+            print(f"wrk -t2 -c{'/'.join(map(str, args.concurrency))} -d{args.http_seconds}s, random ids, "
                   "GET /v1/articles/{id}/related?k=5; "
                   "server and load generator on the same machine\n")
             for n, index_dir in built:
