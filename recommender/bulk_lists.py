@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,7 +62,6 @@ class Archive:
     """What the ranking reads from every article, as arrays in catalog-key order."""
 
     keys: np.ndarray  # int64, sorted
-    ids: list[str]
     vectors: np.ndarray  # float32 (n, d)
     copy_codes: np.ndarray  # int64: equal = copies of one text
     url_codes: np.ndarray  # int64: equal = one page; -1 = no URL
@@ -107,64 +107,63 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
 
     _, copy_code = _codes()
     _, url_code = _codes()
-    keys: list[int] = []
-    ids: list[str] = []
-    vectors: list[np.ndarray] = []
-    copies: list[int] = []
-    urls: list[int] = []
-    indptr = [0]
-    indices: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
+    expected = catalog.count()
+    keys = np.empty(expected, dtype=np.int64)
+    copies = np.empty(expected, dtype=np.int64)
+    urls = np.empty(expected, dtype=np.int64)
+    vectors: np.ndarray | None = None
+    lengths = np.empty(expected, dtype=np.int64)
+    columns = array("i")  # term column of each (article, term) entry, article after article
+    counts = array("I")  # ... and its count in the article
     extra_terms: dict[str, int] = {}
+    n = 0
     last = -1
     while True:
         rows = catalog.conn.execute(
-            "SELECT a.key, a.id, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
+            "SELECT a.key, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
             "JOIN vectors v ON v.content_hash = a.content_hash WHERE a.key > ? ORDER BY a.key LIMIT ?",
             (last, page),
         ).fetchall()
         if not rows:
             break
-        for key, article_id, ukey, ckey, data, blob in rows:
-            keys.append(int(key))
-            ids.append(str(article_id))
-            vectors.append(np.frombuffer(blob, dtype=np.float32))
-            copies.append(copy_code(ckey))
-            urls.append(url_code(ukey) if ukey else -1)
+        for key, ukey, ckey, data, blob in rows:
+            vector = np.frombuffer(blob, dtype=np.float32)
+            if vectors is None:
+                vectors = np.empty((expected, vector.shape[0]), dtype=np.float32)
+            keys[n] = key
+            vectors[n] = vector
+            copies[n] = copy_code(ckey)
+            urls[n] = url_code(ukey) if ukey else -1
             tally = Counter(tokenize(_article_from_json(data).text))
-            columns = np.empty(len(tally), dtype=np.int64)
-            for i, term in enumerate(tally):
+            for term, count in tally.items():
                 col = vocabulary.get(term)
                 if col is None:
                     col = extra_terms.get(term)
                     if col is None:
                         col = extra_terms[term] = len(vocabulary) + len(extra_terms)
-                columns[i] = col
-            indices.append(columns)
-            counts.append(np.fromiter(tally.values(), dtype=np.float64, count=len(tally)))
-            indptr.append(indptr[-1] + len(tally))
+                columns.append(col)
+                counts.append(count)
+            lengths[n] = len(tally)
+            n += 1
         last = int(rows[-1][0])
+    if vectors is None:
+        vectors = np.zeros((0, 0), dtype=np.float32)
 
-    n = len(keys)
-    dimension = vectors[0].shape[0] if vectors else 0
     vocab_size = len(vocabulary) + len(extra_terms)
     all_idf = np.concatenate([idf_array, np.full(len(extra_terms), unknown_idf)])
-    col = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
-    tf = np.concatenate(counts) if counts else np.zeros(0)
-    weights = (1.0 + np.log(tf)) * all_idf[col] if len(col) else tf
-    matrix = sp.csr_matrix((weights, col.astype(np.int32), np.asarray(indptr, dtype=np.int64)),
-                           shape=(n, max(vocab_size, 1)))
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    col = np.frombuffer(columns, dtype=np.int32) if len(columns) else np.zeros(0, dtype=np.int32)
+    tf = np.frombuffer(counts, dtype=np.uint32) if len(counts) else np.zeros(0, dtype=np.uint32)
+    weights = (1.0 + np.log(tf)) * all_idf[col]  # sublinear tf x idf, as keywords.weigh
+    lengths = lengths[:n]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # row norms; the appended 0 keeps reduceat's indices in range when the last rows have no terms
+    norms = np.sqrt(np.add.reduceat(np.append(weights * weights, 0.0), indptr[:-1])) if n else np.zeros(0)
+    norms[lengths == 0] = 0.0  # reduceat gives an empty row its neighbour's value
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    matrix = sp.csr_matrix(sp.diags(scale) @ matrix)
-    return Archive(
-        keys=np.asarray(keys, dtype=np.int64),
-        ids=ids,
-        vectors=np.vstack(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32),
-        copy_codes=np.asarray(copies, dtype=np.int64),
-        url_codes=np.asarray(urls, dtype=np.int64),
-        terms=matrix,
-    )
+    weights *= np.repeat(scale, lengths)
+    matrix = sp.csr_matrix((weights, col.copy(), indptr), shape=(n, max(vocab_size, 1)))
+    return Archive(keys=keys[:n], vectors=vectors[:n], copy_codes=copies[:n], url_codes=urls[:n], terms=matrix)
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,8 @@ def _refresh_all_bulk(rec: "Recommender") -> int:
             items, short = ranked.items, ranked.short
         else:  # the first candidate pool was not enough: search further, one story
             slow += 1
-            full = rec.rank_for(archive.ids[row], DEPTH)
+            article_id = catalog.conn.execute("SELECT id FROM articles WHERE key = ?", (key,)).fetchone()[0]
+            full = rec.rank_for(article_id, DEPTH)
             items, short = [(c.key, c.similarity, c.rank_score) for c in full.items], full.short
         lists.append((key, json.dumps([[k, round(sim, 6), round(score, 6)] for k, sim, score in items]), int(short)))
         refs.extend((k, key) for k, _, _ in items)

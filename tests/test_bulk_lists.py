@@ -119,7 +119,7 @@ def test_rank_row_keeps_one_link_per_copy_group() -> None:
     import scipy.sparse as sp
 
     archive = bulk_lists.Archive(
-        keys=np.array([10, 11, 12, 13, 14]), ids=["q", "a", "b", "c", "d"],
+        keys=np.array([10, 11, 12, 13, 14]),
         vectors=np.eye(5, dtype=np.float32), copy_codes=np.array([0, 1, 1, 2, 3]),
         url_codes=np.array([-1, -1, -1, -1, -1]), terms=sp.csr_matrix((5, 1)),
     )
@@ -141,3 +141,21 @@ def test_build_output_is_unchanged_json(tmp_path: Path, fake: fakes.FakeEmbedder
     entries = json.loads(items)
     assert entries and all(len(e) == 3 and isinstance(e[0], int) for e in entries)
     assert short in (0, 1)
+
+
+def test_stories_without_keywords_have_an_empty_row(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
+    """A story with no word of two letters or more (first, middle or last in key order) has no keyword row,
+    and its neighbours' rows are still unit length."""
+    rows = corpus(5, 12)
+    blank = {"title": "7", "body": "1 2 3 ?"}
+    rows.insert(0, {**blank, "id": "blank-first"})
+    rows.insert(6, {**blank, "id": "blank-middle"})
+    rows.append({**blank, "id": "blank-last"})
+    build_index([write_jsonl(tmp_path / "a.jsonl", rows)], tmp_path / "index", model=fakes.FAKE_MODEL)
+    with Recommender.open(tmp_path / "index", embedder=fakes.SHARED) as rec:
+        archive = bulk_lists.load_archive(rec.store.catalog)
+        lengths = np.diff(archive.terms.indptr)
+        norms = np.sqrt(np.asarray(archive.terms.multiply(archive.terms).sum(axis=1)).ravel())
+        assert (lengths == 0).sum() == 3
+        np.testing.assert_allclose(norms[lengths > 0], 1.0)
+    assert_lists_match_live_ranking(tmp_path / "index")
