@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,6 +124,7 @@ class Catalog:
     def __init__(self, path: Path, *, create: bool = False, check_same_thread: bool = True, read_only: bool = False) -> None:
         self.path = path
         self._parsed: OrderedDict[int, StoredArticle] = OrderedDict()
+        self._pending_terms: Counter[str] | None = None
         if not create and not path.exists():
             raise FileNotFoundError(path)
         self.conn = sqlite3.connect(path, timeout=30, check_same_thread=check_same_thread, isolation_level=None)
@@ -160,9 +162,29 @@ class Catalog:
             self.conn.executemany("INSERT INTO terms(term, df) VALUES (?, ?)", df.items())
             self.set_meta("terms_version", "1")
 
+    @contextmanager
+    def batched_terms(self) -> Iterator[None]:
+        """Inside a transaction: sum every document-frequency change of the upserts and deletes in the block and
+        write them once at its end (a build of N articles: one statement per distinct term, not per article
+        and term). Nothing is written if the block raises (the transaction rolls back anyway)."""
+        self._pending_terms = Counter()
+        try:
+            yield
+            pending = self._pending_terms
+        finally:
+            self._pending_terms = None
+        changed = [(term, delta) for term, delta in pending.items() if delta]
+        self.conn.executemany(
+            "INSERT INTO terms(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df", changed
+        )
+        self.conn.executemany("DELETE FROM terms WHERE term = ? AND df <= 0", [(t,) for t, d in changed if d < 0])
+
     def _count_terms(self, text: str, delta: int) -> None:
         """Add ``delta`` to the document frequency of each distinct term of ``text`` (inside a transaction)."""
         terms = set(tokenize(text))
+        if self._pending_terms is not None:
+            self._pending_terms.update(dict.fromkeys(terms, delta))
+            return
         self.conn.executemany(
             "INSERT INTO terms(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
             [(term, delta) for term in terms],

@@ -238,7 +238,7 @@ def apply_batch(
             # Another writer may have pruned a vector this batch needs since it was embedded: embed it again.
             _embed_missing(store.catalog, staging, get_embedder, report, None)
             replaced: list[str | None] = []
-            with store.catalog.transaction():
+            with store.catalog.transaction(), store.catalog.batched_terms():
                 for article, status in staging.articles():
                     _, old_hash = store.catalog.upsert(article)
                     replaced.append(old_hash)
