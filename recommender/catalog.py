@@ -183,7 +183,10 @@ class Catalog:
         """Add ``delta`` to the document frequency of each distinct term of ``text`` (inside a transaction)."""
         terms = set(tokenize(text))
         if self._pending_terms is not None:
-            self._pending_terms.update(dict.fromkeys(terms, delta))
+            if delta == 1:
+                self._pending_terms.update(terms)  # counting an iterable runs in C
+            else:
+                self._pending_terms.subtract(dict.fromkeys(terms, -delta))
             return
         self.conn.executemany(
             "INSERT INTO terms(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
