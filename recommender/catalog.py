@@ -272,6 +272,16 @@ class Catalog:
                                         section=section, language=language)
         return out
 
+    def copy_keys(self, keys: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """``key -> (copy key, normalised URL)``: what the copy rules compare, without reading the article."""
+        out: dict[int, tuple[str, str | None]] = {}
+        for chunk, marks in in_chunks([int(k) for k in keys]):
+            for key, copy_key, ukey in self.conn.execute(
+                f"SELECT key, copy_key, url_key FROM articles WHERE key IN ({marks})", chunk
+            ):
+                out[int(key)] = (copy_key, ukey)
+        return out
+
     def record_hashes(self, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
         """``id -> (key, record_hash)`` for the ids already in the catalog."""
         out: dict[str, tuple[int, str]] = {}

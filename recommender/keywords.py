@@ -49,6 +49,10 @@ def weigh(counts: Mapping[str, int], doc_freq: Callable[[str], int], n_docs: int
     return {t: w / norm for t, w in vector.items()} if norm > 0 else {}
 
 
+#: ``1 + ln(tf)`` for small term counts (the sublinear tf of :func:`weigh`), looked up instead of computed.
+_SUBLINEAR = [0.0] + [1.0 + math.log(c) for c in range(1, 64)]
+
+
 def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     """Dot product of two unit-length sparse vectors."""
     if len(a) > len(b):
@@ -85,7 +89,7 @@ class KeywordWeights:
         self._seq: int | None = None
         self._checked = 0.0
         self._n_docs = 0
-        self._df: dict[str, int] = {}
+        self._idf: dict[str, float] = {}  # per term, for the current document frequencies
         self._vectors: dict[str, TermVector] = {}
 
     #: Recompute weights once this share of the archive has changed since they were computed. One story more
@@ -103,7 +107,7 @@ class KeywordWeights:
         if self._seq is None or seq < self._seq or seq - self._seq > max(1, self.REFRESH_SHARE * self._n_docs):
             self._seq = seq  # the archive changed enough: frequencies and weights with it
             self._n_docs = self.catalog.count()
-            self._df.clear()
+            self._idf.clear()
             self._vectors.clear()
 
     def for_article(self, article: "Article", content_hash: str) -> TermVector:
@@ -118,11 +122,16 @@ class KeywordWeights:
         if cache_key is not None and cache_key in self._vectors:
             return self._vectors[cache_key]
         counts = term_counts(text)
-        missing = [t for t in counts if t not in self._df]
+        idf_of = self._idf
+        missing = [t for t in counts if t not in idf_of]
         if missing:
             found = self.catalog.doc_freqs(missing)
-            self._df.update((t, found.get(t, 0)) for t in missing)
-        vector = weigh(counts, self._df.__getitem__, self._n_docs)
+            n_docs = self._n_docs
+            idf_of.update((t, idf(found.get(t, 0), n_docs)) for t in missing)
+        # weigh(), with each term's idf computed once per refresh rather than once per article
+        raw = {t: (_SUBLINEAR[c] if c < len(_SUBLINEAR) else 1.0 + math.log(c)) * idf_of[t] for t, c in counts.items()}
+        norm = math.sqrt(sum(w * w for w in raw.values()))
+        vector = {t: w / norm for t, w in raw.items()} if norm > 0 else {}
         if cache_key is not None:
             if len(self._vectors) >= self.CACHE_SIZE:
                 self._vectors.clear()

@@ -24,7 +24,8 @@ import numpy as np
 from . import bulk_lists
 from .articles import url_key
 from .catalog import Catalog
-from .ranking import Ranked, rank
+from .keywords import cosine
+from .ranking import Candidate, QueryContext, Ranked, RankingOptions, rank
 
 if TYPE_CHECKING:
     from .recommender import Recommender, RelatedList
@@ -191,62 +192,84 @@ def _offer_to_neighbours(rec: "Recommender", key: int, article_id: str, skip: se
     """Let the nearest stories of a new/edited story take it into their lists.
 
     Most neighbours are settled by scoring the newcomer alone against them (:func:`_try_insert`); only when a
-    stored list lacks scores, diversity is on, or the newcomer is a copy of something already listed does the
-    whole stored list get re-ranked with it.
+    stored list lacks scores, the ranking options are ones that need the whole list (filters, freshness,
+    diversity), or the newcomer is a copy of something already listed does the whole stored list get re-ranked.
     """
     catalog = rec.store.catalog
-    query_vector = rec.store.catalog.vectors_for_keys([key]).get(key)
-    if query_vector is None:
-        return
-    _, neighbour_keys = rec.store.search(query_vector, NEIGHBOURS + 1)
-    neighbours = [int(k) for k in neighbour_keys if int(k) != key and int(k) not in skip]
-    ids = _ids_for(catalog, neighbours)
-    for neighbour in neighbours:
-        if neighbour not in ids:
-            continue  # a tombstone
-        current = load(catalog, neighbour)
-        if current is not None and key not in {k for k, _ in current.items} and _try_insert(rec, neighbour, ids[neighbour], current, key):
+    query, query_vector = rec._query_for(article_id)
+    # the newcomer's nearest stories, with their keyword vectors: the same pool its own list was ranked from
+    near = [c for c in rec._candidates(query_vector, NEIGHBOURS + 1) if c.key != key and c.key not in skip]
+    fast = bulk_lists.supports(rec.options)
+    for neighbour in near:
+        current = load(catalog, neighbour.key)
+        if fast and current is not None and key not in {k for k, _ in current.items} \
+                and _try_insert(rec, neighbour, current, key, query):
             continue
         pool = [k for k, _ in current.items] if current else []
         if key in pool:
             pool.remove(key)
-        ranked = rec.rerank(ids[neighbour], pool + [key], DEPTH)
+        ranked = rec.rerank(neighbour.article.id, pool + [key], DEPTH)
         if current is not None and not current.short and len(ranked.items) < DEPTH:
             # the re-rank saw only the stored list: never let a full list shrink; search instead
-            ranked = rec.rank_for(ids[neighbour], DEPTH)
-        _store(catalog, neighbour, ranked)
+            ranked = rec.rank_for(neighbour.article.id, DEPTH)
+        _store(catalog, neighbour.key, ranked)
 
 
-def _try_insert(rec: "Recommender", key: int, article_id: str, current: StoredList, newcomer: int) -> bool:
-    """Place ``newcomer`` in ``current`` by its own ranking score, when that provably equals a re-rank.
+def newcomer_score(neighbour: Candidate, newcomer: QueryContext, options: RankingOptions) -> float | None:
+    """The ranking score a newcomer gets in ``neighbour``'s list, or None when it does not belong there.
 
-    It does when the list has scores, diversity (MMR) is off (so each item's score does not depend on the
-    others), and the newcomer is no copy of a listed story (else the copy rules decide which one stays).
-    Returns False when a full re-rank is needed; True when the list was settled (newcomer in, or not eligible).
+    What :func:`recommender.ranking.rank` would give it with the neighbour as the query, computed from the
+    newcomer's side: the embedding cosine and the keyword cosine are symmetric, so the newcomer's own candidate
+    pool already holds both. Valid for options :func:`recommender.bulk_lists.supports` (no filters, no
+    freshness, no diversity).
     """
-    if current.scores is None or rec.options.diversity_lambda < 1.0:
+    article = neighbour.article
+    if neighbour.copy_key == newcomer.copy_key or neighbour.similarity >= options.near_copy:
+        return None  # a copy of the neighbour itself
+    if newcomer.url and article.url and url_key(newcomer.url) == url_key(article.url):
+        return None
+    if neighbour.similarity < options.min_similarity:
+        return None
+    if options.keyword_weight <= 0 or not neighbour.terms:  # the neighbour, as the query, has no keywords
+        return neighbour.similarity
+    keywords = cosine(neighbour.terms, newcomer.terms) if newcomer.terms else 0.0
+    return (1.0 - options.keyword_weight) * neighbour.similarity + options.keyword_weight * keywords
+
+
+def _try_insert(rec: "Recommender", neighbour: Candidate, current: StoredList, newcomer: int,
+                query: QueryContext) -> bool:
+    """Place ``newcomer`` in ``neighbour``'s stored list by its own score, when that provably equals a re-rank.
+
+    It does when the list has scores, the options are ones :func:`recommender.bulk_lists.supports` (each
+    item's score does not depend on the others), and the newcomer is no copy of a listed story (else the copy
+    rules decide which one stays). Returns False when a full re-rank is needed; True when the list was settled
+    (newcomer in, or not eligible).
+    """
+    if current.scores is None:
         return False
-    query, vector = rec._query_for(article_id)
-    scored = rank(query, rec.candidates_for_keys(vector, [newcomer]), rec._options(DEPTH, {})).items
-    if not scored:
+    score = newcomer_score(neighbour, query, rec._options(DEPTH, {}))
+    if score is None:
         return True  # a copy of this story, or below the minimum similarity: it does not belong here
-    new = scored[0]
     full = len(current.items) >= DEPTH
-    if full and new.rank_score <= current.scores[-1]:
+    if full and score <= current.scores[-1]:
         return True  # weaker than everything listed
-    listed = rec.candidates_for_keys(vector, [k for k, _ in current.items])
-    if len(listed) != len(current.items):
+    catalog = rec.store.catalog
+    listed = [k for k, _ in current.items]
+    copies = catalog.copy_keys(listed)
+    vectors = catalog.vectors_for_keys(listed)
+    if len(copies) != len(listed) or len(vectors) != len(listed):
         return False  # something listed was deleted meanwhile
-    new_url = url_key(new.article.url) if new.article.url else None
-    for item in listed:
-        if item.copy_key == new.copy_key or (new_url and item.article.url and url_key(item.article.url) == new_url):
+    new_url = url_key(query.url) if query.url else None
+    for k in listed:
+        copy_key, listed_url = copies[k]
+        if copy_key == query.copy_key or (new_url and listed_url == new_url):
             return False
-        if item.vector is not None and new.vector is not None and float(np.dot(item.vector, new.vector)) >= rec.options.near_copy:
+        if query.vector is not None and float(np.dot(vectors[k], query.vector)) >= rec.options.near_copy:
             return False
-    entries = [(k, sim, score) for (k, sim), score in zip(current.items, current.scores)]
-    entries.append((new.key, new.similarity, new.rank_score))
+    entries = [(k, sim, s) for (k, sim), s in zip(current.items, current.scores, strict=True)]
+    entries.append((newcomer, neighbour.similarity, score))
     entries.sort(key=lambda e: e[2], reverse=True)
-    _store_items(rec.store.catalog, key, entries[:DEPTH], current.short and len(entries) < DEPTH)
+    _store_items(catalog, neighbour.key, entries[:DEPTH], current.short and len(entries) < DEPTH)
     return True
 
 

@@ -85,3 +85,21 @@ def test_keyword_weights_follow_the_catalog(fake_index: Path, fake: FakeEmbedder
         after = weights.vector("zebra flood")
         assert after["zebra"] < after["flood"]  # now zebra is everywhere
         assert isinstance(weights, KeywordWeights)
+
+
+def test_cached_weights_equal_the_pure_function(fake_index: Path) -> None:
+    """KeywordWeights computes each term's idf once per refresh and looks small tf up in a table; the vectors
+    must be exactly weigh()'s, for counts below and above the table's end."""
+    catalog = Catalog(fake_index / Catalog.FILENAME, read_only=True)
+    try:
+        weights = KeywordWeights(catalog)
+        n_docs = catalog.count()
+        texts = ["flood " * 70 + "river city " * 3 + "unseenword", "Central bank rates", "?"]
+        for text in texts:
+            counts = term_counts(text)
+            df = catalog.doc_freqs(counts)
+            expected = weigh(counts, lambda t: df.get(t, 0), n_docs)
+            assert weights.vector(text) == expected
+            assert weights.vector(text, f"hash-{text[:12]}") == expected
+    finally:
+        catalog.close()

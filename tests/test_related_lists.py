@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from recommender import Recommender, add_articles, delete_articles
-from recommender import related_lists
-from tests.conftest import ARTICLES
+from recommender import Recommender, add_articles, build_index, delete_articles, related_lists
+from tests.conftest import ARTICLES, write_jsonl
+from tests.fakes import FAKE_MODEL, SHARED, FakeEmbedder
 
 
 def stored_ids(rec: Recommender, article_id: str) -> list[str]:
@@ -93,3 +93,30 @@ def test_insertion_places_the_newcomer_by_its_score(fake_index: Path, monkeypatc
         assert after is not None and after.scores == sorted(after.scores, reverse=True)
         assert stored_ids(rec, "b1")[0] == "b9" == rec.related("b1", k=1).ids[0]
     assert "b1" not in reranked
+
+
+def test_newcomer_score_is_what_ranking_the_neighbours_list_would_give(tmp_path: Path, fake: FakeEmbedder) -> None:
+    """Publishing scores the newcomer for each neighbour's list from the newcomer's side (cosines are
+    symmetric); for every ordered pair of stories that must equal ranking the neighbour's list with it --
+    copies, URL variants and weak matches (None) included."""
+    from recommender.ranking import rank
+    from tests.test_bulk_lists import corpus
+
+    build_index([write_jsonl(tmp_path / "a.jsonl", corpus(7, 40))], tmp_path / "index", model=FAKE_MODEL)
+    with Recommender.open(tmp_path / "index", embedder=SHARED) as rec:
+        options = rec._options(related_lists.DEPTH, {})
+        stories = list(rec.store.catalog.iter_articles())
+        checked = dropped = 0
+        for newcomer in stories:
+            new_query, new_vector = rec._query_for(newcomer.article.id)
+            for neighbour in rec.candidates_for_keys(new_vector, [s.key for s in stories if s.key != newcomer.key]):
+                mine = related_lists.newcomer_score(neighbour, new_query, options)
+                their_query, their_vector = rec._query_for(neighbour.article.id)
+                ranked = rank(their_query, rec.candidates_for_keys(their_vector, [newcomer.key]), options).items
+                if mine is None:
+                    assert ranked == []
+                    dropped += 1
+                else:
+                    assert len(ranked) == 1 and ranked[0].rank_score == pytest.approx(mine, abs=1e-12)
+                checked += 1
+        assert dropped and checked > dropped
