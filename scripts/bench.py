@@ -542,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embed-texts", type=int, default=331, help="ECB+ texts per embedding round")
     parser.add_argument("--rounds", type=int, default=2, help="embedding rounds per backend")
     parser.add_argument("--eval", action="store_true", help="also run recommender eval per backend")
+    parser.add_argument("--embedding-only", action="store_true",
+                        help="stop after section 1 (and 2 with --eval): no index, no HTTP")
     parser.add_argument("--max-memory", default=None, help="memory budget for the built indexes, e.g. 4GB")
     parser.add_argument("--http", action="store_true", help="also measure HTTP with wrk (needs recommender serve)")
     parser.add_argument("--workers", type=int, default=1, help="serve --workers for the HTTP measurement")
@@ -574,6 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.eval and not quick:
         print("\n## 2. relevance per backend\n")
         print(eval_backends(embedders, texts if len(texts) == 331 else sample_texts(), vectors), flush=True)
+    if args.embedding_only:
+        return 0
 
     if quick:
         base = HashingEmbedder().embed(sample_texts())
