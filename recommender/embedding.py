@@ -20,10 +20,13 @@ _PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 #: (fp32, or int8 weights); see :mod:`recommender.onnx_backend` and ``docs/backends.md``.
 BACKENDS = ("torch", "onnx", "onnx-int8")
 #: The backend of a new index when none is asked for: the fastest whose eval stays within 0.5 point of torch
-#: fp32 (onnx-int8: about 2.2x torch, same P@5/MRR/nDCG@5 on the ECB+ sample; see ``docs/benchmarks.md``).
+#: fp32 (onnx-int8: 2.3-2.75x torch on articles, every eval score within 0.5 point; see ``docs/benchmarks.md``).
 DEFAULT_BACKEND = "onnx-int8"
-#: Token budget of one batch (rows x padded length): 32 article-length texts at 256 tokens, more short ones.
-MAX_BATCH_TOKENS = 8192
+#: Token budget of one onnx batch (rows x padded length): 2 article-length texts at 256 tokens, more short ones.
+#: Small on purpose: onnxruntime's CPU attention holds batch x heads x length^2 probabilities (100 MB for 32
+#: full-length articles, 6 MB for 2), and out of cache it was the slowest op. 512 embedded long articles 1.6x and
+#: titles 2x faster than 8,192 on the 2-core box (docs/benchmarks.md).
+MAX_BATCH_TOKENS = 512
 #: Most texts in one batch, however short they are.
 MAX_BATCH_SIZE = 128
 

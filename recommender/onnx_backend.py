@@ -49,6 +49,11 @@ CHECK_TEXTS = (
 #: Least cosine to the torch vector that each exported file must reach on :data:`CHECK_TEXTS` (a guard against
 #: a broken export, not the quality bar: int8 scores about .97 on "?" and .99 on articles; the eval decides).
 MIN_CHECK_COSINE = {"onnx": 0.9999, "onnx-int8": 0.95}
+#: onnxruntime session settings. Worker threads sleep between operators instead of spinning: on a box whose cores
+#: are shared with other jobs a spinning worker burns the time slice the other thread needs, and embedding with
+#: small batches (:data:`~recommender.embedding.MAX_BATCH_TOKENS`) runs many short operators. Together with those
+#: batches this took onnx-int8 from 1.8-2.4x to 3.4-4.5x torch on the shared 2-core box (docs/benchmarks.md).
+SESSION_CONFIG = {"session.intra_op.allow_spinning": "0"}
 #: Model types whose graphs onnxruntime's BERT optimiser knows how to fuse.
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "camembert", "electra"}
 
@@ -373,6 +378,8 @@ class OnnxEmbedder:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        for key, value in SESSION_CONFIG.items():
+            options.add_session_config_entry(key, value)
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - a damaged cache file: remove it so the next load remakes it

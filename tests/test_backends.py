@@ -168,6 +168,27 @@ def test_onnx_backends_give_the_same_top_results_as_torch(onnx_cache: Path) -> N
 
 
 @pytest.mark.integration
+def test_onnx_batch_budget_changes_batching_not_vectors(onnx_cache: Path) -> None:
+    """The token budget (MAX_BATCH_TOKENS) is a speed knob: padding and batch size leave the vectors as they are."""
+    from recommender.articles import validate_article
+    from recommender.onnx_backend import SESSION_CONFIG, OnnxEmbedder
+
+    texts = [validate_article(dict(a), "t").text for a in ARTICLES] + ["Flood", "Central bank " * 60]
+    # int8 quantises activations per batch tensor, so batch mates move a vector a little (cosine ~0.99 on "Flood").
+    for backend, least in (("onnx", 0.99999), ("onnx-int8", 0.98)):
+        one_by_one = OnnxEmbedder(DEFAULT_MODEL, backend, cache_dir=onnx_cache, max_tokens=1)  # a text per batch
+        default = OnnxEmbedder(DEFAULT_MODEL, backend, cache_dir=onnx_cache)
+        big = OnnxEmbedder(DEFAULT_MODEL, backend, cache_dir=onnx_cache, max_tokens=8192)  # all in one padded batch
+        reference = one_by_one.embed(texts)
+        for embedder in (default, big):
+            cosines = np.sum(embedder.embed(texts) * reference, axis=1)
+            assert float(cosines.min()) >= least, (backend, embedder.max_tokens)
+        options = default._session.get_session_options()  # noqa: SLF001 - the settings that make it fast
+        for key, value in SESSION_CONFIG.items():
+            assert options.get_session_config_entry(key) == value
+
+
+@pytest.mark.integration
 def test_onnx_file_is_made_once_cached_and_remade_when_missing(onnx_cache: Path) -> None:
     from recommender.onnx_backend import OnnxEmbedder, cached_onnx_path, describe_model, local_model_folder
 
