@@ -354,7 +354,9 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
                 return False
             article_id = match.group(1)
             try:
-                result = await run_in_threadpool(service.related, article_id, k)
+                result = service.related_nowait(article_id, k)
+                if result is None:  # a write holds the index: wait for it off the event loop
+                    result = await run_in_threadpool(service.related, article_id, k)
             except RecommenderError:
                 return False
             payload = json.dumps(body(article_id, result), ensure_ascii=False, separators=(",", ":")).encode("utf-8")

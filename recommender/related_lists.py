@@ -288,12 +288,13 @@ def catch_up(rec: "Recommender") -> int:
     return len(set(keys))
 
 
-def lookup(rec: "Recommender", article_id: str, k: int = 5, **filters: object) -> "RelatedList":
+def lookup(rec: "Recommender", article_id: str, k: int = 5, *, search: bool = True, **filters: object) -> "RelatedList | None":
     """An article's list from the precomputed store: a lookup, not a search.
 
     Filters are applied to the stored list; only when fewer than k stored entries pass (and the stored list was
     not already everything related) does it fall back to a live search, so a filter never shrinks the list
-    while k matching stories exist. Articles without a stored list (not yet computed) are searched live.
+    while k matching stories exist. Articles without a stored list (not yet computed) are searched live;
+    with ``search=False`` those cases return None instead (a caller that must not spend a search's time).
     """
     from .errors import ArticleNotFound
     from .ranking import passes_filters
@@ -321,4 +322,4 @@ def lookup(rec: "Recommender", article_id: str, k: int = 5, **filters: object) -
                 break
         if len(picked) == k or entry.short:
             return RelatedList(picked, len(picked) < k)
-    return rec.related(article_id, k, **filters)
+    return rec.related(article_id, k, **filters) if search else None

@@ -201,6 +201,17 @@ class Service:
             self._maybe_refresh()
             return related_lists.lookup(self._current(), article_id, k, **filters)
 
+    def related_nowait(self, article_id: str, k: int = 5) -> RelatedList | None:
+        """:meth:`related` (no filters) if the index is free right now and the stored list answers it, else None
+        without waiting: a stored list is a lookup of well under a millisecond, cheaper to do on the event loop
+        than to hand to a thread, but neither a write holding the lock nor a live search may stall the loop."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return related_lists.lookup(self._current(), article_id, k, search=False)
+        finally:
+            self._lock.release()
+
     def related_to_url(self, url: str, k: int = 5, **filters: Any) -> tuple[Article, RelatedList]:
         with self._lock:
             self._maybe_refresh()

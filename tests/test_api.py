@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,28 @@ def test_first_requests_answered_before_routing_match_the_route(client: TestClie
         assert plain.headers["content-type"].startswith("application/json")
     default = client.get("/v1/articles/a1/related")
     assert len(default.json()["related"]) == 5 or default.json()["short"]
+
+
+def test_first_request_during_a_write_waits_off_the_event_loop(fake_index: Path, fake: FakeEmbedder) -> None:
+    """The lookup runs on the event loop only when the index is free and a stored list answers it; while a
+    write holds the index, or when the list would need a live search, it is not done there (and the answer is
+    still the right one, from a worker thread)."""
+    service = Service(fake_index, embedder=fake, check_interval=0, autosave_seconds=0)
+    with TestClient(create_app(service, ApiConfig(api_key=KEY))) as c:
+        expected = service.related("a1", 3)
+        assert service.related_nowait("a1", 3) == expected
+        with service._lock:  # a write in progress, seen from another thread
+            seen: list[object] = []
+            worker = threading.Thread(target=lambda: seen.append(service.related_nowait("a1", 3)))
+            worker.start()
+            worker.join()
+            assert seen == [None]
+        assert c.get("/v1/articles/a1/related?k=3").json()["related"] == [s.to_dict() for s in expected]
+        catalog = service._current().store.catalog
+        catalog.conn.execute("DELETE FROM related WHERE key = ?", (catalog.key_of("a2"),))
+        assert service.related_nowait("a2", 3) is None  # no stored list: that takes a search
+        live = service._current().related("a2", 3)
+        assert c.get("/v1/articles/a2/related?k=3").json()["related"] == [s.to_dict() for s in live.items]
 
 
 def test_related_errors(client: TestClient) -> None:
