@@ -77,7 +77,7 @@ ModelOpt = Annotated[
 BackendOpt = Annotated[
     str | None,
     typer.Option("--backend", envvar="RECOMMENDER_BACKEND",
-                 help="Embedding backend: torch, onnx or onnx-int8 [default: the index's, or onnx-int8]",
+                 help="Embedding backend: torch, onnx, onnx-int8 or onnx-int8-192 [default: the index's, or onnx-int8-192]",
                  show_default=False),
 ]
 MaxMemoryOpt = Annotated[

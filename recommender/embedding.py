@@ -18,10 +18,13 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 #: ``--backend`` values: sentence-transformers on torch (fp32), or the same model exported to onnxruntime
 #: (fp32, or int8 weights); see :mod:`recommender.onnx_backend` and ``docs/backends.md``.
-BACKENDS = ("torch", "onnx", "onnx-int8")
+#: ``onnx-int8-192`` is the int8 model reading the first 192 word pieces of a text (title and first paragraphs)
+#: instead of the model's 256.
+BACKENDS = ("torch", "onnx", "onnx-int8", "onnx-int8-192")
 #: The backend of a new index when none is asked for: the fastest whose eval stays within 0.5 point of torch
-#: fp32 (onnx-int8: 2.3-2.75x torch on articles, every eval score within 0.5 point; see ``docs/benchmarks.md``).
-DEFAULT_BACKEND = "onnx-int8"
+#: fp32 -- onnx-int8-192: 2.5-2.7x torch on articles on a quiet 2-core box (onnx-int8: 2.1-2.2x), every eval score
+#: within 0.5 point on the bundled sample, ECB+, BBC and MasakhaNEWS English and French (``docs/benchmarks.md``).
+DEFAULT_BACKEND = "onnx-int8-192"
 #: Token budget of one onnx batch (rows x padded length): 2 article-length texts at 256 tokens, more short ones.
 #: Small on purpose: onnxruntime's CPU attention holds batch x heads x length^2 probabilities (100 MB for 32
 #: full-length articles, 6 MB for 2), and out of cache it was the slowest op. 512 embedded long articles 1.6x and

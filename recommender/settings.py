@@ -17,7 +17,7 @@ from .errors import RecommenderError
 DEFAULTS: dict[str, Any] = {
     "index": "index",
     "model": None,  # None: the index's own model, or the default model for a new index
-    "backend": None,  # None: the index's own backend, or embedding.DEFAULT_BACKEND (onnx-int8) for a new index
+    "backend": None,  # None: the index's own backend, or embedding.DEFAULT_BACKEND (onnx-int8-192) for a new index
     "k": 5,
     "host": "127.0.0.1",
     "port": 8000,

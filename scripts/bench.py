@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recommender.articles import validate_article  # noqa: E402
-from recommender.embedding import BACKENDS, DEFAULT_MODEL, available_threads, normalise  # noqa: E402
+from recommender.embedding import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, available_threads, normalise  # noqa: E402
 
 SAMPLE = ROOT / "data" / "ecbplus-sample.jsonl"
 QUICK_MODEL = "bench-hashing"
@@ -537,8 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds: toy embedder, 100 short articles, no HTTP")
     parser.add_argument("--backends", nargs="+", default=None, choices=BACKENDS,
                         help="embedding backends to compare, the first is the reference (default: all)")
-    parser.add_argument("--serve-backend", default="onnx-int8", choices=BACKENDS,
-                        help="backend for free-text queries, adds and the server (default onnx-int8)")
+    parser.add_argument("--serve-backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+                        help=f"backend for free-text queries, adds and the server (default {DEFAULT_BACKEND})")
     parser.add_argument("--embed-texts", type=int, default=331, help="ECB+ texts per embedding round")
     parser.add_argument("--rounds", type=int, default=2, help="embedding rounds per backend")
     parser.add_argument("--eval", action="store_true", help="also run recommender eval per backend")

@@ -157,7 +157,7 @@ def test_onnx_backends_give_the_same_top_results_as_torch(onnx_cache: Path) -> N
 
     texts = [validate_article(dict(a), "t").text for a in ARTICLES if a["id"] != "a1-wire"]
     torch_vectors = load_embedder(DEFAULT_MODEL, "torch").embed(texts)
-    for backend, least in (("onnx", 0.9999), ("onnx-int8", 0.98)):
+    for backend, least in (("onnx", 0.9999), ("onnx-int8", 0.98), ("onnx-int8-192", 0.98)):
         embedder = OnnxEmbedder(DEFAULT_MODEL, backend, cache_dir=onnx_cache)
         assert (embedder.name, embedder.backend, embedder.dimension) == (DEFAULT_MODEL, backend, 384)
         vectors = embedder.embed(texts)
@@ -245,3 +245,22 @@ def test_build_and_query_with_onnx_int8_match_torch(tmp_path: Path, onnx_cache: 
         ours, theirs = rec.related_to_text(query, k=3).ids, ref.related_to_text(query, k=3).ids
         # near-ties among reports of one story may swap places; the stories shown are the same
         assert ours[0] in theirs and theirs[0] in ours
+
+
+@pytest.mark.integration
+def test_onnx_int8_192_reads_the_first_192_tokens(onnx_cache: Path) -> None:
+    """The short-window backend runs the int8 file (no second export) and embeds a long article as its first
+    192 word pieces: the rest of the text does not move the vector; the full-window backend sees it."""
+    from recommender.onnx_backend import OnnxEmbedder, cached_onnx_path, describe_model, local_model_folder
+
+    short = OnnxEmbedder(DEFAULT_MODEL, "onnx-int8-192", cache_dir=onnx_cache, max_tokens=1)
+    full = OnnxEmbedder(DEFAULT_MODEL, "onnx-int8", cache_dir=onnx_cache, max_tokens=1)
+    model = describe_model(local_model_folder(DEFAULT_MODEL), label=DEFAULT_MODEL)
+    assert short.path == full.path == cached_onnx_path(model, "onnx-int8-192", onnx_cache)
+    assert (short.window, full.window) == (192, 256)
+    lead = "Flood waters rise in the river city as heavy rain continues. " * 16  # over 192 word pieces, under 256
+    tail = "The central bank raised interest rates to fight inflation; markets fell. " * 16
+    a, b = short.embed([lead, lead + tail])
+    assert float(a @ b) > 0.999
+    a, b = full.embed([lead, lead + tail])
+    assert float(a @ b) < 0.99
