@@ -126,20 +126,23 @@ def refresh_all(rec: "Recommender") -> int:
 
 def _refresh_all_bulk(rec: "Recommender") -> int:
     """Every list from :func:`recommender.bulk_lists.rank_all`, written in batches (inside the caller's
-    transaction, on emptied tables)."""
+    transaction, on emptied tables).
+
+    The reverse table is written last, sorted by its primary key, with its ``src`` index built afterwards:
+    inserted in list order, each row landed at a random place of a 20M-row B-tree (18 % of a 1M build's list time).
+    """
     catalog = rec.store.catalog
     archive = bulk_lists.load_archive(catalog)
     log.info("related lists: %d stories loaded (%.0f MB of arrays)", len(archive.keys), archive.nbytes / 1e6)
     options = rec._options(DEPTH, {})
     lists: list[tuple[int, str, int]] = []
-    refs: list[tuple[int, int]] = []
+    dst: list[np.ndarray] = []
+    src: list[np.ndarray] = []
     count = slow = 0
 
     def flush() -> None:
         catalog.conn.executemany("INSERT INTO related(key, items, short) VALUES (?, ?, ?)", lists)
-        catalog.conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", refs)
         lists.clear()
-        refs.clear()
 
     for row, ranked in bulk_lists.rank_all(archive, rec.store.search_many, int(rec.store.index.ntotal), options):
         key = int(archive.keys[row])
@@ -151,14 +154,29 @@ def _refresh_all_bulk(rec: "Recommender") -> int:
             full = rec.rank_for(article_id, DEPTH)
             items, short = [(c.key, c.similarity, c.rank_score) for c in full.items], full.short
         lists.append((key, json.dumps([[k, round(sim, 6), round(score, 6)] for k, sim, score in items]), int(short)))
-        refs.extend((k, key) for k, _, _ in items)
+        dst.append(np.fromiter((k for k, _, _ in items), dtype=np.int64, count=len(items)))
+        src.append(np.full(len(items), key, dtype=np.int64))
         count += 1
         if len(lists) >= 5000:
             flush()
     flush()
+    _write_refs(catalog, np.concatenate(dst) if dst else np.zeros(0, np.int64),
+                np.concatenate(src) if src else np.zeros(0, np.int64))
     if slow:
         log.info("related lists: %d of %d needed a deeper search", slow, count)
     return count
+
+
+def _write_refs(catalog: Catalog, dst: np.ndarray, src: np.ndarray, chunk: int = 100_000) -> None:
+    """Fill the emptied reverse table in primary-key order, then (re)build its ``src`` index in one pass."""
+    order = np.lexsort((src, dst))
+    dst, src = dst[order], src[order]
+    conn = catalog.conn
+    conn.execute("DROP INDEX IF EXISTS related_refs_src")
+    for start in range(0, len(dst), chunk):
+        rows = zip(dst[start:start + chunk].tolist(), src[start:start + chunk].tolist(), strict=True)
+        conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", rows)
+    conn.execute("CREATE INDEX related_refs_src ON related_refs(src)")
 
 
 def update(rec: "Recommender", keys: Sequence[int]) -> None:

@@ -58,6 +58,12 @@ def assert_lists_match_live_ranking(index_dir: Path) -> None:
             np.testing.assert_allclose(entry.scores or [], [c.rank_score for c in live.items], atol=2e-6)
             checked += 1
         assert checked == catalog.count()
+        refs = {tuple(r) for r in catalog.conn.execute("SELECT dst, src FROM related_refs")}
+        expected = {(k, key) for key, items in catalog.conn.execute("SELECT key, items FROM related")
+                    for k, *_ in json.loads(items)}
+        assert refs == expected  # the reverse table: which lists show each story
+        plan = catalog.conn.execute("EXPLAIN QUERY PLAN DELETE FROM related_refs WHERE src = 1").fetchall()
+        assert "related_refs_src" in " ".join(str(tuple(r)) for r in plan)  # its src index is back
 
 
 def test_bulk_refresh_equals_story_by_story_ranking(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
