@@ -35,6 +35,8 @@ from .ranking import RankingOptions
 
 log = logging.getLogger(__name__)
 
+#: Articles whose keyword weights are computed at once when the archive is loaded (bounds the temporaries).
+ROW_BLOCK = 50_000
 #: Stories ranked per FAISS call and per vectorised step (memory: about BATCH x 100 candidates x 1.5 KB).
 BATCH = 512
 
@@ -151,18 +153,31 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
 
     vocab_size = len(vocabulary) + len(extra_terms)
     all_idf = np.concatenate([idf_array, np.full(len(extra_terms), unknown_idf)])
-    col = np.frombuffer(columns, dtype=np.int32) if len(columns) else np.zeros(0, dtype=np.int32)
+    col = np.array(columns, dtype=np.int32)
     tf = np.frombuffer(counts, dtype=np.uint32) if len(counts) else np.zeros(0, dtype=np.uint32)
-    weights = (1.0 + np.log(tf)) * all_idf[col]  # sublinear tf x idf, as keywords.weigh
+    del columns
     lengths = lengths[:n]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    # row norms; the appended 0 keeps reduceat's indices in range when the last rows have no terms
-    norms = np.sqrt(np.add.reduceat(np.append(weights * weights, 0.0), indptr[:-1])) if n else np.zeros(0)
-    norms[lengths == 0] = 0.0  # reduceat gives an empty row its neighbour's value
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    weights *= np.repeat(scale, lengths)
-    matrix = sp.csr_matrix((weights, col.copy(), indptr), shape=(n, max(vocab_size, 1)))
+    weights = np.empty(len(tf), dtype=np.float64)
+    # sublinear tf x idf (as keywords.weigh), then unit rows; in blocks of rows, so that no temporary is the
+    # size of the whole matrix (at 1M articles each would be about 1.4 GB)
+    for r0 in range(0, n, ROW_BLOCK):
+        r1 = min(n, r0 + ROW_BLOCK)
+        e0, e1 = int(indptr[r0]), int(indptr[r1])
+        block = np.log(tf[e0:e1], dtype=np.float64)
+        block += 1.0
+        block *= all_idf[col[e0:e1]]
+        # row norms, each row summed in its own term order (as keywords.weigh does): bincount adds sequentially,
+        # so two identical texts get bit-identical rows wherever they sit (a SIMD reduction's order depends on
+        # memory alignment, and a 1e-17 difference decides which of two copies a list keeps)
+        rows_of = np.repeat(np.arange(r1 - r0), lengths[r0:r1])
+        norms = np.sqrt(np.bincount(rows_of, weights=block * block, minlength=r1 - r0))
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        block *= np.repeat(scale, lengths[r0:r1])
+        weights[e0:e1] = block
+    del tf, counts
+    matrix = sp.csr_matrix((weights, col, indptr), shape=(n, max(vocab_size, 1)), copy=False)
     return Archive(keys=keys[:n], vectors=vectors[:n], copy_codes=copies[:n], url_codes=urls[:n], terms=matrix)
 
 

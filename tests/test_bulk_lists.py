@@ -66,7 +66,9 @@ def assert_lists_match_live_ranking(index_dir: Path) -> None:
         assert "related_refs_src" in " ".join(str(tuple(r)) for r in plan)  # its src index is back
 
 
-def test_bulk_refresh_equals_story_by_story_ranking(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
+def test_bulk_refresh_equals_story_by_story_ranking(tmp_path: Path, fake: fakes.FakeEmbedder,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_lists, "ROW_BLOCK", 17)  # keyword weights computed over several row blocks
     source = write_jsonl(tmp_path / "a.jsonl", corpus(1, 180))
     build_index([source], tmp_path / "index", model=fakes.FAKE_MODEL)
     assert_lists_match_live_ranking(tmp_path / "index")
@@ -149,9 +151,12 @@ def test_build_output_is_unchanged_json(tmp_path: Path, fake: fakes.FakeEmbedder
     assert short in (0, 1)
 
 
-def test_stories_without_keywords_have_an_empty_row(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
-    """A story with no word of two letters or more (first, middle or last in key order) has no keyword row,
-    and its neighbours' rows are still unit length."""
+@pytest.mark.parametrize("row_block", [5, 7, 1000])
+def test_stories_without_keywords_have_an_empty_row(tmp_path: Path, fake: fakes.FakeEmbedder, row_block: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A story with no word of two letters or more (first, middle or last in key order; at a block's edge or
+    inside one) has no keyword row, and its neighbours' rows are still unit length."""
+    monkeypatch.setattr(bulk_lists, "ROW_BLOCK", row_block)
     rows = corpus(5, 12)
     blank = {"title": "7", "body": "1 2 3 ?"}
     rows.insert(0, {**blank, "id": "blank-first"})
