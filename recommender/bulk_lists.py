@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .catalog import Catalog, _article_from_json
+from .catalog import Catalog, _article_from_json, keyset_pages
 from .keywords import idf, tokenize
 from .ranking import RankingOptions
 
@@ -83,22 +83,10 @@ class Archive:
                    + t.data.nbytes + t.indices.nbytes + t.indptr.nbytes)
 
 
-def _codes() -> tuple[dict[str, int], Callable[[str], int]]:
-    table: dict[str, int] = {}
-
-    def code(value: str) -> int:
-        found = table.get(value)
-        if found is None:
-            found = table[value] = len(table)
-        return found
-
-    return table, code
-
-
 def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
     """One pass over the catalog (a page at a time); TF-IDF weights against its stored document frequencies,
     exactly as :class:`recommender.keywords.KeywordWeights` computes them."""
-    n_docs = catalog.count()
+    n_docs = expected = catalog.count()
     vocabulary: dict[str, int] = {}
     idfs: list[float] = []
     for term, df in catalog.conn.execute("SELECT term, df FROM terms"):
@@ -107,9 +95,8 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
     idf_array = np.asarray(idfs, dtype=np.float64)
     unknown_idf = idf(0, n_docs)  # a term the table lacks counts as df 0, like KeywordWeights
 
-    _, copy_code = _codes()
-    _, url_code = _codes()
-    expected = catalog.count()
+    copy_ids: dict[str, int] = {}  # copy key -> small integer (equal = copies)
+    url_ids: dict[str, int] = {}  # normalised URL -> small integer
     keys = np.empty(expected, dtype=np.int64)
     copies = np.empty(expected, dtype=np.int64)
     urls = np.empty(expected, dtype=np.int64)
@@ -119,23 +106,17 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
     counts = array("I")  # ... and its count in the article
     extra_terms: dict[str, int] = {}
     n = 0
-    last = -1
-    while True:
-        rows = catalog.conn.execute(
-            "SELECT a.key, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
-            "JOIN vectors v ON v.content_hash = a.content_hash WHERE a.key > ? ORDER BY a.key LIMIT ?",
-            (last, page),
-        ).fetchall()
-        if not rows:
-            break
+    sql = ("SELECT a.key, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
+           "JOIN vectors v ON v.content_hash = a.content_hash WHERE a.key > ? ORDER BY a.key LIMIT ?")
+    for rows in keyset_pages(catalog.conn, sql, -1, page):
         for key, ukey, ckey, data, blob in rows:
             vector = np.frombuffer(blob, dtype=np.float32)
             if vectors is None:
                 vectors = np.empty((expected, vector.shape[0]), dtype=np.float32)
             keys[n] = key
             vectors[n] = vector
-            copies[n] = copy_code(ckey)
-            urls[n] = url_code(ukey) if ukey else -1
+            copies[n] = copy_ids.setdefault(ckey, len(copy_ids))
+            urls[n] = url_ids.setdefault(ukey, len(url_ids)) if ukey else -1
             tally = Counter(tokenize(_article_from_json(data).text))
             for term, count in tally.items():
                 col = vocabulary.get(term)
@@ -147,7 +128,6 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
                 counts.append(count)
             lengths[n] = len(tally)
             n += 1
-        last = int(rows[-1][0])
     if vectors is None:
         vectors = np.zeros((0, 0), dtype=np.float32)
 

@@ -34,6 +34,18 @@ def in_chunks(values: Sequence[Any], size: int = MAX_BOUND) -> Iterator[tuple[li
         yield chunk, ",".join("?" * len(chunk))
 
 
+def keyset_pages(conn: sqlite3.Connection, sql: str, start: Any, size: int) -> Iterator[list[Any]]:
+    """Every row of ``sql`` a page at a time by keyset pagination: ``sql`` takes ``(after, limit)`` and orders by
+    its first column, whose last value starts the next page (memory stays flat, no OFFSET rescans)."""
+    last = start
+    while True:
+        rows = conn.execute(sql, (last, size)).fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
 #: Parsed articles kept per connection (see :meth:`Catalog.get_many`).
 PARSED_CACHE_SIZE = 4096
 
@@ -304,19 +316,12 @@ class Catalog:
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(keys, vectors)`` for every article, in key order, in batches (memory stays flat)."""
-        last = -1
-        while True:
-            rows = self.conn.execute(
-                "SELECT a.key, v.vector FROM articles a JOIN vectors v ON v.content_hash = a.content_hash "
-                "WHERE a.key > ? ORDER BY a.key LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
+        sql = ("SELECT a.key, v.vector FROM articles a JOIN vectors v ON v.content_hash = a.content_hash "
+               "WHERE a.key > ? ORDER BY a.key LIMIT ?")
+        for rows in keyset_pages(self.conn, sql, -1, batch):
             keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
             yield keys, vectors
-            last = int(keys[-1])
 
     def changes_since(self, seq: int) -> list[tuple[int, int, str]]:
         """``(seq, key, op)`` of every change after ``seq``."""

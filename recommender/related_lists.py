@@ -23,9 +23,9 @@ import numpy as np
 
 from . import bulk_lists
 from .articles import url_key
-from .catalog import Catalog
+from .catalog import Catalog, keyset_pages
 from .keywords import cosine
-from .ranking import Candidate, QueryContext, Ranked, RankingOptions, rank
+from .ranking import Candidate, QueryContext, Ranked, RankingOptions
 
 if TYPE_CHECKING:
     from .recommender import Recommender, RelatedList
@@ -57,16 +57,25 @@ def load(catalog: Catalog, key: int) -> StoredList | None:
 
 
 def _store(catalog: Catalog, key: int, ranked: Ranked) -> None:
-    _store_items(catalog, key, [(c.key, c.similarity, c.rank_score) for c in ranked.items], ranked.short)
+    _store_items(catalog, key, _entries(ranked), ranked.short)
+
+
+def _entries(ranked: Ranked) -> list[tuple[int, float, float]]:
+    """``(key, similarity, ranking score)`` of each item: what a stored list keeps."""
+    return [(c.key, c.similarity, c.rank_score) for c in ranked.items]
+
+
+def _items_json(items: Sequence[tuple[int, float, float]]) -> str:
+    """A list as the ``related.items`` column stores it: ``[[key, similarity, score], ...]``, 6 decimals."""
+    return json.dumps([[k, round(sim, 6), round(score, 6)] for k, sim, score in items])
 
 
 def _store_items(catalog: Catalog, key: int, items: Sequence[tuple[int, float, float]], short: bool) -> None:
-    rows = [[k, round(sim, 6), round(score, 6)] for k, sim, score in items]
     conn = catalog.conn
     conn.execute(
         "INSERT INTO related(key, items, short) VALUES (?, ?, ?) "
         "ON CONFLICT(key) DO UPDATE SET items = excluded.items, short = excluded.short",
-        (key, json.dumps(rows), int(short)),
+        (key, _items_json(items), int(short)),
     )
     conn.execute("DELETE FROM related_refs WHERE src = ?", (key,))
     conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", [(k, key) for k, _, _ in items])
@@ -92,14 +101,9 @@ def related_seq(catalog: Catalog) -> int | None:
 
 def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
     """``(key, id)`` of every article, a page at a time: memory stays flat however large the archive."""
-    last = 0
-    while True:
-        rows = catalog.conn.execute("SELECT key, id FROM articles WHERE key > ? ORDER BY key LIMIT ?",
-                                    (last, page)).fetchall()
-        if not rows:
-            return
+    sql = "SELECT key, id FROM articles WHERE key > ? ORDER BY key LIMIT ?"
+    for rows in keyset_pages(catalog.conn, sql, 0, page):
         yield from ((int(key), str(article_id)) for key, article_id in rows)
-        last = int(rows[-1][0])
 
 
 def refresh_all(rec: "Recommender") -> int:
@@ -152,8 +156,8 @@ def _refresh_all_bulk(rec: "Recommender") -> int:
             slow += 1
             article_id = catalog.conn.execute("SELECT id FROM articles WHERE key = ?", (key,)).fetchone()[0]
             full = rec.rank_for(article_id, DEPTH)
-            items, short = [(c.key, c.similarity, c.rank_score) for c in full.items], full.short
-        lists.append((key, json.dumps([[k, round(sim, 6), round(score, 6)] for k, sim, score in items]), int(short)))
+            items, short = _entries(full), full.short
+        lists.append((key, _items_json(items), int(short)))
         dst.append(np.fromiter((k for k, _, _ in items), dtype=np.int64, count=len(items)))
         src.append(np.full(len(items), key, dtype=np.int64))
         count += 1

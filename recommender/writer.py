@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .articles import Article
-from .catalog import Catalog, _article_from_json
+from .catalog import Catalog, _article_from_json, keyset_pages
 from .embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
 from .errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
 from .sources import Loaded, Record, check_sources, read_source
@@ -143,16 +143,10 @@ class _Staging:
 
     def _rows(self, page: int = 1000) -> Iterable[tuple[str, str, str]]:
         """``(content_hash, data, status)`` of every staged article in order, read a page at a time."""
-        last = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT n, content_hash, data, status FROM staging WHERE n > ? ORDER BY n LIMIT ?", (last, page)
-            ).fetchall()
-            if not rows:
-                return
+        sql = "SELECT n, content_hash, data, status FROM staging WHERE n > ? ORDER BY n LIMIT ?"
+        for rows in keyset_pages(self.conn, sql, 0, page):
             for _, content_hash, data, status in rows:
                 yield content_hash, data, status
-            last = rows[-1][0]
 
     def iter_texts(self) -> Iterable[tuple[str, str]]:
         for content_hash, data, _ in self._rows():

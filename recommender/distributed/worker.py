@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..catalog import Catalog, _article_from_json
+from ..catalog import Catalog, _article_from_json, keyset_pages
 from ..embedding import Embedder, load_embedder
 from ..errors import IndexMismatch, InvalidArticle
 from ..sources import Loaded
@@ -61,17 +61,8 @@ def hash_keys(hashes: Sequence[str]) -> np.ndarray:
 
 def known_hash_keys(catalog: Catalog, page: int = 100_000) -> np.ndarray:
     """The sorted keys of every content hash the catalog has a vector for, read a page at a time."""
-    parts = []
-    last = ""
-    while True:
-        rows = catalog.conn.execute(
-            "SELECT content_hash FROM vectors WHERE content_hash > ? ORDER BY content_hash LIMIT ?", (last, page)
-        ).fetchall()
-        if not rows:
-            break
-        hashes = [r[0] for r in rows]
-        parts.append(hash_keys(hashes))
-        last = hashes[-1]
+    sql = "SELECT content_hash FROM vectors WHERE content_hash > ? ORDER BY content_hash LIMIT ?"
+    parts = [hash_keys([r[0] for r in rows]) for rows in keyset_pages(catalog.conn, sql, "", page)]
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
 
 
