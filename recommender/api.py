@@ -330,19 +330,25 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
                 hit = responses.get((version, scope["path"], scope.get("query_string", b"")))
                 if hit is not None:
                     scope["route"] = self.route
-                    etag = f'W/"{version}"'.encode()
-                    headers = [(b"etag", etag), (b"cache-control", f"public, max-age={config.cache_max_age}".encode())]
-                    if etag in dict(scope["headers"]).get(b"if-none-match", b""):
-                        await send({"type": "http.response.start", "status": 304, "headers": headers})
-                        await send({"type": "http.response.body", "body": b""})
-                        return
-                    headers += [(b"content-type", hit[1].encode()), (b"content-length", str(len(hit[0])).encode())]
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
-                    await send({"type": "http.response.body", "body": hit[0]})
+                    await self.answer(scope, send, version, *hit)
                     return
                 if await self.plain_miss(scope, send, version):
                     return
             await self.inner(scope, receive, send)
+
+        @staticmethod
+        async def answer(scope: Scope, send: Send, version: str, payload: bytes, media_type: str) -> None:
+            """Send an answer made for ``version``, with its ETag and caching headers (304 when the client
+            already holds it), as the routes' :func:`cached` does."""
+            etag = f'W/"{version}"'.encode()
+            headers = [(b"etag", etag), (b"cache-control", f"public, max-age={config.cache_max_age}".encode())]
+            if etag in dict(scope["headers"]).get(b"if-none-match", b""):
+                await send({"type": "http.response.start", "status": 304, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            headers += [(b"content-type", media_type.encode()), (b"content-length", str(len(payload)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
 
         async def plain_miss(self, scope: Scope, send: Send, version: str) -> bool:
             """Answer an uncached ``GET .../related`` with no query but ``k`` without FastAPI's routing and
@@ -359,14 +365,10 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
                     result = await run_in_threadpool(service.related, article_id, k)
             except RecommenderError:
                 return False
-            payload = json.dumps(body(article_id, result), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            payload = encoded(article_id, result)
             responses.put((version, scope["path"], scope.get("query_string", b"")), (payload, "application/json"))
             scope["route"] = self.lookup_route
-            headers = [(b"etag", f'W/"{version}"'.encode()),
-                       (b"cache-control", f"public, max-age={config.cache_max_age}".encode()),
-                       (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
+            await self.answer(scope, send, version, payload, "application/json")
             return True
 
     app.add_middleware(CachedGets)  # innermost: CORS headers and metrics still apply to cached answers
@@ -388,6 +390,10 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
             "model": service.model,
             "index_version": service.index_version,
         }
+
+    def encoded(article_id: str | None, related: RelatedList) -> bytes:
+        """The JSON answer for a related list, as sent and cached."""
+        return json.dumps(body(article_id, related), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def filters(section: str | None, since: datetime | None, until: datetime | None, exclude: list[str]) -> dict[str, Any]:
         ids = [part for item in exclude for part in item.split(",") if part]
@@ -419,7 +425,7 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         """The article's related stories, from its precomputed list (a lookup, not a search)."""
         def make() -> bytes:
             result = service.related(article_id, k, **filters(section, since, until, exclude))
-            return json.dumps(body(article_id, result), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            return encoded(article_id, result)
 
         return await cached(request, make)
 

@@ -62,6 +62,9 @@ def test_first_requests_answered_before_routing_match_the_route(client: TestClie
         assert plain.headers["content-type"].startswith("application/json")
     default = client.get("/v1/articles/a1/related")
     assert len(default.json()["related"]) == 5 or default.json()["short"]
+    # a first request from a client that already holds this version's answer: 304, as the route answers
+    conditional = client.get("/v1/articles/a2/related?k=4", headers={"If-None-Match": default.headers["etag"]})
+    assert conditional.status_code == 304 and conditional.headers["etag"] == default.headers["etag"]
 
 
 def test_first_request_during_a_write_waits_off_the_event_loop(fake_index: Path, fake: FakeEmbedder) -> None:
