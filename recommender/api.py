@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any
 
@@ -102,8 +102,10 @@ class RelatedItem(BaseModel):
     title: str
     url: str | None
     score: float = Field(description="cosine similarity to the story, higher is closer")
-    relevance: float | None = Field(default=None, description="the ranking score the list is ordered by "
-                                    "(cosine blended with keyword evidence, times freshness)")
+    relevance: float | None = Field(
+        default=None,
+        description="the ranking score the list is ordered by (cosine blended with keyword evidence, times freshness)",
+    )
     published_at: str | None
     section: str | None
 
@@ -126,7 +128,7 @@ class TextQuery(BaseModel):
     exclude: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def one_of_text_or_url(self) -> "TextQuery":
+    def one_of_text_or_url(self) -> TextQuery:
         if bool(self.text and self.text.strip()) == bool(self.url):
             raise ValueError("give exactly one of 'text' or 'url'")
         return self
@@ -194,17 +196,27 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
-        self.requests = Counter("recommender_http_requests_total", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("recommender_http_request_seconds", "HTTP request latency", ["method", "route"],
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-                                 registry=self.registry)
+        self.requests = Counter(
+            "recommender_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "recommender_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
         self.articles = Gauge("recommender_index_articles", "Articles in the index", registry=self.registry)
         self.index_bytes = Gauge("recommender_index_bytes", "Size of the saved FAISS file", registry=self.registry)
-        self.version = Gauge("recommender_index_info", "Index version (label) and model", ["index_version", "model"],
-                             registry=self.registry)
-        self.shed = Counter("recommender_http_shed_total", "Requests refused because too many were in flight",
-                            registry=self.registry)
+        self.version = Gauge(
+            "recommender_index_info",
+            "Index version (label) and model",
+            ["index_version", "model"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "recommender_http_shed_total", "Requests refused because too many were in flight", registry=self.registry
+        )
 
 
 def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
@@ -250,7 +262,9 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
-        return _error(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None))
+        return _error(
+            exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug, logged
@@ -270,8 +284,9 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
             path = scope.get("path", "")
             if in_flight >= config.max_in_flight and path not in ("/livez", "/readyz", "/metrics"):
                 metrics.shed.inc()
-                await _error(503, "Overloaded", "too many requests in flight; retry shortly",
-                             {"Retry-After": "1"})(scope, receive, send)
+                await _error(503, "Overloaded", "too many requests in flight; retry shortly", {"Retry-After": "1"})(
+                    scope, receive, send
+                )
                 return
             in_flight += 1
             started = time.perf_counter()
@@ -291,7 +306,6 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
                 method = scope.get("method", "")
                 metrics.requests.labels(method, route, str(status)).inc()
                 metrics.latency.labels(method, route).observe(time.perf_counter() - started)
-
 
     # -- helpers ------------------------------------------------------------------------------------------------
     async def cached(request: Request, make: Callable[[], bytes], media_type: str = "application/json") -> Response:
@@ -323,8 +337,12 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
             self.inner = inner
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/v1/articles/") \
-                    and service.ready:
+            if (
+                scope["type"] == "http"
+                and scope["method"] == "GET"
+                and scope["path"].startswith("/v1/articles/")
+                and service.ready
+            ):
                 service.refresh_if_due()  # other processes' writes must change the version here too
                 version = service.index_version
                 hit = responses.get((version, scope["path"], scope.get("query_string", b"")))
@@ -395,7 +413,9 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         """The JSON answer for a related list, as sent and cached."""
         return json.dumps(body(article_id, related), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
-    def filters(section: str | None, since: datetime | None, until: datetime | None, exclude: list[str]) -> dict[str, Any]:
+    def filters(
+        section: str | None, since: datetime | None, until: datetime | None, exclude: list[str]
+    ) -> dict[str, Any]:
         ids = [part for item in exclude for part in item.split(",") if part]
         return {"section": section, "since": _aware(since), "until": _aware(until), "exclude": ids or None}
 
@@ -407,30 +427,55 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
             raise StarletteHTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
 
     # -- routes -------------------------------------------------------------------------------------------------
-    @app.get("/v1/articles/{article_id:path}/related.html", response_class=HTMLResponse,
-             responses={404: {"model": ErrorResponse}})
-    async def related_html(request: Request, article_id: str, k: K = 5, section: Section = None, since: Since = None,
-                     until: Until = None, exclude: Exclude = []) -> Response:  # noqa: B006 - FastAPI copies defaults
+    @app.get(
+        "/v1/articles/{article_id:path}/related.html",
+        response_class=HTMLResponse,
+        responses={404: {"model": ErrorResponse}},
+    )
+    async def related_html(
+        request: Request,
+        article_id: str,
+        k: K = 5,
+        section: Section = None,
+        since: Since = None,
+        until: Until = None,
+        exclude: Exclude = [],
+    ) -> Response:  # noqa: B006 - FastAPI copies defaults
         """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show)."""
+
         def make() -> bytes:
             related = service.related(article_id, k, **filters(section, since, until, exclude))
             return render_fragment(related).encode("utf-8")
 
         return await cached(request, make, "text/html; charset=utf-8")
 
-    @app.get("/v1/articles/{article_id:path}/related", response_model=RelatedResponse,
-             responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
-    async def related(request: Request, article_id: str, k: K = 5, section: Section = None, since: Since = None,
-                until: Until = None, exclude: Exclude = []) -> Response:  # noqa: B006
+    @app.get(
+        "/v1/articles/{article_id:path}/related",
+        response_model=RelatedResponse,
+        responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
+    async def related(
+        request: Request,
+        article_id: str,
+        k: K = 5,
+        section: Section = None,
+        since: Since = None,
+        until: Until = None,
+        exclude: Exclude = [],
+    ) -> Response:  # noqa: B006
         """The article's related stories, from its precomputed list (a lookup, not a search)."""
+
         def make() -> bytes:
             result = service.related(article_id, k, **filters(section, since, until, exclude))
             return encoded(article_id, result)
 
         return await cached(request, make)
 
-    @app.post("/v1/related", response_model=RelatedResponse,
-              responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+    @app.post(
+        "/v1/related",
+        response_model=RelatedResponse,
+        responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
     def related_post(query: TextQuery) -> dict[str, Any]:
         """Related stories for free text (a draft) or for an indexed page's URL."""
         chosen = filters(query.section, query.since, query.until, query.exclude)
@@ -442,15 +487,23 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
             raise InvalidArticle("text", f"is {len(text):,} characters (limit {config.max_text_chars:,})")
         return body(None, service.related_to_text(text, query.k, **chosen))
 
-    @app.put("/v1/articles/{article_id:path}", response_model=WriteResponse, dependencies=[Depends(require_key)],
-             responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+    @app.put(
+        "/v1/articles/{article_id:path}",
+        response_model=WriteResponse,
+        dependencies=[Depends(require_key)],
+        responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
     def put_article(article_id: str, article: dict[str, Any]) -> dict[str, Any]:
         """Publish or edit: embedded now; enters its neighbours' lists before this returns. Durable on 2xx."""
         status = service.upsert(article_id, article)
         return {"id": article_id, "status": status, "index_version": service.index_version}
 
-    @app.delete("/v1/articles/{article_id:path}", response_model=WriteResponse, dependencies=[Depends(require_key)],
-                responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+    @app.delete(
+        "/v1/articles/{article_id:path}",
+        response_model=WriteResponse,
+        dependencies=[Depends(require_key)],
+        responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    )
     def delete_article(article_id: str) -> dict[str, Any]:
         """Unpublish: the story leaves every list before this returns."""
         if not service.delete(article_id):
@@ -468,8 +521,14 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
         if not service.ready:
             return _error(503, "NotReady", service.last_error or "index not loaded yet")
         info = service.info()
-        return JSONResponse({"status": "ready", "articles": info["articles"], "index_version": info["index_version"],
-                             "last_error": service.last_error})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "articles": info["articles"],
+                "index_version": info["index_version"],
+                "last_error": service.last_error,
+            }
+        )
 
     @app.get("/metrics", response_class=Response)
     def metrics_route() -> Response:
@@ -488,8 +547,11 @@ def create_app(service: Service, config: ApiConfig | None = None) -> FastAPI:
     def widget() -> Response:
         """The embeddable widget (one script tag; see the README)."""
         script = resources.files("recommender").joinpath("static/widget.js").read_text("utf-8")
-        return Response(script, media_type="text/javascript; charset=utf-8",
-                        headers={"Cache-Control": f"public, max-age={config.cache_max_age}"})
+        return Response(
+            script,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": f"public, max-age={config.cache_max_age}"},
+        )
 
     @app.get("/demo", response_class=HTMLResponse)
     def demo(id: str | None = None) -> HTMLResponse:  # noqa: A002 - the query parameter's public name
@@ -541,7 +603,7 @@ class ResponseCache:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def render_fragment(related: RelatedList, heading: str = "Also read") -> str:
@@ -573,7 +635,8 @@ def render_demo(service: Service, article_id: str | None, info: dict[str, Any]) 
     widget = (
         f'<div class="also-read-slot" data-also-read data-article-id="{aid}" data-k="5" '
         f'data-url-template="/demo?id={{id}}" style="min-height:16em"></div>'
-        if article_id else ""
+        if article_id
+        else ""
     )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>
@@ -587,8 +650,9 @@ def serve(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
     """Run ``app`` with uvicorn in this process (see :func:`serve_workers` for several)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True, access_log=False,
-                loop="auto", http="auto")  # uvloop and httptools when installed (the serve extra has them)
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, proxy_headers=True, access_log=False, loop="auto", http="auto"
+    )  # uvloop and httptools when installed (the serve extra has them)
 
 
 #: Where :func:`app_from_environment` reads the settings of a worker process.
@@ -621,8 +685,12 @@ def app_from_environment() -> FastAPI:
         cache_max_age=int(env["cache_max_age"] or ApiConfig.cache_max_age),
         max_in_flight=int(env["max_in_flight"] or ApiConfig.max_in_flight),
     )
-    service = Service(env["index"] or "index", backend=env["backend"] or None,
-                      lock_timeout=float(env["lock_timeout"] or 5.0), check_interval=WORKER_CHECK_INTERVAL)
+    service = Service(
+        env["index"] or "index",
+        backend=env["backend"] or None,
+        lock_timeout=float(env["lock_timeout"] or 5.0),
+        check_interval=WORKER_CHECK_INTERVAL,
+    )
     return create_app(service, config)
 
 
@@ -641,8 +709,26 @@ def serve_workers(settings_: dict[str, Any], host: str, port: int, workers: int,
             os.environ.pop(var, None)
         else:
             os.environ[var] = ",".join(value) if isinstance(value, list) else str(value)
-    uvicorn.run("recommender.api:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, proxy_headers=True, access_log=False, loop="auto", http="auto")
+    uvicorn.run(
+        "recommender.api:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=True,
+        access_log=False,
+        loop="auto",
+        http="auto",
+    )
 
 
-__all__ = ["ApiConfig", "ERROR_STATUS", "app_from_environment", "create_app", "render_fragment", "serve", "serve_workers"]
+__all__ = [
+    "ApiConfig",
+    "ERROR_STATUS",
+    "app_from_environment",
+    "create_app",
+    "render_fragment",
+    "serve",
+    "serve_workers",
+]

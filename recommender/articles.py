@@ -7,8 +7,8 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 from typing import Any
 
 from .errors import InvalidArticle
@@ -115,7 +115,9 @@ def url_key(url: str) -> str:
     path = parts.path.rstrip("/")
     if path.endswith("/amp"):
         path = path[: -len("/amp")]
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PARAMS)]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PARAMS)
+    ]
     key = f"{host}{path}"
     if query:
         key += "?" + urlencode(sorted(query))
@@ -129,8 +131,8 @@ def parse_datetime(value: str) -> str:
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)  # raises ValueError
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).isoformat()
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat()
 
 
 def _string(raw: dict[str, Any], key: str, location: str, limit: int) -> str | None:
@@ -156,7 +158,9 @@ def _tags(raw: dict[str, Any], location: str) -> tuple[str, ...]:
     elif isinstance(value, list):
         items = value
     else:
-        raise InvalidArticle(location, f"field 'tags' must be a list or a comma-separated string, not {type(value).__name__}")
+        raise InvalidArticle(
+            location, f"field 'tags' must be a list or a comma-separated string, not {type(value).__name__}"
+        )
     tags: list[str] = []
     for item in items:
         if not isinstance(item, str):

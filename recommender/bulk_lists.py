@@ -79,8 +79,15 @@ class Archive:
     @property
     def nbytes(self) -> int:
         t = self.terms
-        return int(self.keys.nbytes + self.vectors.nbytes + self.copy_codes.nbytes + self.url_codes.nbytes
-                   + t.data.nbytes + t.indices.nbytes + t.indptr.nbytes)
+        return int(
+            self.keys.nbytes
+            + self.vectors.nbytes
+            + self.copy_codes.nbytes
+            + self.url_codes.nbytes
+            + t.data.nbytes
+            + t.indices.nbytes
+            + t.indptr.nbytes
+        )
 
 
 def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
@@ -106,8 +113,10 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
     counts = array("I")  # ... and its count in the article
     extra_terms: dict[str, int] = {}
     n = 0
-    sql = ("SELECT a.key, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
-           "JOIN vectors v ON v.content_hash = a.content_hash WHERE a.key > ? ORDER BY a.key LIMIT ?")
+    sql = (
+        "SELECT a.key, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
+        "JOIN vectors v ON v.content_hash = a.content_hash WHERE a.key > ? ORDER BY a.key LIMIT ?"
+    )
     for rows in keyset_pages(catalog.conn, sql, -1, page):
         for key, ukey, ckey, data, blob in rows:
             vector = np.frombuffer(blob, dtype=np.float32)
@@ -227,8 +236,13 @@ def rank_row(
     return RowList(items, len(items) < k, complete)
 
 
-def rank_all(archive: Archive, search: Callable[[np.ndarray, int], np.ndarray], total: int,
-             options: RankingOptions, batch: int = BATCH) -> Iterator[tuple[int, RowList]]:
+def rank_all(
+    archive: Archive,
+    search: Callable[[np.ndarray, int], np.ndarray],
+    total: int,
+    options: RankingOptions,
+    batch: int = BATCH,
+) -> Iterator[tuple[int, RowList]]:
     """``(archive row, list)`` for every story; ``search(vectors, n)`` returns an (len, n) array of keys (-1 =
     none) from the FAISS index, and ``total`` is its entry count."""
     n = min(total, candidate_count(options.k))
@@ -254,16 +268,23 @@ def rank_all(archive: Archive, search: Callable[[np.ndarray, int], np.ndarray], 
         sims = np.einsum("bnd,bd->bn", cand_vectors, queries)
         pairwise = np.matmul(cand_vectors, cand_vectors.transpose(0, 2, 1))
         query_rows = np.repeat(np.arange(start, stop), found.shape[1])
-        keyword = np.asarray(
-            archive.terms[query_rows].multiply(archive.terms[safe.ravel()]).sum(axis=1)
-        ).reshape(found.shape)
+        keyword = np.asarray(archive.terms[query_rows].multiply(archive.terms[safe.ravel()]).sum(axis=1)).reshape(
+            found.shape
+        )
         for i in range(stop - start):
             cols = np.flatnonzero(valid[i])
             ranked = rank_row(
-                start + i, safe[i, cols], sims[i, cols], keyword[i, cols], pairwise[i][np.ix_(cols, cols)],
-                archive, options, exhausted=n >= total,
+                start + i,
+                safe[i, cols],
+                sims[i, cols],
+                keyword[i, cols],
+                pairwise[i][np.ix_(cols, cols)],
+                archive,
+                options,
+                exhausted=n >= total,
             )
             yield start + i, ranked
         if start // batch % 20 == 0:
-            log.info("related lists: %d/%d stories ranked (%.0f s)", stop, len(archive.keys),
-                     time.monotonic() - started)
+            log.info(
+                "related lists: %d/%d stories ranked (%.0f s)", stop, len(archive.keys), time.monotonic() - started
+            )

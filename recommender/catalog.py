@@ -13,7 +13,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,9 @@ class Catalog:
 
     FILENAME = "catalog.sqlite"
 
-    def __init__(self, path: Path, *, create: bool = False, check_same_thread: bool = True, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, create: bool = False, check_same_thread: bool = True, read_only: bool = False
+    ) -> None:
         self.path = path
         self._parsed: OrderedDict[int, StoredArticle] = OrderedDict()
         self._pending_terms: Counter[str] | None = None
@@ -160,7 +162,10 @@ class Catalog:
         return row["value"] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def _backfill_terms(self) -> None:
         """Count keyword document frequencies once for a catalog written before they were kept."""
@@ -277,11 +282,19 @@ class Catalog:
         articles. Absent (deleted) keys are left out."""
         out: dict[int, Article] = {}
         for chunk, marks in in_chunks([int(k) for k in keys]):
-            sql = ("SELECT key, id, json_extract(data, '$.title'), url, published_at, section, language "
-                   f"FROM articles WHERE key IN ({marks})")
+            sql = (
+                "SELECT key, id, json_extract(data, '$.title'), url, published_at, section, language "
+                f"FROM articles WHERE key IN ({marks})"
+            )
             for key, article_id, title, url, published_at, section, language in self.conn.execute(sql, chunk):
-                out[int(key)] = Article(id=article_id, title=title or "", url=url, published_at=published_at,
-                                        section=section, language=language)
+                out[int(key)] = Article(
+                    id=article_id,
+                    title=title or "",
+                    url=url,
+                    published_at=published_at,
+                    section=section,
+                    language=language,
+                )
         return out
 
     def copy_keys(self, keys: Sequence[int]) -> dict[int, tuple[str, str | None]]:
@@ -307,7 +320,10 @@ class Catalog:
         wanted = list(dict.fromkeys(content_hashes))
         have: set[str] = set()
         for chunk, marks in in_chunks(wanted):
-            have.update(r[0] for r in self.conn.execute(f"SELECT content_hash FROM vectors WHERE content_hash IN ({marks})", chunk))
+            have.update(
+                r[0]
+                for r in self.conn.execute(f"SELECT content_hash FROM vectors WHERE content_hash IN ({marks})", chunk)
+            )
         return set(wanted) - have
 
     def vector_for(self, content_hash: str) -> np.ndarray | None:
@@ -316,8 +332,10 @@ class Catalog:
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(keys, vectors)`` for every article, in key order, in batches (memory stays flat)."""
-        sql = ("SELECT a.key, v.vector FROM articles a JOIN vectors v ON v.content_hash = a.content_hash "
-               "WHERE a.key > ? ORDER BY a.key LIMIT ?")
+        sql = (
+            "SELECT a.key, v.vector FROM articles a JOIN vectors v ON v.content_hash = a.content_hash "
+            "WHERE a.key > ? ORDER BY a.key LIMIT ?"
+        )
         for rows in keyset_pages(self.conn, sql, -1, batch):
             keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
@@ -325,7 +343,9 @@ class Catalog:
 
     def changes_since(self, seq: int) -> list[tuple[int, int, str]]:
         """``(seq, key, op)`` of every change after ``seq``."""
-        return [tuple(r) for r in self.conn.execute("SELECT seq, key, op FROM changes WHERE seq > ? ORDER BY seq", (seq,))]
+        return [
+            tuple(r) for r in self.conn.execute("SELECT seq, key, op FROM changes WHERE seq > ? ORDER BY seq", (seq,))
+        ]
 
     def vectors_for_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
@@ -349,7 +369,7 @@ class Catalog:
         with self.transaction():
             self.conn.executemany("INSERT OR REPLACE INTO vectors(content_hash, vector) VALUES (?, ?)", rows)
 
-    def transaction(self) -> "_Transaction":
+    def transaction(self) -> _Transaction:
         return _Transaction(self.conn)
 
     def upsert(self, article: Article) -> tuple[int, str | None]:
@@ -358,7 +378,7 @@ class Catalog:
         Returns its key and the content hash it had before (None for a new article), so the caller can drop a
         vector nothing uses any more.
         """
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         before = self.conn.execute("SELECT content_hash, data FROM articles WHERE id = ?", (article.id,)).fetchone()
         if before is None or before[0] != article.content_hash:
             if before is not None:
@@ -394,7 +414,9 @@ class Catalog:
 
     def delete(self, article_id: str) -> tuple[int, str] | None:
         """Remove one article (inside a transaction); returns its key and content hash, or None when absent."""
-        row = self.conn.execute("DELETE FROM articles WHERE id = ? RETURNING key, content_hash, data", (article_id,)).fetchone()
+        row = self.conn.execute(
+            "DELETE FROM articles WHERE id = ? RETURNING key, content_hash, data", (article_id,)
+        ).fetchone()
         if row is None:
             return None
         self._count_terms(_article_from_json(row[2]).text, -1)

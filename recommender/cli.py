@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -64,31 +64,48 @@ def handle_errors(func: F) -> F:
 
 IndexOpt = Annotated[
     Path | None,
-    typer.Option("--index", "-i", envvar="RECOMMENDER_INDEX", help="Index folder [default: ./index]", show_default=False),
+    typer.Option(
+        "--index", "-i", envvar="RECOMMENDER_INDEX", help="Index folder [default: ./index]", show_default=False
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-KOpt = Annotated[int | None, typer.Option("-k", "--k", min=1, max=100, help="How many stories [default: 5]", show_default=False)]
+KOpt = Annotated[
+    int | None, typer.Option("-k", "--k", min=1, max=100, help="How many stories [default: 5]", show_default=False)
+]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", envvar="RECOMMENDER_MODEL",
-                 help="sentence-transformers model name or local path [default: the index's model, or all-MiniLM-L6-v2]",
-                 show_default=False),
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="RECOMMENDER_MODEL",
+        help="sentence-transformers model name or local path [default: the index's model, or all-MiniLM-L6-v2]",
+        show_default=False,
+    ),
 ]
 BackendOpt = Annotated[
     str | None,
-    typer.Option("--backend", envvar="RECOMMENDER_BACKEND",
-                 help="Embedding backend: torch, onnx, onnx-int8 or onnx-int8-192 [default: the index's, or onnx-int8-192]",
-                 show_default=False),
+    typer.Option(
+        "--backend",
+        envvar="RECOMMENDER_BACKEND",
+        help="Embedding backend: torch, onnx, onnx-int8 or onnx-int8-192 [default: the index's, or onnx-int8-192]",
+        show_default=False,
+    ),
 ]
 MaxMemoryOpt = Annotated[
     str | None,
-    typer.Option("--max-memory", envvar="RECOMMENDER_MAX_MEMORY",
-                 help="RAM budget of the vector index, e.g. 4GB or 512MiB; picks a compressed index when needed "
-                      "[default: the index's, or no limit]", show_default=False),
+    typer.Option(
+        "--max-memory",
+        envvar="RECOMMENDER_MAX_MEMORY",
+        help="RAM budget of the vector index, e.g. 4GB or 512MiB; picks a compressed index when needed "
+        "[default: the index's, or no limit]",
+        show_default=False,
+    ),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Refuse the whole batch if any article is invalid.")]
-SourcesArg = Annotated[list[Path], typer.Argument(help="JSONL/JSON/CSV files, folders of .html pages, RSS/Atom feed files.",
-                                                  show_default=False)]
+SourcesArg = Annotated[
+    list[Path],
+    typer.Argument(help="JSONL/JSON/CSV files, folders of .html pages, RSS/Atom feed files.", show_default=False),
+]
 SectionOpt = Annotated[str | None, typer.Option("--section", help="Only stories of this section.")]
 SinceOpt = Annotated[datetime | None, typer.Option("--since", help="Only stories published on or after (ISO date).")]
 UntilOpt = Annotated[datetime | None, typer.Option("--until", help="Only stories published on or before (ISO date).")]
@@ -123,8 +140,9 @@ class _ProgressBar:
             if self._progress is None:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-                self._progress = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(),
-                                          TimeRemainingColumn(), transient=True)
+                self._progress = Progress(
+                    TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+                )
                 self._progress.start()
                 self._task = self._progress.add_task("embed", total=total)
             self._progress.update(self._task, completed=done)
@@ -136,7 +154,7 @@ class _ProgressBar:
         if self._progress is not None:
             self._progress.stop()
 
-    def __enter__(self) -> "_ProgressBar":
+    def __enter__(self) -> _ProgressBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,14 +194,22 @@ class _RayAddressCommand(TyperCommand):
 
 RayOpt = Annotated[
     str | None,
-    typer.Option("--ray", metavar="[ADDRESS]", show_default=False,
-                 help="Read and embed on Ray (needs the ray extra): alone, a local Ray for this job; "
-                      "auto, ray://HOST:PORT or HOST:PORT, an existing cluster."),
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        show_default=False,
+        help="Read and embed on Ray (needs the ray extra): alone, a local Ray for this job; "
+        "auto, ray://HOST:PORT or HOST:PORT, an existing cluster.",
+    ),
 ]
 RayWorkersOpt = Annotated[
     int | None,
-    typer.Option("--ray-workers", min=1, show_default=False,
-                 help="Embedding workers on Ray, one CPU each [default: one per CPU of the cluster]"),
+    typer.Option(
+        "--ray-workers",
+        min=1,
+        show_default=False,
+        help="Embedding workers on Ray, one CPU each [default: one per CPU of the cluster]",
+    ),
 ]
 
 
@@ -307,11 +333,12 @@ def _print_related(article: Any, related: Any, as_json: bool, k: int) -> None:
         console.print(f"only {len(related.items)} of {k} stories are related enough (list not padded)", highlight=False)
 
 
-def _filters(section: str | None, since: datetime | None, until: datetime | None, exclude: list[str] | None) -> dict[str, Any]:
-    from datetime import timezone
+def _filters(
+    section: str | None, since: datetime | None, until: datetime | None, exclude: list[str] | None
+) -> dict[str, Any]:
 
     def aware(d: datetime | None) -> datetime | None:
-        return d.replace(tzinfo=timezone.utc) if d is not None and d.tzinfo is None else d
+        return d.replace(tzinfo=UTC) if d is not None and d.tzinfo is None else d
 
     return {"section": section, "since": aware(since), "until": aware(until), "exclude": exclude or None}
 
@@ -319,7 +346,9 @@ def _filters(section: str | None, since: datetime | None, until: datetime | None
 @app.command()
 @handle_errors
 def similar(
-    article_id: Annotated[str, typer.Argument(metavar="ID", help="An indexed article id (or its URL).", show_default=False)],
+    article_id: Annotated[
+        str, typer.Argument(metavar="ID", help="An indexed article id (or its URL).", show_default=False)
+    ],
     index: IndexOpt = None,
     k: KOpt = None,
     section: SectionOpt = None,
@@ -366,11 +395,18 @@ def query(
 @app.command("eval")
 @handle_errors
 def eval_(
-    file: Annotated[Path, typer.Argument(metavar="FILE.jsonl", help="Articles with 'event' and/or 'topic' labels.",
-                                         show_default=False)],
-    label: Annotated[str | None, typer.Option("--label", help="What counts as related: event or topic "
-                                              "[default: event if the file has it, else topic]",
-                                              show_default=False)] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE.jsonl", help="Articles with 'event' and/or 'topic' labels.", show_default=False),
+    ],
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            help="What counts as related: event or topic [default: event if the file has it, else topic]",
+            show_default=False,
+        ),
+    ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
@@ -383,14 +419,16 @@ def eval_(
 
     if not file.exists():
         raise RecommenderError(f"{file}: no such file")
-    report = evaluate_file(file, label=label, model=settings.resolve("model", model),
-                           backend=settings.resolve("backend", backend))
+    report = evaluate_file(
+        file, label=label, model=settings.resolve("model", model), backend=settings.resolve("backend", backend)
+    )
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
     ours, base = report.recommender.to_dict(), report.tfidf.to_dict()
-    typer.echo(f"{file}: {report.articles} articles, relevant = same {report.label}, "
-               f"model {report.model} ({report.backend})")
+    typer.echo(
+        f"{file}: {report.articles} articles, relevant = same {report.label}, model {report.model} ({report.backend})"
+    )
     typer.echo(f"{'metric':<10} {'recommender':>11} {'tfidf':>7}")
     for key in ours:
         typer.echo(f"{key:<10} {ours[key]:>11.3f} {base[key]:>7.3f}")
@@ -436,23 +474,92 @@ def check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 @handle_errors
 def serve(
     index: IndexOpt = None,
-    host: Annotated[str | None, typer.Option("--host", envvar="RECOMMENDER_HOST", help="Address to bind [default: 127.0.0.1]", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option("--port", envvar="RECOMMENDER_PORT", help="Port [default: 8000]", show_default=False)] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", envvar="RECOMMENDER_API_KEY", help="Bearer key for PUT/DELETE (writes are refused without one).", show_default=False)] = None,
-    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", envvar="RECOMMENDER_CORS_ORIGINS", help="Origin allowed to call the API from a browser (repeatable; env: comma-separated).", show_default=False)] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host", envvar="RECOMMENDER_HOST", help="Address to bind [default: 127.0.0.1]", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", envvar="RECOMMENDER_PORT", help="Port [default: 8000]", show_default=False)
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="RECOMMENDER_API_KEY",
+            help="Bearer key for PUT/DELETE (writes are refused without one).",
+            show_default=False,
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            envvar="RECOMMENDER_CORS_ORIGINS",
+            help="Origin allowed to call the API from a browser (repeatable; env: comma-separated).",
+            show_default=False,
+        ),
+    ] = None,
     backend: BackendOpt = None,
-    max_body_bytes: Annotated[int | None, typer.Option("--max-body-bytes", envvar="RECOMMENDER_MAX_BODY_BYTES", help="Largest request body [default: 1000000]", show_default=False)] = None,
-    max_text_chars: Annotated[int | None, typer.Option("--max-text-chars", envvar="RECOMMENDER_MAX_TEXT_CHARS", help="Longest free text for POST /v1/related [default: 20000]", show_default=False)] = None,
-    cache_max_age: Annotated[int | None, typer.Option("--cache-max-age", envvar="RECOMMENDER_CACHE_MAX_AGE", help="Cache-Control max-age of GET responses, seconds [default: 60]", show_default=False)] = None,
-    max_in_flight: Annotated[int | None, typer.Option("--max-in-flight", envvar="RECOMMENDER_MAX_IN_FLIGHT", help="Requests in flight before shedding with 503 [default: 64]", show_default=False)] = None,
-    workers: Annotated[int, typer.Option("--workers", envvar="RECOMMENDER_WORKERS", min=1, max=64, help="Worker processes on the port, each a replica of the index (one per core).")] = 1,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-body-bytes",
+            envvar="RECOMMENDER_MAX_BODY_BYTES",
+            help="Largest request body [default: 1000000]",
+            show_default=False,
+        ),
+    ] = None,
+    max_text_chars: Annotated[
+        int | None,
+        typer.Option(
+            "--max-text-chars",
+            envvar="RECOMMENDER_MAX_TEXT_CHARS",
+            help="Longest free text for POST /v1/related [default: 20000]",
+            show_default=False,
+        ),
+    ] = None,
+    cache_max_age: Annotated[
+        int | None,
+        typer.Option(
+            "--cache-max-age",
+            envvar="RECOMMENDER_CACHE_MAX_AGE",
+            help="Cache-Control max-age of GET responses, seconds [default: 60]",
+            show_default=False,
+        ),
+    ] = None,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            "--max-in-flight",
+            envvar="RECOMMENDER_MAX_IN_FLIGHT",
+            help="Requests in flight before shedding with 503 [default: 64]",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="RECOMMENDER_WORKERS",
+            min=1,
+            max=64,
+            help="Worker processes on the port, each a replica of the index (one per core).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve related stories over HTTP (FastAPI + uvicorn), with the widget at /widget.js and a /demo page."""
     from .api import ApiConfig, create_app
     from .api import serve as run_server
     from .service import Service
 
-    origins = [o.strip() for item in (cors_origin or settings.resolve("cors_origins") or []) for o in item.split(",") if o.strip()]
+    origins = [
+        o.strip()
+        for item in (cors_origin or settings.resolve("cors_origins") or [])
+        for o in item.split(",")
+        if o.strip()
+    ]
     config = ApiConfig(
         api_key=settings.resolve("api_key", api_key),
         cors_origins=origins,
@@ -461,8 +568,11 @@ def serve(
         cache_max_age=int(settings.resolve("cache_max_age", cache_max_age)),
         max_in_flight=int(settings.resolve("max_in_flight", max_in_flight)),
     )
-    service = Service(_index_dir(index), backend=settings.resolve("backend", backend),
-                      lock_timeout=float(settings.resolve("lock_timeout")))
+    service = Service(
+        _index_dir(index),
+        backend=settings.resolve("backend", backend),
+        lock_timeout=float(settings.resolve("lock_timeout")),
+    )
     service.load()  # fail fast with a clear message when there is no usable index
     if not config.api_key:
         log.warning("no API key: PUT and DELETE are refused (set --api-key or RECOMMENDER_API_KEY)")
@@ -471,11 +581,22 @@ def serve(
         from .api import serve_workers
 
         service.close()
-        serve_workers({"index": str(_index_dir(index)), "backend": settings.resolve("backend", backend),
-                       "api_key": config.api_key, "cors_origins": config.cors_origins,
-                       "max_body_bytes": config.max_body_bytes, "max_text_chars": config.max_text_chars,
-                       "cache_max_age": config.cache_max_age, "max_in_flight": config.max_in_flight,
-                       "lock_timeout": settings.resolve("lock_timeout")}, bind_host, bind_port, workers)
+        serve_workers(
+            {
+                "index": str(_index_dir(index)),
+                "backend": settings.resolve("backend", backend),
+                "api_key": config.api_key,
+                "cors_origins": config.cors_origins,
+                "max_body_bytes": config.max_body_bytes,
+                "max_text_chars": config.max_text_chars,
+                "cache_max_age": config.cache_max_age,
+                "max_in_flight": config.max_in_flight,
+                "lock_timeout": settings.resolve("lock_timeout"),
+            },
+            bind_host,
+            bind_port,
+            workers,
+        )
         return
     run_server(create_app(service, config), bind_host, bind_port)
 
@@ -483,7 +604,10 @@ def serve(
 @app.command()
 @handle_errors
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write <id>.json files and index.json into.", show_default=False)],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Folder to write <id>.json files and index.json into.", show_default=False),
+    ],
     index: IndexOpt = None,
     k: KOpt = None,
 ) -> None:

@@ -38,8 +38,9 @@ def text_key(model: str, text: str) -> str:
 class CachingEmbedder:
     """Wraps an embedder (loaded only when a text is missing) and keeps every vector it makes on disk."""
 
-    def __init__(self, name: str, load: Callable[[], Embedder], cache_dir: Path | None = None,
-                 backend: str = "torch") -> None:
+    def __init__(
+        self, name: str, load: Callable[[], Embedder], cache_dir: Path | None = None, backend: str = "torch"
+    ) -> None:
         # One file per model and backend: int8 and fp32 vectors of one model differ slightly and must not mix.
         self.name = name
         self.backend = backend

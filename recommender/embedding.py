@@ -89,8 +89,9 @@ def available_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def plan_batches(lengths: Sequence[int], max_tokens: int = MAX_BATCH_TOKENS,
-                 max_batch: int = MAX_BATCH_SIZE) -> list[np.ndarray]:
+def plan_batches(
+    lengths: Sequence[int], max_tokens: int = MAX_BATCH_TOKENS, max_batch: int = MAX_BATCH_SIZE
+) -> list[np.ndarray]:
     """Split texts (given by token count) into batches: longest first, each within a token budget.
 
     Sorting by length keeps padding small (a batch is padded to its longest text); a token budget instead of a

@@ -183,11 +183,11 @@ def tfidf_lists(articles: Sequence[Article], depth: int = MRR_DEPTH) -> dict[str
     ids = [a.id for a in articles]
     out: dict[str, list[str]] = {}
     for start in range(0, len(articles), 512):
-        block = (matrix[start:start + 512] @ matrix.T).toarray()
+        block = (matrix[start : start + 512] @ matrix.T).toarray()
         for row, sims in enumerate(block):
             me = start + row
             sims[me] = -np.inf
-            top = np.argpartition(-sims, min(depth, len(sims) - 1))[:depth + 1]
+            top = np.argpartition(-sims, min(depth, len(sims) - 1))[: depth + 1]
             top = sorted((t for t in top if t != me), key=lambda t: (-sims[t], t))[:depth]
             out[ids[me]] = [ids[t] for t in top]
     return out
@@ -342,8 +342,9 @@ def evaluate_lee(
     rated = articles[:n]
     with tempfile.TemporaryDirectory(prefix="recommender-eval-") as tmp:
         index_dir = Path(tmp) / "index"
-        build_index([folder / "articles.jsonl"], index_dir, model=embedder.name, backend=embedder.backend,
-                    embedder=embedder)
+        build_index(
+            [folder / "articles.jsonl"], index_dir, model=embedder.name, backend=embedder.backend, embedder=embedder
+        )
         with Recommender.open(index_dir, embedder=embedder, options=options) as rec:
             ours = pair_scores(rec, [a.id for a in rated])
     sparse = tfidf_matrix([a.text for a in rated], fit_texts=[a.text for a in articles])

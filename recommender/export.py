@@ -14,7 +14,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import related_lists
@@ -94,7 +94,7 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 10) -> ExportR
     index = {
         "model": model,
         "index_version": version,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "k": k,
         "articles": len(files),
         "files": files,

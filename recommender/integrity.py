@@ -26,8 +26,13 @@ class IntegrityReport:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "articles": self.articles, "index_entries": self.index_entries,
-                "problems": self.problems, "notes": self.notes}
+        return {
+            "ok": self.ok,
+            "articles": self.articles,
+            "index_entries": self.index_entries,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
 
 
 def check_index(index_dir: Path | str) -> IntegrityReport:

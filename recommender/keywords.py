@@ -13,8 +13,8 @@ weight is ``(1 + ln tf) * (ln((1 + n) / (1 + df)) + 1)``; vectors are L2-normali
 from __future__ import annotations
 
 import math
-import time
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -113,7 +113,7 @@ class KeywordWeights:
             self._idf.clear()
             self._vectors.clear()
 
-    def for_article(self, article: "Article", content_hash: str) -> TermVector:
+    def for_article(self, article: Article, content_hash: str) -> TermVector:
         """The article's vector, composing its text only on a cache miss (most calls are hits)."""
         self._current()
         cached = self._vectors.get(content_hash)

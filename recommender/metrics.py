@@ -76,7 +76,7 @@ def _ranks(values: Sequence[float]) -> np.ndarray:
         end = start
         while end + 1 < len(arr) and sorted_vals[end + 1] == sorted_vals[start]:
             end += 1
-        ranks[order[start:end + 1]] = (start + end) / 2.0 + 1.0
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
         start = end + 1
     return ranks
 

@@ -51,6 +51,8 @@ TOKEN_WINDOW = {"onnx-int8-192": 192}
 def model_file_backend(backend: str) -> str:
     """Which ONNX file a backend runs: ``onnx-int8-192`` is ``onnx-int8``'s file with a shorter window."""
     return "onnx-int8" if backend.startswith("onnx-int8") else backend
+
+
 #: Texts used to check an exported file against torch (short, long, non-English, empty-ish).
 CHECK_TEXTS = (
     "Heavy rain flooded the river city; residents were evacuated overnight.",
@@ -125,8 +127,9 @@ def local_model_folder(name: str) -> Path:
         return Path(snapshot_download(name, local_files_only=True))
     except Exception as exc:  # noqa: BLE001 - any failure means the same thing to the user
         raise ModelUnavailable(
-            f"the onnx backends need the model {name!r} as a local folder (or in the local hub cache): {exc}"
-            .splitlines()[0]
+            f"the onnx backends need the model {name!r} as a local folder (or in the local hub cache): {exc}".splitlines()[
+                0
+            ]
         ) from None
 
 
@@ -224,8 +227,16 @@ def _export_fp32(model: ModelFolder, out: Path) -> Any:
     axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
     with _quiet(), torch.no_grad():
         # The TorchScript exporter needs no extra packages (the dynamo one needs onnxscript); torch is pinned.
-        torch.onnx.export(Wrapped(torch_model).eval(), dummy, str(out), input_names=names,
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            Wrapped(torch_model).eval(),
+            dummy,
+            str(out),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
     return torch_model.eval()  # the exporter restores the wrapper's mode; dropout must stay off for the checks
 
 
@@ -236,8 +247,14 @@ def _fuse(model: ModelFolder, path: Path) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
     with _quiet():
-        optimised = optimize_model(str(path), model_type="bert", num_heads=model.num_heads,
-                                   hidden_size=model.hidden_size, opt_level=1, use_gpu=False)
+        optimised = optimize_model(
+            str(path),
+            model_type="bert",
+            num_heads=model.num_heads,
+            hidden_size=model.hidden_size,
+            opt_level=1,
+            use_gpu=False,
+        )
         optimised.save_model_to_file(str(path))
     log.info("fused operators: %s", {k: v for k, v in optimised.get_fused_operator_statistics().items() if v})
 
@@ -248,8 +265,13 @@ def _quantise(src: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _quiet():
-        quantize_dynamic(src, out, weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            src,
+            out,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
 
 def _torch_vectors(torch_model: Any, model: ModelFolder, texts: Sequence[str]) -> np.ndarray:
@@ -359,8 +381,15 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str = "mean") -> np.ndarray
 class OnnxEmbedder:
     """A sentence-transformers model run by onnxruntime (fp32 or int8), same vectors as the torch backend."""
 
-    def __init__(self, name: str, backend: str = "onnx-int8", *, cache_dir: Path | None = None,
-                 threads: int | None = None, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        backend: str = "onnx-int8",
+        *,
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
         if backend not in ONNX_BACKENDS:
             raise ModelUnavailable(f"unknown onnx backend {backend!r}")
         model = describe_model(local_model_folder(name), label=name)
@@ -368,15 +397,24 @@ class OnnxEmbedder:
         self._init(path, model, name, backend, threads, max_tokens)
 
     @classmethod
-    def from_file(cls, path: Path, model: ModelFolder, *, name: str, backend: str, threads: int | None = None,
-                  max_tokens: int | None = None) -> OnnxEmbedder:
+    def from_file(
+        cls,
+        path: Path,
+        model: ModelFolder,
+        *,
+        name: str,
+        backend: str,
+        threads: int | None = None,
+        max_tokens: int | None = None,
+    ) -> OnnxEmbedder:
         """An embedder over an existing ONNX file (no export)."""
         self = cls.__new__(cls)
         self._init(path, model, name, backend, threads, max_tokens)
         return self
 
-    def _init(self, path: Path, model: ModelFolder, name: str, backend: str, threads: int | None,
-              max_tokens: int | None) -> None:
+    def _init(
+        self, path: Path, model: ModelFolder, name: str, backend: str, threads: int | None, max_tokens: int | None
+    ) -> None:
         import onnxruntime as ort
 
         from .embedding import MAX_BATCH_TOKENS

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -175,7 +175,7 @@ def apply_freshness(query: QueryContext, candidates: Sequence[Candidate], option
     """Re-score by the ranking score x freshness relative to the query story's date (now, for free text)."""
     if options.half_life_days is None:
         return list(candidates)
-    reference = query.published or datetime.now(timezone.utc)
+    reference = query.published or datetime.now(UTC)
     out = []
     for cand in candidates:
         published = cand.article.published
@@ -193,6 +193,7 @@ def mmr(candidates: Sequence[Candidate], k: int, lambda_: float) -> list[Candida
     pool = list(candidates)
     picked: list[Candidate] = []
     while pool and len(picked) < k:
+
         def gain(c: Candidate) -> float:
             if not picked or c.vector is None:
                 return lambda_ * c.rank_score

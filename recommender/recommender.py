@@ -80,8 +80,14 @@ def _built_with(build: dict[str, Any]) -> str | None:
 class Recommender:
     """An opened index. Cheap to query many times; open once per process."""
 
-    def __init__(self, store: IndexStore, *, embedder: Embedder | None = None, backend: str | None = None,
-                 options: RankingOptions | None = None) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        *,
+        embedder: Embedder | None = None,
+        backend: str | None = None,
+        options: RankingOptions | None = None,
+    ) -> None:
         self.store = store
         self._embedder = embedder
         self._backend = backend or store.manifest.backend
@@ -97,7 +103,7 @@ class Recommender:
         backend: str | None = None,
         options: RankingOptions | None = None,
         check_same_thread: bool = True,
-    ) -> "Recommender":
+    ) -> Recommender:
         """Open the index in ``index_dir``; ``model`` (if given) must be the one it was built with."""
         store = IndexStore.open(Path(index_dir), model=model, check_same_thread=check_same_thread)
         if embedder is not None and embedder.name != store.manifest.model:
@@ -108,7 +114,7 @@ class Recommender:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Recommender":
+    def __enter__(self) -> Recommender:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -223,8 +229,9 @@ class Recommender:
 
     def related_to_vector(self, text: str, vector: np.ndarray, k: int = 5, **options: Any) -> RelatedList:
         """:meth:`related_to_text` for a text already embedded (a server embeds outside its index lock)."""
-        from .articles import normalise_for_copy
         import hashlib
+
+        from .articles import normalise_for_copy
 
         copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
         query = QueryContext(copy_key=copy_key, vector=vector, terms=self.keywords.vector(text))

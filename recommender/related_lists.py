@@ -106,7 +106,7 @@ def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
         yield from ((int(key), str(article_id)) for key, article_id in rows)
 
 
-def refresh_all(rec: "Recommender") -> int:
+def refresh_all(rec: Recommender) -> int:
     """Recompute every list (after a build). Returns how many lists were written.
 
     Vectorised in batches (:mod:`recommender.bulk_lists`) when the ranking options allow it, else one ranked
@@ -128,7 +128,7 @@ def refresh_all(rec: "Recommender") -> int:
     return count
 
 
-def _refresh_all_bulk(rec: "Recommender") -> int:
+def _refresh_all_bulk(rec: Recommender) -> int:
     """Every list from :func:`recommender.bulk_lists.rank_all`, written in batches (inside the caller's
     transaction, on emptied tables).
 
@@ -164,8 +164,11 @@ def _refresh_all_bulk(rec: "Recommender") -> int:
         if len(lists) >= 5000:
             flush()
     flush()
-    _write_refs(catalog, np.concatenate(dst) if dst else np.zeros(0, np.int64),
-                np.concatenate(src) if src else np.zeros(0, np.int64))
+    _write_refs(
+        catalog,
+        np.concatenate(dst) if dst else np.zeros(0, np.int64),
+        np.concatenate(src) if src else np.zeros(0, np.int64),
+    )
     if slow:
         log.info("related lists: %d of %d needed a deeper search", slow, count)
     return count
@@ -178,12 +181,12 @@ def _write_refs(catalog: Catalog, dst: np.ndarray, src: np.ndarray, chunk: int =
     conn = catalog.conn
     conn.execute("DROP INDEX IF EXISTS related_refs_src")
     for start in range(0, len(dst), chunk):
-        rows = zip(dst[start:start + chunk].tolist(), src[start:start + chunk].tolist(), strict=True)
+        rows = zip(dst[start : start + chunk].tolist(), src[start : start + chunk].tolist(), strict=True)
         conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", rows)
     conn.execute("CREATE INDEX related_refs_src ON related_refs(src)")
 
 
-def update(rec: "Recommender", keys: Sequence[int]) -> None:
+def update(rec: Recommender, keys: Sequence[int]) -> None:
     """Bring the lists up to date after the articles with these catalog keys were added, edited or deleted.
 
     Must run with the in-memory index already including the change (``store.catch_up()``).
@@ -210,7 +213,7 @@ def update(rec: "Recommender", keys: Sequence[int]) -> None:
         catalog.set_meta("related_seq", str(catalog.last_seq()))
 
 
-def _offer_to_neighbours(rec: "Recommender", key: int, article_id: str, skip: set[int]) -> None:
+def _offer_to_neighbours(rec: Recommender, key: int, article_id: str, skip: set[int]) -> None:
     """Let the nearest stories of a new/edited story take it into their lists.
 
     Most neighbours are settled by scoring the newcomer alone against them (:func:`_try_insert`); only when a
@@ -224,8 +227,12 @@ def _offer_to_neighbours(rec: "Recommender", key: int, article_id: str, skip: se
     fast = bulk_lists.supports(rec.options)
     for neighbour in near:
         current = load(catalog, neighbour.key)
-        if fast and current is not None and key not in {k for k, _ in current.items} \
-                and _try_insert(rec, neighbour, current, key, query):
+        if (
+            fast
+            and current is not None
+            and key not in {k for k, _ in current.items}
+            and _try_insert(rec, neighbour, current, key, query)
+        ):
             continue
         pool = [k for k, _ in current.items] if current else []
         if key in pool:
@@ -258,8 +265,9 @@ def newcomer_score(neighbour: Candidate, newcomer: QueryContext, options: Rankin
     return (1.0 - options.keyword_weight) * neighbour.similarity + options.keyword_weight * keywords
 
 
-def _try_insert(rec: "Recommender", neighbour: Candidate, current: StoredList, newcomer: int,
-                query: QueryContext) -> bool:
+def _try_insert(
+    rec: Recommender, neighbour: Candidate, current: StoredList, newcomer: int, query: QueryContext
+) -> bool:
     """Place ``newcomer`` in ``neighbour``'s stored list by its own score, when that provably equals a re-rank.
 
     It does when the list has scores, the options are ones :func:`recommender.bulk_lists.supports` (each
@@ -295,7 +303,7 @@ def _try_insert(rec: "Recommender", neighbour: Candidate, current: StoredList, n
     return True
 
 
-def catch_up(rec: "Recommender") -> int:
+def catch_up(rec: Recommender) -> int:
     """Finish list updates a crash interrupted (catalog changes newer than ``related_seq``). Returns keys done."""
     catalog = rec.store.catalog
     done = related_seq(catalog)
@@ -303,14 +311,21 @@ def catch_up(rec: "Recommender") -> int:
     if done is not None and done >= last:
         return 0
     oldest = catalog.conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-    if done is None or oldest is None or oldest > done + 1 or (last - done) > FULL_REFRESH_SHARE * max(catalog.count(), 1):
+    if (
+        done is None
+        or oldest is None
+        or oldest > done + 1
+        or (last - done) > FULL_REFRESH_SHARE * max(catalog.count(), 1)
+    ):
         return refresh_all(rec)
     keys = [key for _, key, _ in catalog.changes_since(done)]
     update(rec, keys)
     return len(set(keys))
 
 
-def lookup(rec: "Recommender", article_id: str, k: int = 5, *, search: bool = True, **filters: object) -> "RelatedList | None":
+def lookup(
+    rec: Recommender, article_id: str, k: int = 5, *, search: bool = True, **filters: object
+) -> RelatedList | None:
     """An article's list from the precomputed store: a lookup, not a search.
 
     Filters are applied to the stored list; only when fewer than k stored entries pass (and the stored list was

@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -320,9 +321,9 @@ def _feed_date(entry: Any, fallback: str) -> str:
     parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
     if parsed:
         from calendar import timegm
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        return datetime.fromtimestamp(timegm(parsed), tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(timegm(parsed), tz=UTC).isoformat()
     try:
         return parse_datetime(fallback)
     except ValueError:

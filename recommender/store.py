@@ -20,7 +20,7 @@ import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ _INDEX_FILE = re.compile(r"vectors-\d+-\d+\.faiss")
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     @classmethod
-    def load(cls, folder: Path) -> "Manifest":
+    def load(cls, folder: Path) -> Manifest:
         path = folder / MANIFEST_NAME
         try:
             raw = json.loads(path.read_text("utf-8"))
@@ -123,7 +123,9 @@ class acquire_write_lock:
         try:
             self.lock.acquire()
         except Timeout:
-            raise IndexBusy(f"index busy: another process is writing to {self.folder}; try again when it is done") from None
+            raise IndexBusy(
+                f"index busy: another process is writing to {self.folder}; try again when it is done"
+            ) from None
 
     def __exit__(self, *exc: object) -> None:
         self.lock.release()
@@ -132,7 +134,7 @@ class acquire_write_lock:
 class IndexStore:
     """A catalog plus its FAISS index, loaded in memory and kept consistent with each other."""
 
-    def __init__(self, folder: Path, catalog: Catalog, index: "faiss.Index", manifest: Manifest) -> None:
+    def __init__(self, folder: Path, catalog: Catalog, index: faiss.Index, manifest: Manifest) -> None:
         self.folder = folder
         self.catalog = catalog
         self.index = index
@@ -146,13 +148,15 @@ class IndexStore:
         return (folder / Catalog.FILENAME).exists() and (folder / MANIFEST_NAME).exists()
 
     @classmethod
-    def open(cls, folder: Path, *, model: str | None = None, check_same_thread: bool = True) -> "IndexStore":
+    def open(cls, folder: Path, *, model: str | None = None, check_same_thread: bool = True) -> IndexStore:
         """Open the index in ``folder``: checksum-verify the FAISS file, then catch up with the catalog."""
         if not cls.exists(folder):
             raise IndexNotFound(f"no index in {folder} (build one with: recommender build SOURCE --index {folder})")
         manifest = Manifest.load(folder)
         if manifest.format_version != FORMAT_VERSION:
-            raise IndexMismatch(f"{folder}: index format {manifest.format_version}, this version reads {FORMAT_VERSION}")
+            raise IndexMismatch(
+                f"{folder}: index format {manifest.format_version}, this version reads {FORMAT_VERSION}"
+            )
         if model is not None and model != manifest.model:
             raise IndexMismatch(
                 f"{folder} was built with model {manifest.model!r}, not {model!r}; "
@@ -202,9 +206,13 @@ class IndexStore:
         entries = int(self.index.ntotal)
         expected = rows if supports_remove(self.index) else None
         if expected is not None and entries != expected:
-            raise IndexCorrupt(f"{self.folder}: {entries} vectors in the FAISS index but {rows} articles in the catalog")
+            raise IndexCorrupt(
+                f"{self.folder}: {entries} vectors in the FAISS index but {rows} articles in the catalog"
+            )
         if expected is None and entries < rows:
-            raise IndexCorrupt(f"{self.folder}: {entries} vectors in the FAISS index but {rows} articles in the catalog")
+            raise IndexCorrupt(
+                f"{self.folder}: {entries} vectors in the FAISS index but {rows} articles in the catalog"
+            )
 
     # -- searching --------------------------------------------------------------------------------------------
     def search(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +241,9 @@ class IndexStore:
             inner.hnsw.efSearch = max(128, n)
 
     # -- saving -----------------------------------------------------------------------------------------------
-    def save(self, *, rebuild: bool = False, max_memory_bytes: int | None = None, build_info: dict[str, Any] | None = None) -> Manifest:
+    def save(
+        self, *, rebuild: bool = False, max_memory_bytes: int | None = None, build_info: dict[str, Any] | None = None
+    ) -> Manifest:
         """Write the in-memory index as a new FAISS file and switch the manifest to it atomically.
 
         Rebuilds from the catalog when asked, when the archive size calls for another index type, or when
@@ -288,7 +298,7 @@ def remove_stray_files(folder: Path, keep: str) -> None:
         path.unlink(missing_ok=True)
 
 
-def build_faiss(catalog: Catalog, index_type: str, dimension: int) -> tuple["faiss.Index", float | None]:
+def build_faiss(catalog: Catalog, index_type: str, dimension: int) -> tuple[faiss.Index, float | None]:
     """A fresh FAISS index over every catalog vector; returns it with its recall@10 (None for exact search)."""
     count = catalog.count()
     index = new_index(index_type, dimension, count)

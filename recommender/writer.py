@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,7 +88,9 @@ def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
             if isinstance(item, Record):
                 first = seen.get(item.article.id)
                 if first is not None:
-                    yield InvalidArticle(item.location, f"duplicate id {item.article.id!r} (first at {first}); kept the first")
+                    yield InvalidArticle(
+                        item.location, f"duplicate id {item.article.id!r} (first at {first}); kept the first"
+                    )
                     continue
                 seen[item.article.id] = item.location
             yield item
@@ -161,7 +163,11 @@ class _Staging:
 
 
 def _embed_missing(
-    catalog: Catalog, staging: _Staging, get_embedder: Callable[[], Embedder], report: WriteReport, progress: Progress | None
+    catalog: Catalog,
+    staging: _Staging,
+    get_embedder: Callable[[], Embedder],
+    report: WriteReport,
+    progress: Progress | None,
 ) -> None:
     todo = set(staging.hashes_to_embed(catalog))
     if not todo:
@@ -270,7 +276,9 @@ def _write(
             if backend and backend != store.manifest.backend:
                 log.warning("index was built with backend %s; embedding with %s", store.manifest.backend, backend)
         elif not create:
-            raise IndexNotFound(f"no index in {index_dir} (create one with: recommender build SOURCE --index {index_dir})")
+            raise IndexNotFound(
+                f"no index in {index_dir} (create one with: recommender build SOURCE --index {index_dir})"
+            )
 
         model_name = store.manifest.model if store else (model or DEFAULT_MODEL)
         backend_name = backend or (store.manifest.backend if store else DEFAULT_BACKEND)
@@ -295,8 +303,9 @@ def _write(
         with acquire_write_lock(index_dir, lock_timeout):
             changed = report.added + report.updated
             if changed or not store.manifest.index_file or store.catalog.last_seq() > store.seq:
-                report.manifest = store.save(rebuild=rebuild and changed > 0, max_memory_bytes=max_memory_bytes,
-                                             build_info=build_info)
+                report.manifest = store.save(
+                    rebuild=rebuild and changed > 0, max_memory_bytes=max_memory_bytes, build_info=build_info
+                )
             else:
                 report.manifest = store.manifest
             _update_related_lists(store)
@@ -341,11 +350,23 @@ def build_index(
     index_dir = Path(index_dir)
     if ray_address is not None or ray_options is not None:
         if embedder is not None:
-            raise ValueError("a build on Ray loads its embedder on each worker: pass model= and backend=, not embedder=")
+            raise ValueError(
+                "a build on Ray loads its embedder on each worker: pass model= and backend=, not embedder="
+            )
         from .distributed import ray_build
 
-        return ray_build(sources, index_dir, address=ray_address, options=ray_options, model=model, backend=backend,
-                         strict=strict, progress=progress, max_memory_bytes=max_memory_bytes, lock_timeout=lock_timeout)
+        return ray_build(
+            sources,
+            index_dir,
+            address=ray_address,
+            options=ray_options,
+            model=model,
+            backend=backend,
+            strict=strict,
+            progress=progress,
+            max_memory_bytes=max_memory_bytes,
+            lock_timeout=lock_timeout,
+        )
     return _write(
         index_dir,
         read_batch(sources),

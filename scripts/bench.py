@@ -76,8 +76,10 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            rows = [int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "little") % 4096
-                    for w in _WORD.findall(text.casefold())]
+            rows = [
+                int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "little") % 4096
+                for w in _WORD.findall(text.casefold())
+            ]
             if rows:
                 out[row] = self._table[rows].sum(axis=0)
         return normalise(out)
@@ -174,8 +176,10 @@ def machine() -> str:
             versions.append(f"{module} {__import__(module).__version__}")
         except Exception:  # noqa: BLE001 - a missing optional package is just not listed
             pass
-    return (f"{cpu}; {os.cpu_count()} cpus, {available_threads()} usable; python {platform.python_version()}; "
-            + ", ".join(versions))
+    return (
+        f"{cpu}; {os.cpu_count()} cpus, {available_threads()} usable; python {platform.python_version()}; "
+        + ", ".join(versions)
+    )
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -195,8 +199,9 @@ def load_backend(name: str, quick: bool) -> Any:
     return load_embedder(DEFAULT_MODEL, name)
 
 
-def embedding_throughput(backends: Sequence[str], texts: Sequence[str], rounds: int, quick: bool
-                         ) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+def embedding_throughput(
+    backends: Sequence[str], texts: Sequence[str], rounds: int, quick: bool
+) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """texts/s per backend, interleaved round by round; returns the report, the embedders and their vectors."""
     embedders: dict[str, Any] = {}
     load_s: dict[str, float] = {}
@@ -223,13 +228,32 @@ def embedding_throughput(backends: Sequence[str], texts: Sequence[str], rounds: 
     for name in backends:
         speed = statistics.median(speeds[name])
         cos = np.sum(vectors[name] * vectors[reference], axis=1)
-        rows.append([name, f"{speed:.1f}", f"{speed / ref_speed:.2f}x", f"{cos.mean():.4f} / {cos.min():.4f}",
-                     f"{percentiles(single[name])[0]:.1f}", f"{load_s[name]:.1f}"])
+        rows.append(
+            [
+                name,
+                f"{speed:.1f}",
+                f"{speed / ref_speed:.2f}x",
+                f"{cos.mean():.4f} / {cos.min():.4f}",
+                f"{percentiles(single[name])[0]:.1f}",
+                f"{load_s[name]:.1f}",
+            ]
+        )
     mean_chars = int(np.mean([len(t) for t in texts]))
-    report = (f"{len(texts)} texts (mean {mean_chars} characters), {rounds} rounds interleaved, median shown; "
-              f"{available_threads()} threads\n\n" +
-              table(["backend", "texts/s", f"vs {reference}", f"cosine to {reference} mean / min",
-                     "one 200-char query p50 ms", "load s"], rows))
+    report = (
+        f"{len(texts)} texts (mean {mean_chars} characters), {rounds} rounds interleaved, median shown; "
+        f"{available_threads()} threads\n\n"
+        + table(
+            [
+                "backend",
+                "texts/s",
+                f"vs {reference}",
+                f"cosine to {reference} mean / min",
+                "one 200-char query p50 ms",
+                "load s",
+            ],
+            rows,
+        )
+    )
     return report, embedders, vectors
 
 
@@ -244,10 +268,20 @@ def eval_backends(embedders: dict[str, Any], texts: Sequence[str], vectors: dict
         scores = evaluate_file(SAMPLE, embedder=memo).recommender.to_dict()
         reference = reference or scores
         delta = max(abs(scores[k] - reference[k]) * 100 for k in ("p_at_5", "mrr", "ndcg_at_5"))
-        rows.append([name, f"{scores['p_at_5']:.4f}", f"{scores['mrr']:.4f}", f"{scores['ndcg_at_5']:.4f}",
-                     f"{scores['coverage']:.4f}", f"{delta:.2f}"])
-    return ("`recommender eval` on data/ecbplus-sample.jsonl (relevant = same event), the full ranking pipeline\n\n" +
-            table(["backend", "P@5", "MRR", "nDCG@5", "coverage", "largest change vs first, points"], rows))
+        rows.append(
+            [
+                name,
+                f"{scores['p_at_5']:.4f}",
+                f"{scores['mrr']:.4f}",
+                f"{scores['ndcg_at_5']:.4f}",
+                f"{scores['coverage']:.4f}",
+                f"{delta:.2f}",
+            ]
+        )
+    return (
+        "`recommender eval` on data/ecbplus-sample.jsonl (relevant = same event), the full ranking pipeline\n\n"
+        + table(["backend", "P@5", "MRR", "nDCG@5", "coverage", "largest change vs first, points"], rows)
+    )
 
 
 # -- 3. index at N articles -------------------------------------------------------------------------------------------
@@ -291,20 +325,29 @@ def _run_child(conn: Any, target: Callable[..., dict[str, Any]], args: tuple[Any
         conn.send({"error": f"{exc!r}\n{traceback.format_exc()}"})
 
 
-def build_child(source: str, index_dir: str, base: np.ndarray, name: str, backend: str,
-                max_memory: int | None) -> dict[str, Any]:
+def build_child(
+    source: str, index_dir: str, base: np.ndarray, name: str, backend: str, max_memory: int | None
+) -> dict[str, Any]:
     from recommender import build_index
 
     before = current_rss_mb()
     embedder = PerturbedEmbedder(base, name, backend) if name != QUICK_MODEL else HashingEmbedder()
     started = time.perf_counter()
-    report = build_index([source], index_dir, model=name, backend=backend, embedder=embedder,
-                         max_memory_bytes=max_memory)
+    report = build_index(
+        [source], index_dir, model=name, backend=backend, embedder=embedder, max_memory_bytes=max_memory
+    )
     seconds = time.perf_counter() - started
     m = report.manifest
     assert m is not None
-    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "start_rss_mb": before, "index_type": m.index_type,
-            "index_bytes": m.index_bytes, "recall_at_10": m.recall_at_10, "articles": m.articles}
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "start_rss_mb": before,
+        "index_type": m.index_type,
+        "index_bytes": m.index_bytes,
+        "recall_at_10": m.recall_at_10,
+        "articles": m.articles,
+    }
 
 
 def serve_child(index_dir: str, backend: str, quick: bool, samples: int, queries: list[str]) -> dict[str, Any]:
@@ -344,14 +387,23 @@ def serve_child(index_dir: str, backend: str, quick: bool, samples: int, queries
     adds = []
     for n in range(5 if quick else 30):
         src = rows[(n * 37) % len(rows)]
-        payload = {"title": f"Breaking: {src.get('title')} (update {n})", "body": f"Update {n}. {src.get('body')}",
-                   "published_at": "2026-01-01T08:00:00Z"}
+        payload = {
+            "title": f"Breaking: {src.get('title')} (update {n})",
+            "body": f"Update {n}. {src.get('body')}",
+            "published_at": "2026-01-01T08:00:00Z",
+        }
         t = time.perf_counter()
         service.upsert(f"new-{n}", payload)
         adds.append(time.perf_counter() - t)
     result = {
-        "open_s": open_s, "start_rss_mb": before, "open_rss_mb": open_rss, "peak_rss_mb": peak_rss_mb(),
-        "lookup": percentiles(lookup), "live": percentiles(live), "text": percentiles(text), "add": percentiles(adds),
+        "open_s": open_s,
+        "start_rss_mb": before,
+        "open_rss_mb": open_rss,
+        "peak_rss_mb": peak_rss_mb(),
+        "lookup": percentiles(lookup),
+        "live": percentiles(live),
+        "text": percentiles(text),
+        "add": percentiles(adds),
         "samples": [len(lookup), len(live), len(text), len(adds)],
     }
     service._dirty = False  # a benchmark index: no need to save the FAISS file on close
@@ -359,8 +411,17 @@ def serve_child(index_dir: str, backend: str, quick: bool, samples: int, queries
     return result
 
 
-def index_section(n: int, workdir: Path, base: np.ndarray, name: str, backend: str, quick: bool,
-                  max_memory: int | None, samples: int, queries: list[str]) -> tuple[list[Any], Path]:
+def index_section(
+    n: int,
+    workdir: Path,
+    base: np.ndarray,
+    name: str,
+    backend: str,
+    quick: bool,
+    max_memory: int | None,
+    samples: int,
+    queries: list[str],
+) -> tuple[list[Any], Path]:
     source = workdir / f"archive-{n}.jsonl"
     index_dir = workdir / f"index-{n}"
     write_archive(source, n, body_chars=300 if quick else None)
@@ -370,19 +431,36 @@ def index_section(n: int, workdir: Path, base: np.ndarray, name: str, backend: s
     recall = built["recall_at_10"]
     opened = served["open_rss_mb"] - served["start_rss_mb"]
     row = [
-        f"{n:,}", built["index_type"], "exact" if recall is None else f"{recall:.3f}",
-        f"{built['seconds']:.1f}", f"{built['peak_rss_mb']:.0f}",
-        f"{built['index_bytes'] / n:,.0f}", f"{catalog_bytes / n:,.0f}",
+        f"{n:,}",
+        built["index_type"],
+        "exact" if recall is None else f"{recall:.3f}",
+        f"{built['seconds']:.1f}",
+        f"{built['peak_rss_mb']:.0f}",
+        f"{built['index_bytes'] / n:,.0f}",
+        f"{catalog_bytes / n:,.0f}",
         f"{opened:.0f} ({opened * 2**20 / n:,.0f} B/article)",
-        "{:.2f} / {:.2f}".format(*served["lookup"]), "{:.1f} / {:.1f}".format(*served["live"]),
-        "{:.1f} / {:.1f}".format(*served["text"]), "{:.0f} / {:.0f}".format(*served["add"]),
+        "{:.2f} / {:.2f}".format(*served["lookup"]),
+        "{:.1f} / {:.1f}".format(*served["live"]),
+        "{:.1f} / {:.1f}".format(*served["text"]),
+        "{:.0f} / {:.0f}".format(*served["add"]),
     ]
     return row, index_dir
 
 
-INDEX_HEADERS = ["articles", "index", "recall@10", "build s", "build peak RSS MB", "FAISS B/article",
-                 "catalog B/article", "served RSS MB", "related-by-id p50/p99 ms (stored list)",
-                 "live search p50/p99 ms", "free text p50/p99 ms", "add one p50/p99 ms"]
+INDEX_HEADERS = [
+    "articles",
+    "index",
+    "recall@10",
+    "build s",
+    "build peak RSS MB",
+    "FAISS B/article",
+    "catalog B/article",
+    "served RSS MB",
+    "related-by-id p50/p99 ms (stored list)",
+    "live search p50/p99 ms",
+    "free text p50/p99 ms",
+    "add one p50/p99 ms",
+]
 
 
 def clustered_vectors(start: int, stop: int, dimension: int = 384, centres: int = 1000) -> np.ndarray:
@@ -424,20 +502,47 @@ def vector_index_child(n: int, max_memory: int | None, workdir: str) -> dict[str
         latency.append(time.perf_counter() - t)
     batches = (clustered_vectors(lo, min(n, lo + chunk)) for lo in range(0, n, chunk))
     recall = 1.0 if kind == "flat" else measure_recall(index, queries[:RECALL_QUERIES], batches, k=10)
-    return {"kind": kind, "build_s": build_s, "bytes": size, "rss_mb": built_rss - start_rss,
-            "peak_rss_mb": peak_rss_mb(), "search": percentiles(latency), "recall": recall}
+    return {
+        "kind": kind,
+        "build_s": build_s,
+        "bytes": size,
+        "rss_mb": built_rss - start_rss,
+        "peak_rss_mb": peak_rss_mb(),
+        "search": percentiles(latency),
+        "recall": recall,
+    }
 
 
 def vector_index_section(sizes: Sequence[int], max_memory: int | None, workdir: Path) -> str:
     rows = []
     for n in sizes:
         r = _child(vector_index_child, n, max_memory, str(workdir))
-        rows.append([f"{n:,}", r["kind"], f"{r['recall']:.3f}", f"{r['build_s']:.1f}", f"{r['bytes'] / n:,.0f}",
-                     f"{r['rss_mb']:,.0f} ({r['rss_mb'] * 2**20 / n:,.0f} B/article)", f"{r['peak_rss_mb']:,.0f}",
-                     "{:.2f} / {:.2f}".format(*r["search"])])
+        rows.append(
+            [
+                f"{n:,}",
+                r["kind"],
+                f"{r['recall']:.3f}",
+                f"{r['build_s']:.1f}",
+                f"{r['bytes'] / n:,.0f}",
+                f"{r['rss_mb']:,.0f} ({r['rss_mb'] * 2**20 / n:,.0f} B/article)",
+                f"{r['peak_rss_mb']:,.0f}",
+                "{:.2f} / {:.2f}".format(*r["search"]),
+            ]
+        )
         print(f"(vector index {n:,} done)", file=sys.stderr, flush=True)
-    return table(["vectors", "index", "recall@10", "build s", "file B/vector", "RSS growth MB", "peak RSS MB",
-                  "search k=36 p50/p99 ms"], rows)
+    return table(
+        [
+            "vectors",
+            "index",
+            "recall@10",
+            "build s",
+            "file B/vector",
+            "RSS growth MB",
+            "peak RSS MB",
+            "search k=36 p50/p99 ms",
+        ],
+        rows,
+    )
 
 
 # -- 4. HTTP -----------------------------------------------------------------------------------------------------
@@ -461,8 +566,9 @@ def _wrk_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def http_latency(index_dir: Path, articles: int, backend: str, concurrency: Sequence[int], seconds: int,
-                 workers: int = 1) -> str:
+def http_latency(
+    index_dir: Path, articles: int, backend: str, concurrency: Sequence[int], seconds: int, workers: int = 1
+) -> str:
     """HTTP latency over ``recommender serve`` with a real load generator: wrk from Debian (``apt-get install -y wrk``).
 
     GET /v1/articles/{id}/related?k=5 for random ids at a fixed concurrency (wrk: 2 threads, each of
@@ -476,8 +582,12 @@ def http_latency(index_dir: Path, articles: int, backend: str, concurrency: Sequ
     command = [str(cli)] if cli.exists() else [sys.executable, "-m", "recommender.cli"]
     port = _free_port()
     env = dict(os.environ, RECOMMENDER_BACKEND=backend)
-    server = subprocess.Popen([*command, "serve", "--index", str(index_dir), "--port", str(port), "--workers", str(workers)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    server = subprocess.Popen(
+        [*command, "serve", "--index", str(index_dir), "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -497,8 +607,14 @@ def http_latency(index_dir: Path, articles: int, backend: str, concurrency: Sequ
         for connections in concurrency:
             base = [wrk, "-t2", f"-c{connections}", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"]
             subprocess.run([*base[:4], "-d3s", *base[4:]], capture_output=True, text=True, timeout=60)  # warm-up
-            outputs.append((connections, subprocess.run([*base[:4], f"-d{seconds}s", *base[4:]], capture_output=True,
-                                                        text=True, timeout=seconds + 60).stdout))
+            outputs.append(
+                (
+                    connections,
+                    subprocess.run(
+                        [*base[:4], f"-d{seconds}s", *base[4:]], capture_output=True, text=True, timeout=seconds + 60
+                    ).stdout,
+                )
+            )
     finally:
         server.terminate()
         try:
@@ -511,8 +627,9 @@ def http_latency(index_dir: Path, articles: int, backend: str, concurrency: Sequ
         if isinstance(row, str):
             return row
         rows.append(row)
-    return table(["articles", "workers", "connections", "seconds", "requests", "requests/s", "p50 ms", "p99 ms",
-                  "errors"], rows)
+    return table(
+        ["articles", "workers", "connections", "seconds", "requests", "requests/s", "p50 ms", "p99 ms", "errors"], rows
+    )
 
 
 def _wrk_row(out: str, articles: int, workers: int, concurrency: int, seconds: int) -> list[str] | str:
@@ -526,8 +643,17 @@ def _wrk_row(out: str, articles: int, workers: int, concurrency: int, seconds: i
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
     if not (rps and p50 and p99 and total):
         return "failed to parse wrk output:\n" + out
-    return [f"{articles:,}", str(workers), str(concurrency), f"{seconds}", total.group(1),
-            f"{float(rps.group(1)):,.0f}", f"{_wrk_ms(p50.group(1)):.2f}", f"{_wrk_ms(p99.group(1)):.2f}", str(errors)]
+    return [
+        f"{articles:,}",
+        str(workers),
+        str(concurrency),
+        f"{seconds}",
+        total.group(1),
+        f"{float(rps.group(1)):,.0f}",
+        f"{_wrk_ms(p50.group(1)):.2f}",
+        f"{_wrk_ms(p99.group(1)):.2f}",
+        str(errors),
+    ]
 
 
 # -- main ------------------------------------------------------------------------------------------------------
@@ -535,25 +661,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, nargs="+", default=None, help="archive sizes (default 10000)")
     parser.add_argument("--quick", action="store_true", help="seconds: toy embedder, 100 short articles, no HTTP")
-    parser.add_argument("--backends", nargs="+", default=None, choices=BACKENDS,
-                        help="embedding backends to compare, the first is the reference (default: all)")
-    parser.add_argument("--serve-backend", default=DEFAULT_BACKEND, choices=BACKENDS,
-                        help=f"backend for free-text queries, adds and the server (default {DEFAULT_BACKEND})")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        choices=BACKENDS,
+        help="embedding backends to compare, the first is the reference (default: all)",
+    )
+    parser.add_argument(
+        "--serve-backend",
+        default=DEFAULT_BACKEND,
+        choices=BACKENDS,
+        help=f"backend for free-text queries, adds and the server (default {DEFAULT_BACKEND})",
+    )
     parser.add_argument("--embed-texts", type=int, default=331, help="ECB+ texts per embedding round")
     parser.add_argument("--rounds", type=int, default=2, help="embedding rounds per backend")
     parser.add_argument("--eval", action="store_true", help="also run recommender eval per backend")
-    parser.add_argument("--embedding-only", action="store_true",
-                        help="stop after section 1 (and 2 with --eval): no index, no HTTP")
+    parser.add_argument(
+        "--embedding-only", action="store_true", help="stop after section 1 (and 2 with --eval): no index, no HTTP"
+    )
     parser.add_argument("--max-memory", default=None, help="memory budget for the built indexes, e.g. 4GB")
     parser.add_argument("--http", action="store_true", help="also measure HTTP with wrk (needs recommender serve)")
     parser.add_argument("--workers", type=int, default=1, help="serve --workers for the HTTP measurement")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[32],
-                        help="HTTP connections (several values: one wrk run each, on the same server)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[32],
+        help="HTTP connections (several values: one wrk run each, on the same server)",
+    )
     parser.add_argument("--http-seconds", type=int, default=20)
     parser.add_argument("--samples", type=int, default=1000, help="related-by-id requests timed in process")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the built indexes here")
-    parser.add_argument("--vector-sizes", type=int, nargs="*", default=None,
-                        help="also time the FAISS index alone on synthetic clustered vectors (e.g. 100000 1000000)")
+    parser.add_argument(
+        "--vector-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        help="also time the FAISS index alone on synthetic clustered vectors (e.g. 100000 1000000)",
+    )
     args = parser.parse_args(argv)
 
     quick = args.quick
@@ -590,19 +736,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     del embedders
     queries = [t[:200] for t in sample_texts()[: (20 if quick else 100)]]
     print("\n## 3. index: build, memory, latency in process\n")
-    print(f"archive: the {len(base)} ECB+ articles repeated with a unique title tag; vectors = the real vector of the "
-          f"source article ({'toy hashing embedder' if quick else backend}) + seeded noise (cosine to source about "
-          f"{1 / np.sqrt(1 + 0.6**2):.2f}); embedding is not in the build time (see section 1: a real build adds "
-          f"N / texts_per_s). Free text and add one embed for real with {backend}. In-process timings are single "
-          "requests, one at a time.\n", flush=True)
+    print(
+        f"archive: the {len(base)} ECB+ articles repeated with a unique title tag; vectors = the real vector of the "
+        f"source article ({'toy hashing embedder' if quick else backend}) + seeded noise (cosine to source about "
+        f"{1 / np.sqrt(1 + 0.6**2):.2f}); embedding is not in the build time (see section 1: a real build adds "
+        f"N / texts_per_s). Free text and add one embed for real with {backend}. In-process timings are single "
+        "requests, one at a time.\n",
+        flush=True,
+    )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
     built: list[tuple[int, Path]] = []
     try:
         for n in sizes:
-            row, index_dir = index_section(n, workdir, base, name, backend, quick, max_memory,
-                                           200 if quick else args.samples, queries)
+            row, index_dir = index_section(
+                n, workdir, base, name, backend, quick, max_memory, 200 if quick else args.samples, queries
+            )
             rows.append(row)
             built.append((n, index_dir))
             print(f"({n:,} done)", file=sys.stderr, flush=True)
@@ -611,19 +761,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         vector_sizes = args.vector_sizes if args.vector_sizes is not None else ([2000] if quick else [])
         if vector_sizes:
             print("\n## 3b. the vector index alone, synthetic clustered vectors\n")
-            print("384-d unit vectors around 1,000 random topic centres (noise 0.9 per unit norm), ids as in the "
-                  "catalog; no catalog, no ranking. Search asks for 36 candidates, as a k=5 request does.\n")
+            print(
+                "384-d unit vectors around 1,000 random topic centres (noise 0.9 per unit norm), ids as in the "
+                "catalog; no catalog, no ranking. Search asks for 36 candidates, as a k=5 request does.\n"
+            )
             print(vector_index_section(vector_sizes, max_memory, workdir), flush=True)
 
         print("\n## 4. HTTP: related by id over `recommender serve`\n")
         if quick or not args.http:
             print("skipped (run with --http; not in --quick)")
         else:
-            print(f"wrk -t2 -c{'/'.join(map(str, args.concurrency))} -d{args.http_seconds}s, random ids, "
-                  "GET /v1/articles/{id}/related?k=5; "
-                  "server and load generator on the same machine\n")
+            print(
+                f"wrk -t2 -c{'/'.join(map(str, args.concurrency))} -d{args.http_seconds}s, random ids, "
+                "GET /v1/articles/{id}/related?k=5; "
+                "server and load generator on the same machine\n"
+            )
             for n, index_dir in built:
-                print(http_latency(index_dir, n, backend, args.concurrency, args.http_seconds, args.workers), flush=True)
+                print(
+                    http_latency(index_dir, n, backend, args.concurrency, args.http_seconds, args.workers), flush=True
+                )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         before = peak_mb()
         started = time.perf_counter()
         archive = bulk_lists.load_archive(rec.store.catalog)
-        print(f"load archive: {time.perf_counter() - started:.1f} s, peak RSS {peak_mb():.0f} MB "
-              f"(index open: {before:.0f} MB), arrays {archive.nbytes / 1e6:.0f} MB, {len(archive.keys):,} articles")
+        print(
+            f"load archive: {time.perf_counter() - started:.1f} s, peak RSS {peak_mb():.0f} MB "
+            f"(index open: {before:.0f} MB), arrays {archive.nbytes / 1e6:.0f} MB, {len(archive.keys):,} articles"
+        )
         del archive
         started = time.perf_counter()
         count = related_lists.refresh_all(rec)

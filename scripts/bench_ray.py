@@ -72,13 +72,23 @@ def ray_build(src: Path, folder: Path, model: str, backend: str, workers: int, p
     rows = sum(1 for _ in src.open(encoding="utf-8"))
     shard = max(1, -(-rows // (workers * 4)))  # four shards per worker: balanced, few commits
     started = time.monotonic()
-    report = build_index([src], index_dir, model=model, backend=backend, ray_address="local",
-                         ray_options=RayOptions(workers=workers, shard_size=shard, plugins=plugins))
+    report = build_index(
+        [src],
+        index_dir,
+        model=model,
+        backend=backend,
+        ray_address="local",
+        ray_options=RayOptions(workers=workers, shard_size=shard, plugins=plugins),
+    )
     wall = time.monotonic() - started
     build = json.loads((index_dir / "manifest.json").read_text())["build"]
     shutil.rmtree(index_dir, ignore_errors=True)
-    return {"embedded": report.embedded, "embed_seconds": build["embed_seconds"], "wall_seconds": round(wall, 2),
-            "workers": build["workers"]}
+    return {
+        "embedded": report.embedded,
+        "embed_seconds": build["embed_seconds"],
+        "wall_seconds": round(wall, 2),
+        "workers": build["workers"],
+    }
 
 
 def in_process(model: str, backend: str, rows: list[dict[str, Any]]) -> float:
@@ -114,8 +124,13 @@ def driver_side(n: int, folder: Path) -> dict[str, float]:
             chunk = list(base)[start : start + 1000]
             store.catalog.store_vectors(chunk, vectors[start : start + 1000])
         report = WriteReport()
-        apply_batch(store, (Record(f"bench {i}", a) for i, a in enumerate(articles)), report,
-                    lambda: FakeEmbedder(dimension=384), sweep=True)
+        apply_batch(
+            store,
+            (Record(f"bench {i}", a) for i, a in enumerate(articles)),
+            report,
+            lambda: FakeEmbedder(dimension=384),
+            sweep=True,
+        )
         commit_s = time.monotonic() - started
         started = time.monotonic()
         index, _ = build_faiss(store.catalog, "hnsw", 384)
@@ -129,8 +144,12 @@ def driver_side(n: int, folder: Path) -> dict[str, float]:
         per_list_ms = (time.monotonic() - started) / len(sample) * 1000
     finally:
         store.close()
-    return {"articles": n, "commit_articles_per_s": round(n / commit_s), "hnsw_vectors_per_s": round(n / hnsw_s),
-            "related_list_ms": round(per_list_ms, 2)}
+    return {
+        "articles": n,
+        "commit_articles_per_s": round(n / commit_s),
+        "hnsw_vectors_per_s": round(n / hnsw_s),
+        "related_list_ms": round(per_list_ms, 2),
+    }
 
 
 def main() -> None:
@@ -141,8 +160,13 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx-int8"])
     parser.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray [default: all]")
     parser.add_argument("--quick", action="store_true", help="the fake embedder and 200 articles: checks the script")
-    parser.add_argument("--driver", type=int, default=0, metavar="N",
-                        help="only the index machine's part for N articles (catalog, HNSW, related lists)")
+    parser.add_argument(
+        "--driver",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the index machine's part for N articles (catalog, HNSW, related lists)",
+    )
     args = parser.parse_args()
     if args.driver:
         with tempfile.TemporaryDirectory(prefix="bench-driver-") as tmp:
@@ -160,9 +184,11 @@ def main() -> None:
     ray.init(num_cpus=args.cpus, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="warning")
     ray_start = time.monotonic() - started
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f};"
-          f" ray {ray.__version__} local, {cpus} CPUs, started in {ray_start:.1f}s")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f};"
+        f" ray {ray.__version__} local, {cpus} CPUs, started in {ray_start:.1f}s"
+    )
     folder = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     rows = corpus(args.articles)
     big, small = write(folder, rows), write(folder, corpus(args.small))
@@ -175,25 +201,34 @@ def main() -> None:
                 full = ray_build(big, folder, model, backend, workers, plugins)
                 extra_seconds = full["embed_seconds"] - warm["embed_seconds"]
                 steady = (full["embedded"] - warm["embedded"]) / extra_seconds if extra_seconds > 0 else None
-                results.append({
-                    "backend": backend, "workers": workers, "articles": full["embedded"],
-                    "embed_s": full["embed_seconds"], "startup_s": round(warm["embed_seconds"], 1),
-                    "wall_s": full["wall_seconds"],  # None below: too fast to tell from the start-up (the fake)
-                    "steady_texts_per_s": None if steady is None else round(steady, 2),
-                    "per_worker_texts_per_s": None if steady is None else round(steady / workers, 2),
-                    "in_process_texts_per_s": None if local_rate is None else round(local_rate, 2),
-                })
+                results.append(
+                    {
+                        "backend": backend,
+                        "workers": workers,
+                        "articles": full["embedded"],
+                        "embed_s": full["embed_seconds"],
+                        "startup_s": round(warm["embed_seconds"], 1),
+                        "wall_s": full["wall_seconds"],  # None below: too fast to tell from the start-up (the fake)
+                        "steady_texts_per_s": None if steady is None else round(steady, 2),
+                        "per_worker_texts_per_s": None if steady is None else round(steady / workers, 2),
+                        "in_process_texts_per_s": None if local_rate is None else round(local_rate, 2),
+                    }
+                )
                 print(json.dumps(results[-1]), flush=True)
     finally:
         ray.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
     print()
-    print("| backend | workers | articles | embed s | start-up s | steady texts/s | per worker texts/s "
-          "| in process texts/s |")
+    print(
+        "| backend | workers | articles | embed s | start-up s | steady texts/s | per worker texts/s "
+        "| in process texts/s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['backend']} | {r['workers']} | {r['articles']} | {r['embed_s']} | {r['startup_s']} | "
-              f"{r['steady_texts_per_s']} | {r['per_worker_texts_per_s']} | {r['in_process_texts_per_s'] or '-'} |")
+        print(
+            f"| {r['backend']} | {r['workers']} | {r['articles']} | {r['embed_s']} | {r['startup_s']} | "
+            f"{r['steady_texts_per_s']} | {r['per_worker_texts_per_s']} | {r['in_process_texts_per_s'] or '-'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,10 @@ class ApiServer:
         self.args = [*program, "serve", "--index", str(index_dir), "--port", str(self.port), *extra]
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> "ApiServer":
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    def start(self, timeout: float = 30) -> ApiServer:
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1")
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -59,7 +60,7 @@ class ApiServer:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "ApiServer":
+    def __enter__(self) -> ApiServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -75,7 +76,7 @@ class StaticSite:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "StaticSite":
+    def __enter__(self) -> StaticSite:
         self.thread.start()
         return self
 

@@ -110,7 +110,10 @@ def test_filters_return_k_when_k_match(client: TestClient) -> None:
 
 
 def test_ids_with_slashes(fake_index: Path, fake: FakeEmbedder) -> None:
-    add_articles(fake_index, articles=[{"id": "https://news.example/x/1", "title": "Flood river city residents evacuated", "body": "rain"}])
+    add_articles(
+        fake_index,
+        articles=[{"id": "https://news.example/x/1", "title": "Flood river city residents evacuated", "body": "rain"}],
+    )
     with make_client(fake_index, fake) as c:
         r = c.get("/v1/articles/https%3A%2F%2Fnews.example%2Fx%2F1/related")
         assert r.status_code == 200 and r.json()["article_id"] == "https://news.example/x/1"
@@ -138,8 +141,13 @@ def test_post_related_text_and_url(client: TestClient) -> None:
 
 def test_put_enters_neighbours_lists_at_once_and_delete_leaves_them(client: TestClient) -> None:
     before = client.get("/v1/articles/a2/related", params={"k": 3})
-    new = {"title": "River city flood evacuated residents rain homes", "body": "Flood waters river city residents evacuated homes heavy rain overnight.",
-           "url": "https://news.example/a4", "section": "local", "published_at": "2024-03-06T08:00:00Z"}
+    new = {
+        "title": "River city flood evacuated residents rain homes",
+        "body": "Flood waters river city residents evacuated homes heavy rain overnight.",
+        "url": "https://news.example/a4",
+        "section": "local",
+        "published_at": "2024-03-06T08:00:00Z",
+    }
     r = client.put("/v1/articles/a4", json=new, headers=AUTH)
     assert r.status_code == 200 and r.json()["status"] == "added"
     after = client.get("/v1/articles/a2/related", params={"k": 3})
@@ -192,7 +200,10 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert ready.status_code == 200 and ready.json()["articles"] == len(ARTICLES)
     client.get("/v1/articles/a1/related")
     text = client.get("/metrics").text
-    assert 'recommender_http_requests_total{method="GET",route="/v1/articles/{article_id:path}/related",status="200"}' in text
+    assert (
+        'recommender_http_requests_total{method="GET",route="/v1/articles/{article_id:path}/related",status="200"}'
+        in text
+    )
     assert "recommender_http_request_seconds_bucket" in text
     assert f"recommender_index_articles {float(len(ARTICLES))}" in text
     assert "recommender_index_info{index_version=" in text
@@ -223,7 +234,11 @@ def test_cors_allow_list(client: TestClient) -> None:
 
 def test_widget_demo_and_openapi(client: TestClient) -> None:
     js = client.get("/widget.js")
-    assert js.status_code == 200 and "data-also-read" in js.text and js.headers["content-type"].startswith("text/javascript")
+    assert (
+        js.status_code == 200
+        and "data-also-read" in js.text
+        and js.headers["content-type"].startswith("text/javascript")
+    )
     page = client.get("/demo", params={"id": "a1"})
     assert 'data-article-id="a1"' in page.text and '<script src="/widget.js"' in page.text
     schema = client.get("/openapi.json").json()
@@ -232,14 +247,18 @@ def test_widget_demo_and_openapi(client: TestClient) -> None:
 
 def test_writes_from_another_process_are_picked_up(client: TestClient, fake_index: Path) -> None:
     assert "b3" not in ids(client.get("/v1/articles/b1/related", params={"k": 3}))  # now cached
-    add_articles(fake_index, articles=[{"id": "b3", "title": "Central bank interest rates inflation markets", "body": "rates"}])
+    add_articles(
+        fake_index, articles=[{"id": "b3", "title": "Central bank interest rates inflation markets", "body": "rates"}]
+    )
     assert "b3" in ids(client.get("/v1/articles/b1/related", params={"k": 3}))
 
 
 def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(
     client: TestClient, fake_index: Path, tmp_path: Path
 ) -> None:
-    extra = write_jsonl(tmp_path / "extra.jsonl", ARTICLES + [{"id": "c3", "title": "Football cup final team goal", "body": "stadium"}])
+    extra = write_jsonl(
+        tmp_path / "extra.jsonl", ARTICLES + [{"id": "c3", "title": "Football cup final team goal", "body": "stadium"}]
+    )
     time.sleep(1.1)  # a new built_at (second resolution)
     build_index([extra], fake_index)
     deadline = time.monotonic() + 10

@@ -74,19 +74,23 @@ def test_unknown_backend_is_a_clear_error(fake: FakeEmbedder) -> None:
 
 
 def test_index_records_the_backend_that_made_it(tmp_path: Path, fake: FakeEmbedder, articles_file: Path) -> None:
-    result = runner.invoke(app, ["build", str(articles_file), "--index", str(tmp_path / "i"), "--model", FAKE_MODEL,
-                                 "--backend", "onnx-int8"])
+    result = runner.invoke(
+        app,
+        ["build", str(articles_file), "--index", str(tmp_path / "i"), "--model", FAKE_MODEL, "--backend", "onnx-int8"],
+    )
     assert result.exit_code == 0, result.output
     assert Manifest.load(tmp_path / "i").backend == "onnx-int8"
     info = runner.invoke(app, ["info", "--index", str(tmp_path / "i"), "--json"])
     assert json.loads(info.stdout)["backend"] == "onnx-int8"
-    bad = runner.invoke(app, ["build", str(articles_file), "--index", str(tmp_path / "j"), "--model", FAKE_MODEL,
-                              "--backend", "tpu"])
+    bad = runner.invoke(
+        app, ["build", str(articles_file), "--index", str(tmp_path / "j"), "--model", FAKE_MODEL, "--backend", "tpu"]
+    )
     assert bad.exit_code == 1 and "unknown backend 'tpu'" in bad.output
 
 
-def test_backend_comes_from_the_environment(tmp_path: Path, fake: FakeEmbedder, articles_file: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backend_comes_from_the_environment(
+    tmp_path: Path, fake: FakeEmbedder, articles_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RECOMMENDER_BACKEND", "onnx")
     result = runner.invoke(app, ["build", str(articles_file), "--index", str(tmp_path / "i"), "--model", FAKE_MODEL])
     assert result.exit_code == 0, result.output
@@ -96,8 +100,15 @@ def test_backend_comes_from_the_environment(tmp_path: Path, fake: FakeEmbedder, 
 # -- memory budget and recall -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("4GB", 4_000_000_000), ("4 gb", 4_000_000_000), ("512MiB", 512 * 2**20), ("1.5G", 1_500_000_000),
-     ("2GiB", 2 * 2**30), ("123456", 123_456), ("10kb", 10_000)],
+    [
+        ("4GB", 4_000_000_000),
+        ("4 gb", 4_000_000_000),
+        ("512MiB", 512 * 2**20),
+        ("1.5G", 1_500_000_000),
+        ("2GiB", 2 * 2**30),
+        ("123456", 123_456),
+        ("10kb", 10_000),
+    ],
 )
 def test_parse_size(text: str, expected: int) -> None:
     assert vector_index.parse_size(text) == expected
@@ -109,12 +120,14 @@ def test_parse_size_rejects_nonsense(text: str) -> None:
         vector_index.parse_size(text)
 
 
-def test_budget_picks_a_compressed_index_and_is_remembered(tmp_path: Path, fake: FakeEmbedder,
-                                                             articles_file: Path) -> None:
+def test_budget_picks_a_compressed_index_and_is_remembered(
+    tmp_path: Path, fake: FakeEmbedder, articles_file: Path
+) -> None:
     index_dir = tmp_path / "i"
     # 8 articles x 256-d floats is about 8 KB: a 3 KB budget only fits one byte per dimension (ivf-sq8)
-    result = runner.invoke(app, ["build", str(articles_file), "--index", str(index_dir), "--model", FAKE_MODEL,
-                                 "--max-memory", "3KB"])
+    result = runner.invoke(
+        app, ["build", str(articles_file), "--index", str(index_dir), "--model", FAKE_MODEL, "--max-memory", "3KB"]
+    )
     assert result.exit_code == 0, result.output
     manifest = Manifest.load(index_dir)
     assert (manifest.index_type, manifest.max_memory_bytes) == ("ivf-sq8", 3000)
@@ -123,13 +136,16 @@ def test_budget_picks_a_compressed_index_and_is_remembered(tmp_path: Path, fake:
     assert Manifest.load(index_dir).index_type == "ivf-sq8"  # a later save keeps the budget
     with Recommender.open(index_dir) as rec:
         assert "a2" in rec.related("a1", k=3).ids
-    bad = runner.invoke(app, ["build", str(articles_file), "--index", str(tmp_path / "j"), "--model", FAKE_MODEL,
-                              "--max-memory", "lots"])
+    bad = runner.invoke(
+        app,
+        ["build", str(articles_file), "--index", str(tmp_path / "j"), "--model", FAKE_MODEL, "--max-memory", "lots"],
+    )
     assert bad.exit_code == 2 and "not a size" in bad.output
 
 
-def test_info_shows_recall_of_an_approximate_index(tmp_path: Path, fake: FakeEmbedder, articles_file: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_info_shows_recall_of_an_approximate_index(
+    tmp_path: Path, fake: FakeEmbedder, articles_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(vector_index, "EXACT_SEARCH_LIMIT", 2)  # force HNSW on a small archive
     build_index([articles_file], tmp_path / "i", model=FAKE_MODEL)
     result = runner.invoke(app, ["info", "--index", str(tmp_path / "i")])
@@ -208,8 +224,9 @@ def test_onnx_file_is_made_once_cached_and_remade_when_missing(onnx_cache: Path)
 
 
 @pytest.mark.integration
-def test_onnx_cache_location_follows_the_environment(tmp_path: Path, onnx_cache: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_cache_location_follows_the_environment(
+    tmp_path: Path, onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from recommender.onnx_backend import cached_onnx_path, describe_model, local_model_folder, onnx_cache_dir
 
     monkeypatch.setenv("RECOMMENDER_CACHE", str(tmp_path / "cache"))

@@ -34,13 +34,26 @@ def corpus(seed: int, stories: int, copies_every: int = 7) -> list[dict]:
         words = TOPICS[topic].split()
         names = [f"name{rng.randrange(40)}", f"place{rng.randrange(25)}", f"{rng.randrange(1990, 2025)}"]
         body = " ".join(rng.choices(words, k=25) + names * 2 + [f"detail{rng.randrange(500)}" for _ in range(4)])
-        rows.append({"id": f"s{i}", "title": f"{topic} {names[0]} {names[1]}", "body": body,
-                     "url": f"https://news.example/{topic}/{i}", "section": topic})
+        rows.append(
+            {
+                "id": f"s{i}",
+                "title": f"{topic} {names[0]} {names[1]}",
+                "body": body,
+                "url": f"https://news.example/{topic}/{i}",
+                "section": topic,
+            }
+        )
         if i % copies_every == 3:  # a wire copy: same text, other id and URL
             rows.append({**rows[-1], "id": f"s{i}-wire", "url": f"https://wire.example/{i}"})
         if i % copies_every == 5:  # the same page under a tracking-parameter URL variant
-            rows.append({**rows[-1], "id": f"s{i}-amp", "body": body + " update",
-                         "url": f"https://news.example/{topic}/{i}?utm_source=feed"})
+            rows.append(
+                {
+                    **rows[-1],
+                    "id": f"s{i}-amp",
+                    "body": body + " update",
+                    "url": f"https://news.example/{topic}/{i}?utm_source=feed",
+                }
+            )
     return rows
 
 
@@ -59,23 +72,28 @@ def assert_lists_match_live_ranking(index_dir: Path) -> None:
             checked += 1
         assert checked == catalog.count()
         refs = {tuple(r) for r in catalog.conn.execute("SELECT dst, src FROM related_refs")}
-        expected = {(k, key) for key, items in catalog.conn.execute("SELECT key, items FROM related")
-                    for k, *_ in json.loads(items)}
+        expected = {
+            (k, key)
+            for key, items in catalog.conn.execute("SELECT key, items FROM related")
+            for k, *_ in json.loads(items)
+        }
         assert refs == expected  # the reverse table: which lists show each story
         plan = catalog.conn.execute("EXPLAIN QUERY PLAN DELETE FROM related_refs WHERE src = 1").fetchall()
         assert "related_refs_src" in " ".join(str(tuple(r)) for r in plan)  # its src index is back
 
 
-def test_bulk_refresh_equals_story_by_story_ranking(tmp_path: Path, fake: fakes.FakeEmbedder,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bulk_refresh_equals_story_by_story_ranking(
+    tmp_path: Path, fake: fakes.FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(bulk_lists, "ROW_BLOCK", 17)  # keyword weights computed over several row blocks
     source = write_jsonl(tmp_path / "a.jsonl", corpus(1, 180))
     build_index([source], tmp_path / "index", model=fakes.FAKE_MODEL)
     assert_lists_match_live_ranking(tmp_path / "index")
 
 
-def test_bulk_refresh_on_a_graph_index_with_tombstones(tmp_path: Path, fake: fakes.FakeEmbedder,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bulk_refresh_on_a_graph_index_with_tombstones(
+    tmp_path: Path, fake: fakes.FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HNSW cannot delete: deleted and edited stories leave stale entries the bulk path must skip."""
     monkeypatch.setattr(vector_index, "EXACT_SEARCH_LIMIT", 20)
     rows = corpus(2, 150)
@@ -128,8 +146,10 @@ def test_rank_row_keeps_one_link_per_copy_group() -> None:
 
     archive = bulk_lists.Archive(
         keys=np.array([10, 11, 12, 13, 14]),
-        vectors=np.eye(5, dtype=np.float32), copy_codes=np.array([0, 1, 1, 2, 3]),
-        url_codes=np.array([-1, -1, -1, -1, -1]), terms=sp.csr_matrix((5, 1)),
+        vectors=np.eye(5, dtype=np.float32),
+        copy_codes=np.array([0, 1, 1, 2, 3]),
+        url_codes=np.array([-1, -1, -1, -1, -1]),
+        terms=sp.csr_matrix((5, 1)),
     )
     rows = np.array([1, 2, 3, 4])
     sims = np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32)
@@ -152,8 +172,9 @@ def test_build_output_is_unchanged_json(tmp_path: Path, fake: fakes.FakeEmbedder
 
 
 @pytest.mark.parametrize("row_block", [5, 7, 1000])
-def test_stories_without_keywords_have_an_empty_row(tmp_path: Path, fake: fakes.FakeEmbedder, row_block: int,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stories_without_keywords_have_an_empty_row(
+    tmp_path: Path, fake: fakes.FakeEmbedder, row_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A story with no word of two letters or more (first, middle or last in key order; at a block's edge or
     inside one) has no keyword row, and its neighbours' rows are still unit length."""
     monkeypatch.setattr(bulk_lists, "ROW_BLOCK", row_block)

@@ -15,7 +15,7 @@ from tests.fakes import FAKE_MODEL, FakeEmbedder
 runner = CliRunner()
 
 
-def run(*args: str | Path) -> "object":
+def run(*args: str | Path) -> object:
     result = runner.invoke(app, [str(a) for a in args])
     assert "Traceback" not in result.output, result.output
     return result
@@ -35,7 +35,14 @@ def test_build_prints_a_one_line_summary(tmp_path: Path, fake: FakeEmbedder, art
     assert result.stdout.strip().splitlines()[-1].startswith(f"{len(ARTICLES)} added, 0 updated, 0 skipped, 0 rejected")
     again = run("build", articles_file, "--index", tmp_path / "i", "--json")
     assert json.loads(again.stdout) | {"seconds": 0} == {
-        "added": 0, "updated": 0, "skipped": len(ARTICLES), "deleted": 0, "embedded": 0, "rejected": [], "not_found": [], "seconds": 0,
+        "added": 0,
+        "updated": 0,
+        "skipped": len(ARTICLES),
+        "deleted": 0,
+        "embedded": 0,
+        "rejected": [],
+        "not_found": [],
+        "seconds": 0,
     }
 
 
@@ -48,15 +55,29 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, Path, str]]:
     return [
         ("malformed JSONL line", f("m.jsonl", b'{"id": "m1", "title": "ok"}\n{"id": \n'), "m.jsonl:2: malformed JSON"),
         ("CSV row without id", f("c.csv", b"id,title\ncsv1,ok\n,no id here\n"), "c.csv:3: missing 'id'"),
-        ("neither title nor body", f("e.jsonl", b'{"id": "e1", "title": "ok"}\n{"id": "e2", "title": ""}\n'), "e.jsonl:2 (id 'e2'): has neither title nor body"),
-        ("bad date", f("d.jsonl", b'{"id": "d1", "title": "ok"}\n{"id": "d2", "title": "t", "published_at": "31/02/2024"}\n'), "d.jsonl:2 (id 'd2'): published_at '31/02/2024' is not an ISO 8601 date"),
-        ("duplicate ids", f("u.jsonl", b'{"id": "u1", "title": "ok"}\n{"id": "u1", "title": "again"}\n'), "u.jsonl:2: duplicate id 'u1'"),
+        (
+            "neither title nor body",
+            f("e.jsonl", b'{"id": "e1", "title": "ok"}\n{"id": "e2", "title": ""}\n'),
+            "e.jsonl:2 (id 'e2'): has neither title nor body",
+        ),
+        (
+            "bad date",
+            f("d.jsonl", b'{"id": "d1", "title": "ok"}\n{"id": "d2", "title": "t", "published_at": "31/02/2024"}\n'),
+            "d.jsonl:2 (id 'd2'): published_at '31/02/2024' is not an ISO 8601 date",
+        ),
+        (
+            "duplicate ids",
+            f("u.jsonl", b'{"id": "u1", "title": "ok"}\n{"id": "u1", "title": "again"}\n'),
+            "u.jsonl:2: duplicate id 'u1'",
+        ),
         ("not UTF-8", f("n.csv", b"id,title\nn1,ok\nn2,caf\xe9\n"), "n.csv:3: not valid UTF-8"),
     ]
 
 
 @pytest.mark.parametrize("case", range(6))
-def test_each_bad_input_is_one_line_and_the_rest_is_kept(tmp_path: Path, fake: FakeEmbedder, articles_file: Path, case: int) -> None:
+def test_each_bad_input_is_one_line_and_the_rest_is_kept(
+    tmp_path: Path, fake: FakeEmbedder, articles_file: Path, case: int
+) -> None:
     name, source, message = _bad_inputs(tmp_path)[case]
     index_dir = tmp_path / "index"
     result = run("build", articles_file, source, "--index", index_dir, "--model", FAKE_MODEL)
@@ -79,14 +100,18 @@ def test_strict_refuses_the_batch(tmp_path: Path, fake: FakeEmbedder, articles_f
 
 
 def test_missing_source_refuses_the_command(tmp_path: Path, fake: FakeEmbedder, articles_file: Path) -> None:
-    result = run("build", articles_file, tmp_path / "missing.jsonl", "--index", tmp_path / "index", "--model", FAKE_MODEL)
+    result = run(
+        "build", articles_file, tmp_path / "missing.jsonl", "--index", tmp_path / "index", "--model", FAKE_MODEL
+    )
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {tmp_path / 'missing.jsonl'}: no such file or folder"
     assert not (tmp_path / "index" / "manifest.json").exists()
 
 
 def test_add_and_delete(built: Path, tmp_path: Path) -> None:
-    new = write_jsonl(tmp_path / "new.jsonl", [{"id": "a9", "title": "Flood river city residents", "body": "evacuated rain homes"}])
+    new = write_jsonl(
+        tmp_path / "new.jsonl", [{"id": "a9", "title": "Flood river city residents", "body": "evacuated rain homes"}]
+    )
     result = run("add", new, "--index", built)
     assert result.exit_code == 0 and result.stdout.startswith("1 added")
     similar = json.loads(run("similar", "a1", "--index", built, "--json", "-k", "3").stdout)
@@ -115,13 +140,22 @@ def test_similar_json_shape(built: Path) -> None:
 def test_similar_table(built: Path) -> None:
     result = run("similar", "a1", "--index", built, "-k", "2")
     assert result.exit_code == 0
-    assert "Also read for a1" in result.stdout and "a2" in result.stdout and "relevance" in result.stdout and "cosine" in result.stdout
+    assert (
+        "Also read for a1" in result.stdout
+        and "a2" in result.stdout
+        and "relevance" in result.stdout
+        and "cosine" in result.stdout
+    )
 
 
 def test_similar_by_url_and_filters(built: Path) -> None:
-    items = json.loads(run("similar", "https://news.example/a1", "--index", built, "--json", "--section", "local").stdout)
+    items = json.loads(
+        run("similar", "https://news.example/a1", "--index", built, "--json", "--section", "local").stdout
+    )
     assert {i["id"] for i in items} == {"a2", "a3"}
-    items = json.loads(run("similar", "a1", "--index", built, "--json", "--exclude", "a2", "--since", "2024-03-03").stdout)
+    items = json.loads(
+        run("similar", "a1", "--index", built, "--json", "--exclude", "a2", "--since", "2024-03-03").stdout
+    )
     assert [i["id"] for i in items] == ["a3"]
 
 

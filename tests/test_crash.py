@@ -21,15 +21,18 @@ def test_kill_9_during_build_loses_nothing(tmp_path: Path, fake: FakeEmbedder, a
     build_index([articles_file], index_dir, model=FAKE_MODEL)
     with Recommender.open(index_dir) as rec:
         before = rec.related("a1", k=3).ids
-    more = write_jsonl(tmp_path / "more.jsonl", [
-        {"id": f"n{i}", "title": f"Story {i}", "body": f"word{i} other{i} thing{i}"} for i in range(600)
-    ])
+    more = write_jsonl(
+        tmp_path / "more.jsonl",
+        [{"id": f"n{i}", "title": f"Story {i}", "body": f"word{i} other{i} thing{i}"} for i in range(600)],
+    )
     markers = tmp_path / "markers"
     markers.mkdir()
     env = dict(os.environ, FAKE_BATCH_DELAY="0.3", FAKE_MARKER_DIR=str(markers))
     proc = subprocess.Popen(
         [sys.executable, str(HELPER), "build", str(articles_file), str(more), "--index", str(index_dir)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while len(list(markers.iterdir())) < 2 and time.monotonic() < deadline:  # two 256-text batches under way

@@ -68,18 +68,25 @@ def mixed_sources(folder: Path) -> list[Path]:
         b'{"id": "extra-3"}\n'
     )
     csv = folder / "export.csv"
-    csv.write_text('id,title,body,section\ncsv-1,Markets fall,"Stocks fell, bonds rose",business\ncsv-2,,,\n',
-                   encoding="utf-8")
+    csv.write_text(
+        'id,title,body,section\ncsv-1,Markets fall,"Stocks fell, bonds rose",business\ncsv-2,,,\n', encoding="utf-8"
+    )
     feed = folder / "feed.rss"
     feed.write_text(FEED, encoding="utf-8")
     pages = folder / "pages"
     (pages / "2024").mkdir(parents=True)
-    (pages / "2024" / "storm.html").write_text(HTML_PAGE.format(
-        title="Storm closes the coast road", body="A winter storm closed the coast road and cut power to towns."),
-        encoding="utf-8")
-    (pages / "quake.html").write_text(HTML_PAGE.format(
-        title="Earthquake shakes the island", body="A strong earthquake shook the island; no damage was reported."),
-        encoding="utf-8")
+    (pages / "2024" / "storm.html").write_text(
+        HTML_PAGE.format(
+            title="Storm closes the coast road", body="A winter storm closed the coast road and cut power to towns."
+        ),
+        encoding="utf-8",
+    )
+    (pages / "quake.html").write_text(
+        HTML_PAGE.format(
+            title="Earthquake shakes the island", body="A strong earthquake shook the island; no damage was reported."
+        ),
+        encoding="utf-8",
+    )
     return [sample_slice(folder, 120), bad, csv, feed, pages]
 
 
@@ -123,10 +130,19 @@ def test_other_sources_are_planned_whole_or_by_page(tmp_path: Path) -> None:
         plan_shards([tmp_path / "missing.jsonl"])
 
 
-@pytest.mark.parametrize("value, ok", [
-    ("local", True), ("auto", True), ("ray://head:10001", True), ("10.0.0.5:6379", True), ("head-node:6379", True),
-    ("data/sample.jsonl", False), ("sample.jsonl", False), ("feeds", False),
-])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("local", True),
+        ("auto", True),
+        ("ray://head:10001", True),
+        ("10.0.0.5:6379", True),
+        ("head-node:6379", True),
+        ("data/sample.jsonl", False),
+        ("sample.jsonl", False),
+        ("feeds", False),
+    ],
+)
 def test_what_counts_as_a_ray_address(value: str, ok: bool) -> None:
     assert looks_like_address(value) is ok
     if ok:
@@ -162,26 +178,35 @@ def test_without_the_ray_extra_build_ray_is_a_one_line_error(
     tmp_path: Path, fake: FakeEmbedder, articles_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra looks like
-    result = runner.invoke(app, ["build", str(articles_file), "--index", str(tmp_path / "i"), "--ray",
-                                 "--model", FAKE_MODEL])
+    result = runner.invoke(
+        app, ["build", str(articles_file), "--index", str(tmp_path / "i"), "--ray", "--model", FAKE_MODEL]
+    )
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "Error: building on Ray needs the ray extra: pip install 'recommender[ray]'"]
+        "Error: building on Ray needs the ray extra: pip install 'recommender[ray]'"
+    ]
     assert not (tmp_path / "i").exists() and fake.calls == []
     with pytest.raises(DistributedError, match=r"pip install 'recommender\[ray\]'"):
         build_index([articles_file], tmp_path / "i", ray_address="auto")
 
 
-@pytest.mark.parametrize("args, address, workers, sources", [
-    (["S", "--ray"], "local", None, ["S"]),
-    (["--ray", "S"], "local", None, ["S"]),
-    (["S", "--ray", "auto"], "auto", None, ["S"]),
-    (["S", "--ray=ray://head:10001"], "ray://head:10001", None, ["S"]),
-    (["S", "T", "--ray", "--ray-workers", "3"], "local", 3, ["S", "T"]),
-    (["S"], None, None, ["S"]),
-])
+@pytest.mark.parametrize(
+    "args, address, workers, sources",
+    [
+        (["S", "--ray"], "local", None, ["S"]),
+        (["--ray", "S"], "local", None, ["S"]),
+        (["S", "--ray", "auto"], "auto", None, ["S"]),
+        (["S", "--ray=ray://head:10001"], "ray://head:10001", None, ["S"]),
+        (["S", "T", "--ray", "--ray-workers", "3"], "local", 3, ["S", "T"]),
+        (["S"], None, None, ["S"]),
+    ],
+)
 def test_cli_ray_option_takes_an_optional_address(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], address: str | None, workers: int | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    address: str | None,
+    workers: int | None,
     sources: list[str],
 ) -> None:
     from recommender import writer
@@ -207,7 +232,8 @@ def test_an_unreachable_cluster_is_a_quick_one_line_error(tmp_path: Path, articl
     result = runner.invoke(app, ["build", str(articles_file), "--ray", address, "--index", str(tmp_path / "i")])
     assert result.exit_code == 1 and time.monotonic() - started < 30
     assert result.output.strip().splitlines() == [
-        f"Error: cannot connect to the Ray cluster at {address}: Connection refused"]
+        f"Error: cannot connect to the Ray cluster at {address}: Connection refused"
+    ]
     assert not (tmp_path / "i").exists()
 
 
@@ -226,8 +252,14 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     log_dir = tmp_path_factory.mktemp("embedded")
     env = {"PYTHONPATH": str(ROOT), "FAKE_EMBED_LOG": str(log_dir), "HF_HUB_OFFLINE": "1"}
-    ray.init(num_cpus=2, object_store_memory=100 * 1024**2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="warning", runtime_env={"env_vars": env})
+    ray.init(
+        num_cpus=2,
+        object_store_memory=100 * 1024**2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level="warning",
+        runtime_env={"env_vars": env},
+    )
     try:
         yield log_dir
     finally:
@@ -323,8 +355,9 @@ def test_texts_the_workers_leave_out_are_embedded_before_the_commit(
 def test_ray_strict_refuses_before_embedding(tmp_path: Path, embed_log: Path) -> None:
     sources = mixed_sources(tmp_path)
     with pytest.raises(BatchRejected) as refused:
-        build_index(sources, tmp_path / "index", model=FAKE_MODEL, strict=True, ray_address="local",
-                    ray_options=options())
+        build_index(
+            sources, tmp_path / "index", model=FAKE_MODEL, strict=True, ray_address="local", ray_options=options()
+        )
     assert len(refused.value.rejections) == 4
     assert ray_fake.embedded_hashes(embed_log) == []
     assert not (tmp_path / "index" / "manifest.json").exists()
@@ -333,8 +366,9 @@ def test_ray_strict_refuses_before_embedding(tmp_path: Path, embed_log: Path) ->
 @pytest.mark.ray
 def test_ray_worker_errors_are_domain_errors(tmp_path: Path, articles_file: Path, embed_log: Path) -> None:
     with pytest.raises(ModelUnavailable, match="weights not installed"):
-        build_index([articles_file], tmp_path / "index", model=ray_fake.UNAVAILABLE, ray_address="local",
-                    ray_options=options())
+        build_index(
+            [articles_file], tmp_path / "index", model=ray_fake.UNAVAILABLE, ray_address="local", ray_options=options()
+        )
     assert not (tmp_path / "index" / "manifest.json").exists()
 
 
@@ -343,19 +377,44 @@ def test_killed_ray_build_resumes_without_embedding_anything_twice(
     tmp_path: Path, fake: FakeEmbedder, embed_log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``kill -9`` of ``recommender build --ray`` (the driver and the local Ray it started) mid-way; run again."""
-    sources = [write_jsonl(tmp_path / f"part-{part}.jsonl", [
-        {"id": f"n{part}-{i}", "title": f"Story {i}", "body": f"word{part}x{i} other{i} thing{part}"}
-        for i in range(100)
-    ]) for part in range(6)]  # twelve shards of 50 or so: each embedded after a 1 s delay, committed on arrival
+    sources = [
+        write_jsonl(
+            tmp_path / f"part-{part}.jsonl",
+            [
+                {"id": f"n{part}-{i}", "title": f"Story {i}", "body": f"word{part}x{i} other{i} thing{part}"}
+                for i in range(100)
+            ],
+        )
+        for part in range(6)
+    ]  # twelve shards of 50 or so: each embedded after a 1 s delay, committed on arrival
     total = 600
     index_dir = tmp_path / "index"
     first_log = tmp_path / "first-run"
     first_log.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), RECOMMENDER_PLUGINS=ray_fake.MODULE, FAKE_BATCH_DELAY="1",
-               FAKE_EMBED_LOG=str(first_log))
-    proc = subprocess.Popen([sys.executable, str(HELPER), "build", *map(str, sources), "--index", str(index_dir),
-                             "--ray", "--model", FAKE_MODEL], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # its own process group: the driver and the Ray it starts
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        RECOMMENDER_PLUGINS=ray_fake.MODULE,
+        FAKE_BATCH_DELAY="1",
+        FAKE_EMBED_LOG=str(first_log),
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(HELPER),
+            "build",
+            *map(str, sources),
+            "--index",
+            str(index_dir),
+            "--ray",
+            "--model",
+            FAKE_MODEL,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # its own process group: the driver and the Ray it starts
     try:
         committed = wait_for_vectors(index_dir / "catalog.sqlite", proc, timeout=120)
     finally:
@@ -366,8 +425,9 @@ def test_killed_ray_build_resumes_without_embedding_anything_twice(
     assert committed <= set(ray_fake.embedded_hashes(first_log))  # what is kept was embedded by its workers
 
     monkeypatch.setenv("RECOMMENDER_PLUGINS", ray_fake.MODULE)
-    result = runner.invoke(app, ["build", *map(str, sources), "--index", str(index_dir), "--ray", "--model", FAKE_MODEL,
-                                 "--json"])
+    result = runner.invoke(
+        app, ["build", *map(str, sources), "--index", str(index_dir), "--ray", "--model", FAKE_MODEL, "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["added"] == total

@@ -24,8 +24,12 @@ def related_ids(server: ApiServer, article_id: str, k: int = 5) -> list[str]:
 
 
 def test_put_appears_in_an_older_neighbours_list_and_survives_a_crash(fake_index: Path, fake: FakeEmbedder) -> None:
-    new = {"title": "River city flood evacuated residents rain homes", "url": "https://news.example/a4",
-           "body": "Flood waters river city residents evacuated homes heavy rain overnight.", "section": "local"}
+    new = {
+        "title": "River city flood evacuated residents rain homes",
+        "url": "https://news.example/a4",
+        "body": "Flood waters river city residents evacuated homes heavy rain overnight.",
+        "section": "local",
+    }
     server = ApiServer(fake_index, "--api-key", KEY).start()
     try:
         assert "a4" not in related_ids(server, "a2")
@@ -47,9 +51,11 @@ def test_two_worker_processes_serve_one_index(real_index: Path, tmp_path: Path) 
     """`serve --workers 2`: a story PUT through whichever worker answers is in every worker's lists at once."""
     index_dir = tmp_path / "index"
     shutil.copytree(real_index, index_dir)
-    story = {"title": "76ers hire Maurice Cheeks as head coach",
-             "body": "The Philadelphia 76ers named Maurice Cheeks their new head coach, replacing Jim O'Brien.",
-             "url": "https://news.example/sport/sixers-cheeks"}
+    story = {
+        "title": "76ers hire Maurice Cheeks as head coach",
+        "body": "The Philadelphia 76ers named Maurice Cheeks their new head coach, replacing Jim O'Brien.",
+        "url": "https://news.example/sport/sixers-cheeks",
+    }
     with ApiServer(index_dir, "--api-key", KEY, "--workers", "2", real_model=True) as server:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             before = client.get("/v1/articles/ecb-5_10ecbplus/related", params={"k": 3}).json()["related"]
@@ -58,5 +64,8 @@ def test_two_worker_processes_serve_one_index(real_index: Path, tmp_path: Path) 
             time.sleep(0.2)  # workers look for each other's writes every 50 ms
             for _ in range(20):  # new connections land on both workers
                 with httpx.Client(base_url=server.url, timeout=30) as fresh:
-                    ids = [i["id"] for i in fresh.get("/v1/articles/ecb-5_10ecbplus/related", params={"k": 3}).json()["related"]]
+                    ids = [
+                        i["id"]
+                        for i in fresh.get("/v1/articles/ecb-5_10ecbplus/related", params={"k": 3}).json()["related"]
+                    ]
                 assert "sixers-cheeks" in ids

@@ -80,8 +80,12 @@ def art(i: str, event: str | None, topic: str | None, text: str | None = None) -
 
 def test_labelled_set_gains_and_scores() -> None:
     articles = [
-        art("q", "e1", "t1"), art("same1", "e1", "t1"), art("same2", "e1", "t1"),
-        art("topic", "e2", "t1"), art("other", "e3", "t2"), art("unlabelled", None, None),
+        art("q", "e1", "t1"),
+        art("same1", "e1", "t1"),
+        art("same2", "e1", "t1"),
+        art("topic", "e2", "t1"),
+        art("other", "e3", "t2"),
+        art("unlabelled", None, None),
     ]
     ls = LabelledSet(articles, "event")
     assert ls.gains("q").tolist() == [0, 2, 2, 1, 0, 0]
@@ -97,8 +101,14 @@ def test_labelled_set_gains_and_scores() -> None:
 
 
 def test_copies_are_counted_and_left_out_of_the_ideal() -> None:
-    articles = [art("q", "e1", "t", "Wire story"), art("copy", "e1", "t", "wire story!"), art("b", "e1", "t"),
-                art("c", "e2", "u"), art("d", "e2", "u", "Other"), art("d2", "e2", "u", "other")]
+    articles = [
+        art("q", "e1", "t", "Wire story"),
+        art("copy", "e1", "t", "wire story!"),
+        art("b", "e1", "t"),
+        art("c", "e2", "u"),
+        art("d", "e2", "u", "Other"),
+        art("d2", "e2", "u", "other"),
+    ]
     ls = LabelledSet(articles, "event")
     shown_copy = ls.score({"q": ["copy", "b"]})
     assert shown_copy.copy_rate == 1.0
@@ -131,14 +141,62 @@ def test_tfidf_baseline_ranks_by_shared_words_and_keeps_copies() -> None:
 
 
 LABELLED = [
-    {"id": "f1", "title": "Flood waters rise in river city", "body": "Heavy rain flooded the river city overnight.", "event": "flood", "topic": "weather"},
-    {"id": "f2", "title": "River city flood evacuation", "body": "Residents evacuated as flood waters rose in the river city.", "event": "flood", "topic": "weather"},
-    {"id": "f3", "title": "Flood damage counted in river city", "body": "After the flood the river city counts damage.", "event": "flood", "topic": "weather"},
-    {"id": "f3-wire", "title": "Flood damage counted in river city", "body": "After the flood, the river city counts damage!", "event": "flood", "topic": "weather"},
-    {"id": "s1", "title": "Storm hits coast", "body": "A storm with heavy wind hit the coast towns.", "event": "storm", "topic": "weather"},
-    {"id": "s2", "title": "Coast storm damage", "body": "Wind from the storm damaged coast towns.", "event": "storm", "topic": "weather"},
-    {"id": "b1", "title": "Central bank raises rates", "body": "Interest rates rise to fight inflation.", "event": "rates", "topic": "economy"},
-    {"id": "b2", "title": "Markets fall on rate rise", "body": "Markets fell after the central bank interest rate rise.", "event": "rates", "topic": "economy"},
+    {
+        "id": "f1",
+        "title": "Flood waters rise in river city",
+        "body": "Heavy rain flooded the river city overnight.",
+        "event": "flood",
+        "topic": "weather",
+    },
+    {
+        "id": "f2",
+        "title": "River city flood evacuation",
+        "body": "Residents evacuated as flood waters rose in the river city.",
+        "event": "flood",
+        "topic": "weather",
+    },
+    {
+        "id": "f3",
+        "title": "Flood damage counted in river city",
+        "body": "After the flood the river city counts damage.",
+        "event": "flood",
+        "topic": "weather",
+    },
+    {
+        "id": "f3-wire",
+        "title": "Flood damage counted in river city",
+        "body": "After the flood, the river city counts damage!",
+        "event": "flood",
+        "topic": "weather",
+    },
+    {
+        "id": "s1",
+        "title": "Storm hits coast",
+        "body": "A storm with heavy wind hit the coast towns.",
+        "event": "storm",
+        "topic": "weather",
+    },
+    {
+        "id": "s2",
+        "title": "Coast storm damage",
+        "body": "Wind from the storm damaged coast towns.",
+        "event": "storm",
+        "topic": "weather",
+    },
+    {
+        "id": "b1",
+        "title": "Central bank raises rates",
+        "body": "Interest rates rise to fight inflation.",
+        "event": "rates",
+        "topic": "economy",
+    },
+    {
+        "id": "b2",
+        "title": "Markets fall on rate rise",
+        "body": "Markets fell after the central bank interest rate rise.",
+        "event": "rates",
+        "topic": "economy",
+    },
 ]
 
 

@@ -19,8 +19,9 @@ def test_default_pipeline_beats_tfidf_on_the_ecbplus_sample(real_index: Path) ->
     labelled = LabelledSet(articles, "event")
     ours = labelled.score(index_lists(real_index, labelled.query_ids))
     baseline = labelled.score(tfidf_lists(articles))
-    dense_only = labelled.score(index_lists(real_index, labelled.query_ids,
-                                            options=replace(RankingOptions(), keyword_weight=0.0)))
+    dense_only = labelled.score(
+        index_lists(real_index, labelled.query_ids, options=replace(RankingOptions(), keyword_weight=0.0))
+    )
     assert ours.copy_rate == 0.0
     assert ours.p_at_5 > baseline.p_at_5 and ours.ndcg_at_5 > baseline.ndcg_at_5, (ours, baseline)
     assert ours.mrr >= baseline.mrr, (ours, baseline)

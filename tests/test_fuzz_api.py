@@ -3,10 +3,9 @@ documented shape ``{"error": {"type": str, "message": str}}``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
-
-import os
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings

@@ -14,8 +14,9 @@ from recommender.articles import Article, validate_article
 from recommender.errors import InvalidArticle
 from recommender.sources import Record, read_csv, read_feed, read_html_file, read_jsonl
 
-FUZZ = settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                      HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50),
@@ -56,8 +57,10 @@ def test_validator_accepts_or_names_the_place(raw: dict[str, Any]) -> None:
 
 
 @FUZZ
-@given(data=st.binary(max_size=2000) | st.lists(articles, max_size=5).map(
-    lambda rows: "\n".join(json.dumps(r) for r in rows).encode()))
+@given(
+    data=st.binary(max_size=2000)
+    | st.lists(articles, max_size=5).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode())
+)
 def test_jsonl_reader(tmp_path_factory: Any, data: bytes) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
     path.write_bytes(data)
@@ -98,9 +101,15 @@ def test_csv_reader(tmp_path_factory: Any, data: bytes) -> None:
 
 
 @FUZZ
-@given(data=st.binary(max_size=2000) | st.text(max_size=300).map(
-    lambda t: f"<rss><channel><item><title>{t}</title><guid>{t[:20]}</guid><description>{t}</description>"
-              f"<pubDate>{t[:30]}</pubDate></item></channel></rss>".encode("utf-8")))
+@given(
+    data=st.binary(max_size=2000)
+    | st.text(max_size=300).map(
+        lambda t: (
+            f"<rss><channel><item><title>{t}</title><guid>{t[:20]}</guid><description>{t}</description>"
+            f"<pubDate>{t[:30]}</pubDate></item></channel></rss>".encode()
+        )
+    )
+)
 def test_feed_reader(tmp_path_factory: Any, data: bytes) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "f.xml"
     path.write_bytes(data)
@@ -108,9 +117,17 @@ def test_feed_reader(tmp_path_factory: Any, data: bytes) -> None:
         check(item, str(path))
 
 
-@settings(max_examples=25, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=st.binary(max_size=2000) | st.text(max_size=500).map(
-    lambda t: f"<html><head><title>{t[:40]}</title></head><body><article><p>{t}</p></article></body></html>".encode()))
+@settings(
+    max_examples=25, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    data=st.binary(max_size=2000)
+    | st.text(max_size=500).map(
+        lambda t: (
+            f"<html><head><title>{t[:40]}</title></head><body><article><p>{t}</p></article></body></html>".encode()
+        )
+    )
+)
 def test_html_reader(tmp_path_factory: Any, data: bytes) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "page.html"
     path.write_bytes(data)

@@ -16,7 +16,13 @@ from tests.fakes import FakeEmbedder
 
 def test_tokenize_any_script() -> None:
     assert tokenize("Élection: le Président a dit «non» à 2 reprises, O'Brien") == [
-        "élection", "le", "président", "dit", "non", "reprises", "brien",
+        "élection",
+        "le",
+        "président",
+        "dit",
+        "non",
+        "reprises",
+        "brien",
     ]
     assert tokenize("東京 Tokyo") == ["東京", "tokyo"]
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -24,8 +24,17 @@ def unit(*xs: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def cand(key: int, sim: float, *, vec: np.ndarray | None = None, copy: str | None = None, url: str | None = None,
-         section: str | None = None, published: str | None = None, title: str = "t") -> Candidate:
+def cand(
+    key: int,
+    sim: float,
+    *,
+    vec: np.ndarray | None = None,
+    copy: str | None = None,
+    url: str | None = None,
+    section: str | None = None,
+    published: str | None = None,
+    title: str = "t",
+) -> Candidate:
     article = Article(id=f"id{key}", title=title, url=url, section=section, published_at=published)
     return Candidate(key, article, copy or f"copy{key}", sim, vec)
 
@@ -64,23 +73,30 @@ def test_filters() -> None:
     assert not passes_filters(a, RankingOptions(section="local"))
     assert not passes_filters(a, RankingOptions(language="fr"))
     assert not passes_filters(a, RankingOptions(exclude=frozenset({"x"})))
-    assert passes_filters(a, RankingOptions(since=datetime(2024, 2, 1, tzinfo=timezone.utc)))
-    assert not passes_filters(a, RankingOptions(since=datetime(2024, 4, 1, tzinfo=timezone.utc)))
-    assert not passes_filters(a, RankingOptions(until=datetime(2024, 2, 1, tzinfo=timezone.utc)))
+    assert passes_filters(a, RankingOptions(since=datetime(2024, 2, 1, tzinfo=UTC)))
+    assert not passes_filters(a, RankingOptions(since=datetime(2024, 4, 1, tzinfo=UTC)))
+    assert not passes_filters(a, RankingOptions(until=datetime(2024, 2, 1, tzinfo=UTC)))
     undated = Article(id="y", title="t")
-    assert not passes_filters(undated, RankingOptions(since=datetime(2024, 2, 1, tzinfo=timezone.utc)))
+    assert not passes_filters(undated, RankingOptions(since=datetime(2024, 2, 1, tzinfo=UTC)))
 
 
 @pytest.mark.parametrize(
     ("age", "half_life", "weight", "expected"),
-    [(0, 30, 0.2, 1.0), (30, 30, 0.2, 0.9), (-30, 30, 0.2, 0.9), (3000, 30, 0.2, 0.8), (30, None, 0.2, 1.0), (None, 30, 0.2, 1.0)],
+    [
+        (0, 30, 0.2, 1.0),
+        (30, 30, 0.2, 0.9),
+        (-30, 30, 0.2, 0.9),
+        (3000, 30, 0.2, 0.8),
+        (30, None, 0.2, 1.0),
+        (None, 30, 0.2, 1.0),
+    ],
 )
 def test_freshness_factor(age: float | None, half_life: float | None, weight: float, expected: float) -> None:
     assert freshness_factor(age, half_life, weight) == pytest.approx(expected, abs=1e-6)
 
 
 def test_freshness_prefers_todays_follow_up_over_old_piece_of_same_weight() -> None:
-    query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=timezone.utc))
+    query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=UTC))
     old = cand(2, 0.80, published="2021-03-01T00:00:00+00:00")
     new = cand(3, 0.79, published="2024-03-01T12:00:00+00:00")
     ranked = rank(query, [old, new], RankingOptions(k=2, half_life_days=30))
@@ -135,7 +151,7 @@ def test_rank_uses_the_blend_and_still_drops_copies() -> None:
 def test_freshness_multiplies_the_blended_score() -> None:
     from recommender.ranking import apply_freshness
 
-    query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=timezone.utc))
+    query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=UTC))
     c = Candidate(2, Article(id="a", title="t", published_at="2024-01-31T00:00:00+00:00"), "a", 0.5, score=0.8)
     out = apply_freshness(query, [c], RankingOptions(half_life_days=30, freshness_weight=0.2))
     assert out[0].rank_score == pytest.approx(0.8 * freshness_factor(30, 30, 0.2))

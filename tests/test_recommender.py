@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,10 +28,18 @@ def test_wire_copy_gets_the_same_list_without_the_original(fake_index: Path) -> 
 def test_filter_that_excludes_the_top_candidates_still_returns_k(fake_index: Path) -> None:
     a1 = next(a for a in ARTICLES if a["id"] == "a1")
     # 30 archive stories closer to a1 than anything else (its text plus a note), all outside the filter
-    add_articles(fake_index, articles=[
-        {"id": f"f{i}", "title": a1["title"], "body": f"{a1['body']} Archive note{i} kept{i}.", "section": "archive"}
-        for i in range(30)
-    ])
+    add_articles(
+        fake_index,
+        articles=[
+            {
+                "id": f"f{i}",
+                "title": a1["title"],
+                "body": f"{a1['body']} Archive note{i} kept{i}.",
+                "section": "archive",
+            }
+            for i in range(30)
+        ],
+    )
     with Recommender.open(fake_index) as rec:
         top = rec.related("a1", k=20, min_similarity=-1.0)
         assert all(i.startswith("f") for i in top.ids)
@@ -44,8 +52,10 @@ def test_filter_that_excludes_the_top_candidates_still_returns_k(fake_index: Pat
 def test_exclude_ids_and_date_window(fake_index: Path) -> None:
     with Recommender.open(fake_index) as rec:
         assert "a2" not in rec.related("a1", k=3, exclude=["a2"]).ids
-        since = datetime(2024, 1, 1, tzinfo=timezone.utc)
-        assert all(rec.get(i).published_at >= "2024" for i in rec.related("c1", k=5, since=since, min_similarity=-1.0).ids)
+        since = datetime(2024, 1, 1, tzinfo=UTC)
+        assert all(
+            rec.get(i).published_at >= "2024" for i in rec.related("c1", k=5, since=since, min_similarity=-1.0).ids
+        )
 
 
 def test_related_to_text_and_url(fake_index: Path) -> None:

@@ -27,8 +27,11 @@ def test_build_precomputes_every_list_equal_to_live_ranking(fake_index: Path) ->
 
 
 def test_new_story_enters_its_neighbours_lists_and_leaves_on_delete(fake_index: Path) -> None:
-    new = {"id": "a4", "title": "River city flood evacuated residents rain homes",
-           "body": "Flood waters river city residents evacuated homes heavy rain overnight."}
+    new = {
+        "id": "a4",
+        "title": "River city flood evacuated residents rain homes",
+        "body": "Flood waters river city residents evacuated homes heavy rain overnight.",
+    }
     add_articles(fake_index, articles=[new])
     with Recommender.open(fake_index) as rec:
         for neighbour in ("a1", "a2", "a3"):
@@ -40,12 +43,20 @@ def test_new_story_enters_its_neighbours_lists_and_leaves_on_delete(fake_index: 
     with Recommender.open(fake_index) as rec:
         for row in ARTICLES:
             assert "a4" not in stored_ids(rec, row["id"])
-        assert rec.store.catalog.conn.execute("SELECT COUNT(*) FROM related_refs WHERE dst NOT IN (SELECT key FROM articles)").fetchone()[0] == 0
+        assert (
+            rec.store.catalog.conn.execute(
+                "SELECT COUNT(*) FROM related_refs WHERE dst NOT IN (SELECT key FROM articles)"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_edited_story_is_re_ranked_everywhere(fake_index: Path) -> None:
     # b2 stops being about rates: it must leave b1's list
-    add_articles(fake_index, articles=[{"id": "b2", "title": "Football cup final fans", "body": "team stadium goal cup final football"}])
+    add_articles(
+        fake_index,
+        articles=[{"id": "b2", "title": "Football cup final fans", "body": "team stadium goal cup final football"}],
+    )
     with Recommender.open(fake_index) as rec:
         assert stored_ids(rec, "b1") == rec.related("b1", k=related_lists.DEPTH).ids
         assert stored_ids(rec, "c1") == rec.related("c1", k=related_lists.DEPTH).ids
@@ -64,7 +75,10 @@ def test_crash_before_list_update_is_caught_up(fake_index: Path, monkeypatch: py
 
     monkeypatch.setattr(related_lists, "catch_up", crash)
     with pytest.raises(KeyboardInterrupt):
-        add_articles(fake_index, articles=[{"id": "a5", "title": "River city flood residents evacuated", "body": "flood rain homes"}])
+        add_articles(
+            fake_index,
+            articles=[{"id": "a5", "title": "River city flood residents evacuated", "body": "flood rain homes"}],
+        )
     monkeypatch.undo()
     with Recommender.open(fake_index) as rec:
         assert related_lists.related_seq(rec.store.catalog) < rec.store.catalog.last_seq()
@@ -85,9 +99,17 @@ def test_insertion_places_the_newcomer_by_its_score(fake_index: Path, monkeypatc
     with Recommender.open(fake_index) as rec:
         before = related_lists.load(rec.store.catalog, rec.store.catalog.get("b1").key)
         assert before is not None and before.scores is not None
-    add_articles(fake_index, articles=[{"id": "b9", "title": "Central bank signals more interest rate rises",
-                                         "body": "Inflation stays high, the central bank says; markets fell again as "
-                                                 "traders expect interest rates to rise further."}])
+    add_articles(
+        fake_index,
+        articles=[
+            {
+                "id": "b9",
+                "title": "Central bank signals more interest rate rises",
+                "body": "Inflation stays high, the central bank says; markets fell again as "
+                "traders expect interest rates to rise further.",
+            }
+        ],
+    )
     with Recommender.open(fake_index) as rec:
         after = related_lists.load(rec.store.catalog, rec.store.catalog.get("b1").key)
         assert after is not None and after.scores == sorted(after.scores, reverse=True)

@@ -54,16 +54,28 @@ def test_replicas_answer_alike_and_all_follow_a_new_index(
         assert alike([one, two], ids)
 
         # a story published through one replica reaches the other's lists and version (catalog change log)
-        story = {"title": "River city flood: residents return home",
-                 "body": "Flood waters fall in the river city; residents evacuated return home after the rain."}
+        story = {
+            "title": "River city flood: residents return home",
+            "body": "Flood waters fall in the river city; residents evacuated return home after the rain.",
+        }
         put = httpx.put(f"{one.url}/v1/articles/a4", json=story, headers={"Authorization": f"Bearer {KEY}"})
         assert put.status_code == 200, put.text
-        wait_for(lambda: "a4" in [s["id"] for s in related(two, "a2")["related"]] and alike([one, two], ["a2"]),
-                 "replica two still answers without the story PUT through replica one (a cached or stale answer)")
+        wait_for(
+            lambda: "a4" in [s["id"] for s in related(two, "a2")["related"]] and alike([one, two], ["a2"]),
+            "replica two still answers without the story PUT through replica one (a cached or stale answer)",
+        )
 
         # another process adds a story (and saves a new FAISS file): a replica started now agrees with the others
-        add_articles(index_dir, articles=[{"id": "b3", "title": "Interest rates: what the rise means",
-                                           "body": "The central bank interest rate rise and inflation explained."}])
+        add_articles(
+            index_dir,
+            articles=[
+                {
+                    "id": "b3",
+                    "title": "Interest rates: what the rise means",
+                    "body": "The central bank interest rate rise and inflation explained.",
+                }
+            ],
+        )
         with ApiServer(index_dir, "--api-key", KEY) as three:
             wait_for(lambda: alike([one, two, three], [*ids, "a4", "b3"]), "three replicas answer differently")
 
@@ -83,14 +95,24 @@ def test_replicas_answer_alike_and_all_follow_a_new_index(
         poller.start()
         try:
             time.sleep(1.1)  # a new build time (second resolution) marks the new index
-            extra = write_jsonl(tmp_path / "extra.jsonl", ARTICLES + [
-                {"id": "c3", "title": "Football cup final: the winning goal", "body": "The team won the cup final."},
-            ])
+            extra = write_jsonl(
+                tmp_path / "extra.jsonl",
+                ARTICLES
+                + [
+                    {
+                        "id": "c3",
+                        "title": "Football cup final: the winning goal",
+                        "body": "The team won the cup final.",
+                    },
+                ],
+            )
             build_index([extra], index_dir)
             with Recommender.open(index_dir) as rec:
                 published = rec.index_version
-            wait_for(lambda: all(related(s, "c1")["index_version"] == published for s in (one, two)),
-                     "a replica did not pick up the rebuilt index")
+            wait_for(
+                lambda: all(related(s, "c1")["index_version"] == published for s in (one, two)),
+                "a replica did not pick up the rebuilt index",
+            )
             assert alike([one, two], [*ids, "a4", "b3", "c3"])
 
             # publish a build made elsewhere (another folder, copied in) by switching the link atomically
@@ -100,8 +122,10 @@ def test_replicas_answer_alike_and_all_follow_a_new_index(
             os.replace(tmp_path / "next", index_dir)
             with Recommender.open(fresh) as rec:
                 published = rec.index_version
-            wait_for(lambda: all(related(s, "a1")["index_version"] == published for s in (one, two)),
-                     "a replica did not pick up the index published by the symlink switch")
+            wait_for(
+                lambda: all(related(s, "a1")["index_version"] == published for s in (one, two)),
+                "a replica did not pick up the index published by the symlink switch",
+            )
         finally:
             stop.set()
             poller.join(timeout=15)

@@ -25,13 +25,18 @@ from tests.fakes import FAKE_MODEL, FakeEmbedder
 from tests.servers import HELPER, ApiServer
 
 #: Short rounds in CI; the long variants run with ``-m slow`` (deselected by default).
-ROUNDS = pytest.mark.parametrize("rounds", [pytest.param(3, id="short"), pytest.param(15, id="long", marks=pytest.mark.slow)])
+ROUNDS = pytest.mark.parametrize(
+    "rounds", [pytest.param(3, id="short"), pytest.param(15, id="long", marks=pytest.mark.slow)]
+)
 KEY = "robust-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def story(i: int) -> dict[str, str]:
-    return {"title": f"River city flood update number{i}", "body": f"Flood river city residents evacuated homes rain note{i}."}
+    return {
+        "title": f"River city flood update number{i}",
+        "body": f"Flood river city residents evacuated homes rain note{i}.",
+    }
 
 
 def assert_healthy(index_dir: Path) -> int:
@@ -44,15 +49,24 @@ def assert_healthy(index_dir: Path) -> int:
 
 @pytest.mark.parametrize("command", ["build", "add"])
 @ROUNDS
-def test_kill_9_at_random_points_of_build_and_add(rounds: int, tmp_path: Path, fake: FakeEmbedder, articles_file: Path, command: str) -> None:
+def test_kill_9_at_random_points_of_build_and_add(
+    rounds: int, tmp_path: Path, fake: FakeEmbedder, articles_file: Path, command: str
+) -> None:
     index_dir = tmp_path / "index"
     build_index([articles_file], index_dir, model=FAKE_MODEL)
     rows = [dict(story(i), id=f"s{i}") for i in range(400)]
     source = write_jsonl(tmp_path / "more.jsonl", rows)
     rng = random.Random(20261127)
     finished = 0
-    args = [sys.executable, str(HELPER), command, *([str(articles_file)] if command == "build" else []), str(source),
-            "--index", str(index_dir)]
+    args = [
+        sys.executable,
+        str(HELPER),
+        command,
+        *([str(articles_file)] if command == "build" else []),
+        str(source),
+        "--index",
+        str(index_dir),
+    ]
     env = dict(os.environ, FAKE_BATCH_DELAY="0.05")
     # One uninterrupted run first: how long the whole command takes here, so kills can land in every phase
     # (imports, staging, embedding, commit, FAISS save, list updates).
@@ -74,12 +88,16 @@ def test_kill_9_at_random_points_of_build_and_add(rounds: int, tmp_path: Path, f
             assert count == len(ARTICLES) + len(rows)  # it said done: everything is there
         if count > len(ARTICLES):  # start over, so the next kill lands in a run that has work to do
             delete_articles(index_dir, [r["id"] for r in rows])
-    print(f"robustness: kill -9 during {command} (a full run takes {duration:.1f}s): {rounds} kills at random points, "
-          f"{finished} finished first, index healthy after each")
+    print(
+        f"robustness: kill -9 during {command} (a full run takes {duration:.1f}s): {rounds} kills at random points, "
+        f"{finished} finished first, index healthy after each"
+    )
 
 
 @ROUNDS
-def test_kill_9_during_a_burst_of_puts_loses_no_acknowledged_write(rounds: int, fake_index: Path, fake: FakeEmbedder) -> None:
+def test_kill_9_during_a_burst_of_puts_loses_no_acknowledged_write(
+    rounds: int, fake_index: Path, fake: FakeEmbedder
+) -> None:
     rng = random.Random(7)
     acknowledged: list[str] = []
     for round_no in range(rounds):
@@ -162,8 +180,12 @@ def test_cli_add_while_the_server_takes_puts(fake_index: Path, fake: FakeEmbedde
     acknowledged: list[str] = []
     busy = 0
     with ApiServer(fake_index, "--api-key", KEY) as server:
-        proc = subprocess.Popen([sys.executable, str(HELPER), "add", str(source), "--index", str(fake_index)],
-                                env=dict(os.environ, FAKE_BATCH_DELAY="0.2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, str(HELPER), "add", str(source), "--index", str(fake_index)],
+            env=dict(os.environ, FAKE_BATCH_DELAY="0.2"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         with httpx.Client(base_url=server.url, timeout=30) as client:
             i = 0
             while proc.poll() is None or i < 10:
@@ -181,7 +203,9 @@ def test_cli_add_while_the_server_takes_puts(fake_index: Path, fake: FakeEmbedde
     with Recommender.open(fake_index) as rec:
         assert all(rec.store.catalog.get(i) is not None for i in acknowledged + [r["id"] for r in rows])
     assert_healthy(fake_index)
-    print(f"robustness: CLI add of {len(rows)} during {len(acknowledged)} acknowledged PUTs ({busy} 'index busy'): none lost")
+    print(
+        f"robustness: CLI add of {len(rows)} during {len(acknowledged)} acknowledged PUTs ({busy} 'index busy'): none lost"
+    )
 
 
 def _load(url: str, requests: int, concurrency: int, uncached: bool = False) -> tuple[list[float], dict[int, int], int]:
@@ -223,7 +247,9 @@ def test_bounded_load_has_zero_errors(rounds: int, fake_index: Path, fake: FakeE
         seconds = time.perf_counter() - started
     assert statuses == {200: requests} and failures == 0, statuses
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    print(f"robustness: load {requests} GETs at concurrency 8: {requests / seconds:.0f} req/s, p99 {p99:.1f} ms, 0 errors")
+    print(
+        f"robustness: load {requests} GETs at concurrency 8: {requests / seconds:.0f} req/s, p99 {p99:.1f} ms, 0 errors"
+    )
 
 
 def test_overload_is_shed_not_queued(fake_index: Path, fake: FakeEmbedder) -> None:
@@ -233,5 +259,7 @@ def test_overload_is_shed_not_queued(fake_index: Path, fake: FakeEmbedder) -> No
     assert failures == 0 and set(statuses) <= {200, 503}, statuses  # refused quickly, never timed out or 5xx'd
     assert statuses.get(503, 0) > 0 and statuses.get(200, 0) > 0, statuses
     assert latencies[-1] < 5.0
-    print(f"robustness: overload 400 GETs at concurrency 32, max in flight 2: {statuses.get(200)} served, "
-          f"{statuses.get(503)} shed with 503, slowest {latencies[-1] * 1000:.0f} ms")
+    print(
+        f"robustness: overload 400 GETs at concurrency 32, max in flight 2: {statuses.get(200)} served, "
+        f"{statuses.get(503)} shed with 503, slowest {latencies[-1] * 1000:.0f} ms"
+    )

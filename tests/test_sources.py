@@ -17,7 +17,9 @@ def loaded(path: Path) -> tuple[list[Record], list[InvalidArticle]]:
 
 def test_jsonl_malformed_line_names_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "a.jsonl"
-    src.write_text('{"id": "1", "title": "ok"}\n{"id": "2", "title": \n\n{"id": "3", "body": "fine"}\n', encoding="utf-8")
+    src.write_text(
+        '{"id": "1", "title": "ok"}\n{"id": "2", "title": \n\n{"id": "3", "body": "fine"}\n', encoding="utf-8"
+    )
     good, bad = loaded(src)
     assert [r.article.id for r in good] == ["1", "3"]
     assert len(bad) == 1 and bad[0].location == f"{src}:2" and "malformed JSON" in bad[0].reason
@@ -57,11 +59,11 @@ def test_json_array_file(tmp_path: Path) -> None:
 def test_csv_with_header_row(tmp_path: Path) -> None:
     src = tmp_path / "a.csv"
     src.write_text(
-        'id,title,body,section,tags,published_at,extra\n'
+        "id,title,body,section,tags,published_at,extra\n"
         '1,"Flood, again","Rain fell\nall night",local,"flood,rain",2024-01-02,x\n'
-        ',No id,body,,,,\n'
-        '3,Bad date,body,,,not-a-date,\n'
-        '4,,,,,,\n',
+        ",No id,body,,,,\n"
+        "3,Bad date,body,,,not-a-date,\n"
+        "4,,,,,,\n",
         encoding="utf-8",
     )
     good, bad = loaded(src)
@@ -104,7 +106,10 @@ def test_html_folder_uses_a_real_extractor(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     (folder / "2024").mkdir(parents=True)
     (folder / "2024" / "flood.html").write_text(HTML_PAGE, encoding="utf-8")
-    (folder / "no-canonical.htm").write_text(HTML_PAGE.replace('<link rel="canonical" href="https://news.example/2024/flood-river-city">', ""), encoding="utf-8")
+    (folder / "no-canonical.htm").write_text(
+        HTML_PAGE.replace('<link rel="canonical" href="https://news.example/2024/flood-river-city">', ""),
+        encoding="utf-8",
+    )
     (folder / "empty.html").write_text("<html><body></body></html>", encoding="utf-8")
     (folder / "notes.txt").write_text("ignored", encoding="utf-8")
     assert detect_format(folder) == "html"

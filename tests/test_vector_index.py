@@ -44,7 +44,11 @@ def test_choose_index_type_rejects_nonsense() -> None:
 
 
 def test_memory_estimates_are_ordered() -> None:
-    assert estimate_bytes_per_vector("ivf-sq8", 384) < estimate_bytes_per_vector("flat", 384) < estimate_bytes_per_vector("hnsw", 384)
+    assert (
+        estimate_bytes_per_vector("ivf-sq8", 384)
+        < estimate_bytes_per_vector("flat", 384)
+        < estimate_bytes_per_vector("hnsw", 384)
+    )
 
 
 def test_ivf_lists_keeps_39_points_per_cell() -> None:

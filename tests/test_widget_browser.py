@@ -15,8 +15,16 @@ import pytest
 from tests.fakes import FakeEmbedder
 from tests.servers import ApiServer, StaticSite
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def chromium() -> str:
@@ -48,7 +56,9 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
-def test_widget_shows_links_without_moving_the_page(browser, fake_index: Path, fake: FakeEmbedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_widget_shows_links_without_moving_the_page(
+    browser, fake_index: Path, fake: FakeEmbedder, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     site_dir = tmp_path / "site"
     site_dir.mkdir()
     with StaticSite(site_dir) as site:
@@ -59,7 +69,9 @@ def test_widget_shows_links_without_moving_the_page(browser, fake_index: Path, f
             before = page.eval_on_selector("#after", "e => e.getBoundingClientRect().top")
             page.wait_for_selector("#slot[data-also-read-state=ready]", timeout=15_000)
             links = page.eval_on_selector_all(".also-read__link", "els => els.map(a => [a.textContent, a.href])")
-            assert [href for _, href in links][:2] and all(href.startswith("https://news.example/") for _, href in links)
+            assert [href for _, href in links][:2] and all(
+                href.startswith("https://news.example/") for _, href in links
+            )
             assert "River city flood: evacuation continues" in [text for text, _ in links]
             assert "https://news.example/a1" not in [href for _, href in links]  # never the story itself
             assert page.get_attribute("#slot nav", "aria-label") == "Also read"
@@ -79,13 +91,17 @@ def _assert_hidden(page, url: str) -> None:  # type: ignore[no-untyped-def]
     assert "Also read" not in text and "rror" not in text
 
 
-def test_widget_shows_nothing_when_the_service_is_down_or_has_nothing(browser, fake_index: Path, fake: FakeEmbedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_widget_shows_nothing_when_the_service_is_down_or_has_nothing(
+    browser, fake_index: Path, fake: FakeEmbedder, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     site_dir = tmp_path / "site"
     site_dir.mkdir()
     page = browser.new_page()
     with StaticSite(site_dir) as site:
         with ApiServer(fake_index, "--cors-origin", site.url) as api:
-            (site_dir / "missing.html").write_text(PAGE.format(article_id="no-such-story", api=api.url), encoding="utf-8")
+            (site_dir / "missing.html").write_text(
+                PAGE.format(article_id="no-such-story", api=api.url), encoding="utf-8"
+            )
             _assert_hidden(page, f"{site.url}/missing.html")  # 404 from the API: nothing shown
             (site_dir / "widget.js").write_text(httpx.get(f"{api.url}/widget.js").text, encoding="utf-8")
             dead = api.url
@@ -102,9 +118,13 @@ def test_widget_reads_a_static_export(browser, fake_index: Path, fake: FakeEmbed
     from recommender.export import export_static
 
     odd_ids = ["news/2024/flood river?x=1", "é" * 200]  # base64-named and hash-named files
-    add_articles(fake_index, articles=[
-        {"id": i, "title": "Flood river city residents evacuated rain homes", "body": "flood rain river city"} for i in odd_ids
-    ])
+    add_articles(
+        fake_index,
+        articles=[
+            {"id": i, "title": "Flood river city residents evacuated rain homes", "body": "flood rain river city"}
+            for i in odd_ids
+        ],
+    )
     site_dir = tmp_path / "site"
     with Recommender.open(fake_index) as rec:
         export_static(rec, site_dir / "also-read", k=5)
@@ -114,7 +134,8 @@ def test_widget_reads_a_static_export(browser, fake_index: Path, fake: FakeEmbed
     with StaticSite(site_dir) as site:
         for n, article_id in enumerate(["a1", *odd_ids]):
             html = PAGE.format(article_id=article_id.replace('"', "&quot;"), api="").replace(
-                'data-api=""', 'data-static-base="/also-read/"')
+                'data-api=""', 'data-static-base="/also-read/"'
+            )
             (site_dir / f"p{n}.html").write_text(html, encoding="utf-8")
             page.goto(f"{site.url}/p{n}.html")
             page.wait_for_selector("#slot[data-also-read-state=ready]", timeout=15_000)

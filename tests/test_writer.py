@@ -17,9 +17,10 @@ from recommender import (
     add_articles,
     build_index,
     delete_articles,
+    vector_index,
+    writer,
 )
 from recommender import store as store_mod
-from recommender import vector_index, writer
 from recommender.store import IndexStore, Manifest, write_lock
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
@@ -61,9 +62,16 @@ def test_rebuild_embeds_nothing_and_changes_embed_only_what_changed(
 
 def test_add_upserts_without_rebuilding(fake_index: Path, tmp_path: Path) -> None:
     before = Manifest.load(fake_index)
-    extra = write_jsonl(tmp_path / "new.jsonl", [
-        {"id": "a4", "title": "River city flood: residents return home", "body": "Flood waters fall in the river city; residents evacuated return home after the rain."},
-    ])
+    extra = write_jsonl(
+        tmp_path / "new.jsonl",
+        [
+            {
+                "id": "a4",
+                "title": "River city flood: residents return home",
+                "body": "Flood waters fall in the river city; residents evacuated return home after the rain.",
+            },
+        ],
+    )
     report = add_articles(fake_index, [extra])
     assert report.added == 1
     after = Manifest.load(fake_index)
@@ -73,7 +81,9 @@ def test_add_upserts_without_rebuilding(fake_index: Path, tmp_path: Path) -> Non
 
 
 def test_add_from_python_objects(fake_index: Path) -> None:
-    report = add_articles(fake_index, articles=[{"id": "z1", "title": "Interest rates rise again", "body": "central bank"}, {"id": "bad"}])
+    report = add_articles(
+        fake_index, articles=[{"id": "z1", "title": "Interest rates rise again", "body": "central bank"}, {"id": "bad"}]
+    )
     assert report.added == 1 and len(report.rejected) == 1
 
 
@@ -114,9 +124,10 @@ def test_interrupted_build_keeps_previous_index_and_resumes(
     build_index([articles_file], index_dir, model=FAKE_MODEL)
     with Recommender.open(index_dir) as rec:
         before = {a: rec.related(a, k=3).ids for a in ("a1", "b1")}
-    more = write_jsonl(tmp_path / "more.jsonl", [
-        {"id": f"n{i}", "title": f"Story number {i} about floods and rates", "body": f"body {i}"} for i in range(10)
-    ])
+    more = write_jsonl(
+        tmp_path / "more.jsonl",
+        [{"id": f"n{i}", "title": f"Story number {i} about floods and rates", "body": f"body {i}"} for i in range(10)],
+    )
     monkeypatch.setattr(writer, "EMBED_CHUNK", 3)
 
     def interrupt(batch_number: int) -> None:
@@ -144,7 +155,10 @@ def test_crash_between_catalog_commit_and_index_save_is_caught_up(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(IndexStore, "save", crash)
-    extra = write_jsonl(tmp_path / "new.jsonl", [{"id": "a5", "title": "River city flood waters", "body": "flood river city rain residents evacuated"}])
+    extra = write_jsonl(
+        tmp_path / "new.jsonl",
+        [{"id": "a5", "title": "River city flood waters", "body": "flood river city rain residents evacuated"}],
+    )
     with pytest.raises(KeyboardInterrupt):
         add_articles(fake_index, [extra])
     monkeypatch.undo()

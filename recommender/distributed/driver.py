@@ -78,8 +78,15 @@ def _dataset(shards: Sequence[Shard], job: RayJob, model: str, backend: str, kno
     ray = import_ray()
     items = [{"shard": shard.to_json()} for shard in shards]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    kwargs = {"model": model, "backend": backend, "plugins": tuple(job.options.plugins), "known": known,
-              "threads": job.options.cpus_per_worker, "cwd": job.cwd, "embed": embed}
+    kwargs = {
+        "model": model,
+        "backend": backend,
+        "plugins": tuple(job.options.plugins),
+        "known": known,
+        "threads": job.options.cpus_per_worker,
+        "cwd": job.cwd,
+        "embed": embed,
+    }
     workers = job.workers(len(shards))
     job.info.update(workers=workers, cpus_per_worker=job.options.cpus_per_worker)
     return ds.map_batches(
@@ -124,8 +131,16 @@ def _iter_blocks(ds: Any) -> Iterator[pa.Table]:
         raise _domain_error(exc) from None
 
 
-def stream_loaded(store: IndexStore, shards: Sequence[Shard], job: RayJob, model: str, backend: str,
-                  report: WriteReport, progress: Progress | None, strict: bool) -> Iterator[Loaded]:
+def stream_loaded(
+    store: IndexStore,
+    shards: Sequence[Shard],
+    job: RayJob,
+    model: str,
+    backend: str,
+    report: WriteReport,
+    progress: Progress | None,
+    strict: bool,
+) -> Iterator[Loaded]:
     """The articles of every shard, read and embedded on Ray, in source order; vectors are committed to the
     catalog as they arrive. What :func:`recommender.writer.apply_batch` stages and commits."""
     catalog = store.catalog
@@ -133,8 +148,11 @@ def stream_loaded(store: IndexStore, shards: Sequence[Shard], job: RayJob, model
         return
     with _data_context():
         if strict:  # refuse before anything is embedded, as a local --strict build does
-            rejections = [item for item in _consume(catalog, _dataset(shards, job, model, backend, [], False),
-                                                    report, None, 0) if isinstance(item, InvalidArticle)]
+            rejections = [
+                item
+                for item in _consume(catalog, _dataset(shards, job, model, backend, [], False), report, None, 0)
+                if isinstance(item, InvalidArticle)
+            ]
             if rejections:
                 yield from rejections
                 return
@@ -150,8 +168,7 @@ def stream_loaded(store: IndexStore, shards: Sequence[Shard], job: RayJob, model
         job.info["embedded"] = report.embedded
 
 
-def _consume(catalog: Catalog, ds: Any, report: WriteReport, progress: Progress | None,
-             total: int) -> Iterator[Loaded]:
+def _consume(catalog: Catalog, ds: Any, report: WriteReport, progress: Progress | None, total: int) -> Iterator[Loaded]:
     seen = _SeenIds(catalog)
     pending_hashes: list[str] = []
     pending_vectors: list[bytes] = []
@@ -182,8 +199,9 @@ def _consume(catalog: Catalog, ds: Any, report: WriteReport, progress: Progress 
                 _, article = next(articles)
                 first = firsts.get(article.id)
                 if first is not None:
-                    yield InvalidArticle(row["location"],
-                                         f"duplicate id {article.id!r} (first at {first}); kept the first")
+                    yield InvalidArticle(
+                        row["location"], f"duplicate id {article.id!r} (first at {first}); kept the first"
+                    )
                     continue
                 firsts[article.id] = row["location"]
                 new_ids.append((article.id, row["location"]))
@@ -259,4 +277,3 @@ def ray_build(
         )
     report.seconds = time.monotonic() - started  # the whole job, Ray's start included
     return report
-

@@ -43,8 +43,6 @@ class RayOptions:
     object_store_memory: int | None = None
 
 
-
-
 _ADDRESS = re.compile(r"(local|auto|ray://\S+|[\w.\-]+:\d{1,5})")
 
 
@@ -58,8 +56,9 @@ def normalise_address(address: str | None) -> str:
     (Ray Client) or ``HOST:PORT`` (a head node's GCS); None means ``local``."""
     value = (address or "local").strip() or "local"
     if not looks_like_address(value):
-        raise DistributedError(f"not a Ray address: {value!r} "
-                               "(use auto, ray://HOST:PORT or HOST:PORT; nothing for a local Ray)")
+        raise DistributedError(
+            f"not a Ray address: {value!r} (use auto, ray://HOST:PORT or HOST:PORT; nothing for a local Ray)"
+        )
     return value
 
 
@@ -92,8 +91,13 @@ def ray_session(address: str | None, options: RayOptions) -> Iterator[str]:
         if address == "local":
             # on loopback: a Ray started for one job is nobody else's business; its default token auth stays on
             with _quiet("ray._private.authentication.authentication_token_setup"):
-                ray.init(address="local", num_cpus=options.num_cpus, object_store_memory=options.object_store_memory,
-                         _node_ip_address="127.0.0.1", **kwargs)
+                ray.init(
+                    address="local",
+                    num_cpus=options.num_cpus,
+                    object_store_memory=options.object_store_memory,
+                    _node_ip_address="127.0.0.1",
+                    **kwargs,
+                )
         else:
             ray.init(address=address, **kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray raises many kinds here; each is one clear message
@@ -152,5 +156,3 @@ def _domain_error(exc: BaseException) -> RecommenderError:
             return current
         current = current.__cause__ or current.__context__
     return DistributedError(f"the Ray job failed: {_first_line(exc)}")
-
-

@@ -89,5 +89,3 @@ def _jsonl_shards(path: Path, shard_size: int) -> Iterator[Shard]:
                 start, first_line, lines = position, first_line + lines, 0
     if lines:
         yield Shard("jsonl", str(path), start, position, first_line, rows=lines)
-
-

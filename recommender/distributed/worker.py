@@ -31,13 +31,15 @@ BLOCK_ROWS = 256
 def _output_schema() -> pa.Schema:
     import pyarrow as pa
 
-    return pa.schema([
-        ("location", pa.string()),
-        ("error", pa.string()),         # set for a rejected article
-        ("data", pa.large_string()),    # the article as JSON (Article.to_dict)
-        ("content_hash", pa.string()),
-        ("vector", pa.binary()),        # float32 bytes, only when this worker embedded the text
-    ])
+    return pa.schema(
+        [
+            ("location", pa.string()),
+            ("error", pa.string()),  # set for a rejected article
+            ("data", pa.large_string()),  # the article as JSON (Article.to_dict)
+            ("content_hash", pa.string()),
+            ("vector", pa.binary()),  # float32 bytes, only when this worker embedded the text
+        ]
+    )
 
 
 def _prepare_worker(plugins: Sequence[str], threads: int, cwd: str | None) -> None:
@@ -82,8 +84,16 @@ class ReadAndEmbed:
     check before anything is embedded).
     """
 
-    def __init__(self, model: str, backend: str, plugins: Sequence[str], known: list[Any], threads: int,
-                 cwd: str | None, embed: bool = True) -> None:
+    def __init__(
+        self,
+        model: str,
+        backend: str,
+        plugins: Sequence[str],
+        known: list[Any],
+        threads: int,
+        cwd: str | None,
+        embed: bool = True,
+    ) -> None:
         _prepare_worker(plugins, threads, cwd)
         self.embedder: Embedder | None = None
         if embed:
@@ -144,8 +154,9 @@ class ReadAndEmbed:
         return pa.table(columns, schema=_output_schema())
 
 
-def _remote_embed(model: str, backend: str, plugins: Sequence[str], threads: int, cwd: str | None,
-                  texts: Sequence[str]) -> tuple[str, int, np.ndarray]:
+def _remote_embed(
+    model: str, backend: str, plugins: Sequence[str], threads: int, cwd: str | None, texts: Sequence[str]
+) -> tuple[str, int, np.ndarray]:
     """A Ray task: ``(name, dimension, vectors)`` of ``texts`` (none: just the model's facts)."""
     _prepare_worker(plugins, threads, cwd)
     embedder = load_embedder(model, backend)
@@ -168,8 +179,16 @@ class RemoteEmbedder:
         ray = import_ray()
         task = ray.remote(num_cpus=self._options.cpus_per_worker)(_remote_embed)
         try:
-            name, dimension, vectors = ray.get(task.remote(self.name, self.backend, self._options.plugins,
-                                                           self._options.cpus_per_worker, self._cwd, list(texts)))
+            name, dimension, vectors = ray.get(
+                task.remote(
+                    self.name,
+                    self.backend,
+                    self._options.plugins,
+                    self._options.cpus_per_worker,
+                    self._cwd,
+                    list(texts),
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - translated to the domain error behind it
             raise _domain_error(exc) from None
         if name != self.name:
@@ -188,5 +207,3 @@ class RemoteEmbedder:
         if texts:
             log.warning("embedding %d text(s) the Ray workers left out in one more Ray task", len(texts))
         return self._run(texts)
-
-
