@@ -11,9 +11,9 @@ filters that keep k, freshness, diversity). The CLI and the HTTP app are thin la
             print(s.score, s.title)
 """
 
-from .articles import Article, validate_article
-from .embedding import DEFAULT_MODEL, Embedder, load_embedder, register_embedder
-from .errors import (
+from recommender.articles import Article, validate_article
+from recommender.embedding.models import DEFAULT_MODEL, Embedder, load_embedder, register_embedder
+from recommender.errors import (
     ArticleNotFound,
     BatchRejected,
     IndexBusy,
@@ -25,9 +25,9 @@ from .errors import (
     RecommenderError,
     SourceError,
 )
-from .ranking import RankingOptions
-from .recommender import Recommender, RelatedList, Suggestion
-from .writer import WriteReport, add_articles, build_index, delete_articles
+from recommender.ranking.pipeline import RankingOptions
+from recommender.recommender import Recommender, RelatedList, Suggestion
+from recommender.writer import WriteReport, add_articles, build_index, delete_articles
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from .errors import InvalidArticle
+from recommender.errors import InvalidArticle
 
 #: Documented size limits (characters). Longer text is refused, not silently cut:
 #: a 1 MB body is a broken export, not an article.

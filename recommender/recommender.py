@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from .articles import Article
-from .embedding import Embedder, load_embedder
-from .errors import ArticleNotFound, IndexMismatch
-from .keywords import KeywordWeights
-from .ranking import Candidate, QueryContext, Ranked, RankingOptions, rank
-from .store import IndexStore, Manifest
+from recommender.articles import Article
+from recommender.embedding.models import Embedder, load_embedder
+from recommender.errors import ArticleNotFound, IndexMismatch
+from recommender.ranking.keywords import KeywordWeights
+from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions, rank
+from recommender.storage.store import IndexStore, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class Recommender:
         """:meth:`related_to_text` for a text already embedded (a server embeds outside its index lock)."""
         import hashlib
 
-        from .articles import normalise_for_copy
+        from recommender.articles import normalise_for_copy
 
         copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
         query = QueryContext(copy_key=copy_key, vector=vector, terms=self.keywords.vector(text))

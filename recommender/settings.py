@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import RecommenderError
+from recommender.errors import RecommenderError
 
 DEFAULTS: dict[str, Any] = {
     "index": "index",

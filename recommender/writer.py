@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .articles import Article
-from .catalog import Catalog, _article_from_json, keyset_pages
-from .embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
-from .errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
-from .sources import Loaded, Record, check_sources, read_source
-from .store import IndexStore, Manifest, acquire_write_lock, create_store
+from recommender.articles import Article
+from recommender.embedding.models import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
+from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
+from recommender.ingest.sources import Loaded, Record, check_sources, read_source
+from recommender.storage.catalog import Catalog, _article_from_json, keyset_pages
+from recommender.storage.store import IndexStore, Manifest, acquire_write_lock, create_store
 
 if TYPE_CHECKING:
-    from .distributed import RayOptions
+    from recommender.distributed import RayOptions
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
 
 def records_from_articles(articles: Iterable[Article | dict[str, Any]]) -> Iterable[Loaded]:
     """Records for articles handed over in Python (a CMS hook, a notebook); dicts are validated here."""
-    from .articles import validate_article
+    from recommender.articles import validate_article
 
     seen: set[str] = set()
     for number, item in enumerate(articles, start=1):
@@ -317,9 +317,9 @@ def _write(
 
 
 def _update_related_lists(store: IndexStore) -> None:
-    """Precomputed lists follow the catalog (a lookup at serving time); see :mod:`recommender.related_lists`."""
-    from . import related_lists
-    from .recommender import Recommender
+    """Precomputed lists follow the catalog (a lookup at serving time); see :mod:`recommender.ranking.lists`."""
+    from recommender.ranking import lists as related_lists
+    from recommender.recommender import Recommender
 
     related_lists.catch_up(Recommender(store))
 
@@ -353,7 +353,7 @@ def build_index(
             raise ValueError(
                 "a build on Ray loads its embedder on each worker: pass model= and backend=, not embedder="
             )
-        from .distributed import ray_build
+        from recommender.distributed import ray_build
 
         return ray_build(
             sources,

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recommender.articles import validate_article  # noqa: E402
-from recommender.embedding import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, available_threads, normalise  # noqa: E402
+from recommender.embedding.models import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, available_threads, normalise  # noqa: E402
 
 SAMPLE = ROOT / "data" / "ecbplus-sample.jsonl"
 QUICK_MODEL = "bench-hashing"
@@ -194,7 +194,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def load_backend(name: str, quick: bool) -> Any:
     if quick or name == "hashing":
         return HashingEmbedder()
-    from recommender.embedding import load_embedder
+    from recommender.embedding.models import load_embedder
 
     return load_embedder(DEFAULT_MODEL, name)
 
@@ -259,7 +259,7 @@ def embedding_throughput(
 
 # -- 2. eval ----------------------------------------------------------------------------------------------------------
 def eval_backends(embedders: dict[str, Any], texts: Sequence[str], vectors: dict[str, np.ndarray]) -> str:
-    from recommender.evaluation import evaluate_file
+    from recommender.evaluation.evaluate import evaluate_file
 
     rows = []
     reference: dict[str, float] | None = None
@@ -352,7 +352,7 @@ def build_child(
 
 def serve_child(index_dir: str, backend: str, quick: bool, samples: int, queries: list[str]) -> dict[str, Any]:
     """Open the index as a server does and time related-by-id, free text and add-one in process."""
-    from recommender.service import Service
+    from recommender.serving.service import Service
 
     before = current_rss_mb()
     embedder = HashingEmbedder() if quick else None
@@ -474,8 +474,14 @@ def clustered_vectors(start: int, stop: int, dimension: int = 384, centres: int 
 
 def vector_index_child(n: int, max_memory: int | None, workdir: str) -> dict[str, Any]:
     """The FAISS index alone at ``n`` synthetic vectors: build time, peak RSS, bytes, search latency, recall."""
-    from recommender.store import RECALL_QUERIES
-    from recommender.vector_index import choose_index_type, measure_recall, new_index, single_thread, write_index
+    from recommender.storage.store import RECALL_QUERIES
+    from recommender.storage.vector_index import (
+        choose_index_type,
+        measure_recall,
+        new_index,
+        single_thread,
+        write_index,
+    )
 
     dimension, chunk = 384, 50_000
     start_rss = current_rss_mb()
@@ -579,7 +585,7 @@ def http_latency(
     if wrk is None:
         return "skipped: wrk is not installed (apt-get install -y wrk)"
     cli = ROOT / ".venv" / "bin" / "recommender"
-    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "recommender.cli"]
+    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "recommender.cli.app"]
     port = _free_port()
     env = dict(os.environ, RECOMMENDER_BACKEND=backend)
     server = subprocess.Popen(
@@ -705,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quick = args.quick
     sizes = args.articles or ([100] if quick else [10_000])
     backends = ["hashing"] if quick else list(args.backends or BACKENDS)
-    from recommender.vector_index import parse_size
+    from recommender.storage.vector_index import parse_size
 
     max_memory = parse_size(args.max_memory) if args.max_memory else None
     print("# recommender benchmark\n")

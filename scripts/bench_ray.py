@@ -104,10 +104,10 @@ def driver_side(n: int, folder: Path) -> dict[str, float]:
     """Catalog commit rate, HNSW build rate and related-list cost for ``n`` synthetic articles (384-d vectors)."""
     import numpy as np
 
-    from recommender import related_lists
+    from recommender.ingest.sources import Record
+    from recommender.ranking import lists as related_lists
     from recommender.recommender import Recommender
-    from recommender.sources import Record
-    from recommender.store import build_faiss, create_store
+    from recommender.storage.store import build_faiss, create_store
     from recommender.writer import WriteReport, apply_batch
     from tests.fakes import FakeEmbedder
 

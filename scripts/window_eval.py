@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recommender.embedding import DEFAULT_MODEL, load_embedder  # noqa: E402
-from recommender.evaluation import evaluate_file  # noqa: E402
-from recommender.onnx_backend import OnnxEmbedder  # noqa: E402
+from recommender.embedding.models import DEFAULT_MODEL, load_embedder  # noqa: E402
+from recommender.embedding.onnx import OnnxEmbedder  # noqa: E402
+from recommender.evaluation.evaluate import evaluate_file  # noqa: E402
 
 METRICS = ("p_at_5", "mrr", "ndcg_at_5", "coverage")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recommender.cli import app  # noqa: E402
+from recommender.cli.app import app  # noqa: E402
 from tests import fakes  # noqa: E402
 
 embedder = fakes.install()

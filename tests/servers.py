@@ -30,7 +30,7 @@ class ApiServer:
     def __init__(self, index_dir: Path, *extra: str, port: int | None = None, real_model: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        program = [sys.executable, "-m", "recommender.cli"] if real_model else [sys.executable, str(HELPER)]
+        program = [sys.executable, "-m", "recommender.cli.app"] if real_model else [sys.executable, str(HELPER)]
         self.args = [*program, "serve", "--index", str(index_dir), "--port", str(self.port), *extra]
         self.proc: subprocess.Popen[bytes] | None = None
 

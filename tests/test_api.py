@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recommender import add_articles, build_index
-from recommender.api import ApiConfig, create_app
-from recommender.service import Service
-from recommender.store import Manifest
+from recommender.serving.http.app import ApiConfig, create_app
+from recommender.serving.service import Service
+from recommender.storage.store import Manifest
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 
@@ -286,7 +286,7 @@ def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(
 def test_api_key_is_compared_in_constant_time(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     import hmac
 
-    from recommender import api
+    from recommender.serving.http import app as api
 
     calls: list[tuple[bytes, bytes]] = []
     original = hmac.compare_digest

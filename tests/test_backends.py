@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from recommender import Recommender, add_articles, build_index, vector_index
-from recommender.cli import app
-from recommender.embedding import (
+from recommender import Recommender, add_articles, build_index
+from recommender.cli.app import app
+from recommender.embedding.models import (
     DEFAULT_MODEL,
     available_threads,
     load_embedder,
@@ -21,7 +21,8 @@ from recommender.embedding import (
     resolve_model_path,
 )
 from recommender.errors import ModelUnavailable
-from recommender.store import Manifest
+from recommender.storage import vector_index
+from recommender.storage.store import Manifest
 from tests.conftest import ARTICLES, SAMPLE
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 
@@ -59,7 +60,7 @@ def test_threads_follow_affinity_or_the_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_mean_pooling_ignores_padding() -> None:
-    from recommender.onnx_backend import pool
+    from recommender.embedding.onnx import pool
 
     hidden = np.array([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]], dtype=np.float32)
     mask = np.array([[1, 1, 0]])
@@ -169,7 +170,7 @@ def _top(vectors: np.ndarray, n: int) -> list[list[int]]:
 @pytest.mark.integration
 def test_onnx_backends_give_the_same_top_results_as_torch(onnx_cache: Path) -> None:
     from recommender.articles import validate_article
-    from recommender.onnx_backend import OnnxEmbedder
+    from recommender.embedding.onnx import OnnxEmbedder
 
     texts = [validate_article(dict(a), "t").text for a in ARTICLES if a["id"] != "a1-wire"]
     torch_vectors = load_embedder(DEFAULT_MODEL, "torch").embed(texts)
@@ -187,7 +188,7 @@ def test_onnx_backends_give_the_same_top_results_as_torch(onnx_cache: Path) -> N
 def test_onnx_batch_budget_changes_batching_not_vectors(onnx_cache: Path) -> None:
     """The token budget (MAX_BATCH_TOKENS) is a speed knob: padding and batch size leave the vectors as they are."""
     from recommender.articles import validate_article
-    from recommender.onnx_backend import SESSION_CONFIG, OnnxEmbedder
+    from recommender.embedding.onnx import SESSION_CONFIG, OnnxEmbedder
 
     texts = [validate_article(dict(a), "t").text for a in ARTICLES] + ["Flood", "Central bank " * 60]
     # int8 quantises activations per batch tensor, so batch mates move a vector a little (cosine ~0.99 on "Flood").
@@ -206,7 +207,7 @@ def test_onnx_batch_budget_changes_batching_not_vectors(onnx_cache: Path) -> Non
 
 @pytest.mark.integration
 def test_onnx_file_is_made_once_cached_and_remade_when_missing(onnx_cache: Path) -> None:
-    from recommender.onnx_backend import OnnxEmbedder, cached_onnx_path, describe_model, local_model_folder
+    from recommender.embedding.onnx import OnnxEmbedder, cached_onnx_path, describe_model, local_model_folder
 
     model = describe_model(local_model_folder(DEFAULT_MODEL), label=DEFAULT_MODEL)
     assert (model.pooling, model.max_seq_length) == ("mean", 256)  # as the model's sentence-transformers config says
@@ -227,7 +228,7 @@ def test_onnx_file_is_made_once_cached_and_remade_when_missing(onnx_cache: Path)
 def test_onnx_cache_location_follows_the_environment(
     tmp_path: Path, onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recommender.onnx_backend import cached_onnx_path, describe_model, local_model_folder, onnx_cache_dir
+    from recommender.embedding.onnx import cached_onnx_path, describe_model, local_model_folder, onnx_cache_dir
 
     monkeypatch.setenv("RECOMMENDER_CACHE", str(tmp_path / "cache"))
     assert onnx_cache_dir() == tmp_path / "cache" / "onnx"
@@ -244,7 +245,7 @@ def test_onnx_cache_location_follows_the_environment(
 @pytest.mark.integration
 def test_build_and_query_with_onnx_int8_match_torch(tmp_path: Path, onnx_cache: Path) -> None:
     """Part of the sample built with torch and with onnx-int8: the same lists for most stories."""
-    from recommender.onnx_backend import OnnxEmbedder
+    from recommender.embedding.onnx import OnnxEmbedder
 
     rows = [json.loads(line) for line in SAMPLE.read_text("utf-8").splitlines()[:80]]
     subset = tmp_path / "subset.jsonl"
@@ -268,7 +269,7 @@ def test_build_and_query_with_onnx_int8_match_torch(tmp_path: Path, onnx_cache: 
 def test_onnx_int8_192_reads_the_first_192_tokens(onnx_cache: Path) -> None:
     """The short-window backend runs the int8 file (no second export) and embeds a long article as its first
     192 word pieces: the rest of the text does not move the vector; the full-window backend sees it."""
-    from recommender.onnx_backend import OnnxEmbedder, cached_onnx_path, describe_model, local_model_folder
+    from recommender.embedding.onnx import OnnxEmbedder, cached_onnx_path, describe_model, local_model_folder
 
     short = OnnxEmbedder(DEFAULT_MODEL, "onnx-int8-192", cache_dir=onnx_cache, max_tokens=1)
     full = OnnxEmbedder(DEFAULT_MODEL, "onnx-int8", cache_dir=onnx_cache, max_tokens=1)

@@ -1,4 +1,4 @@
-"""The vectorised precompute (recommender.bulk_lists) gives the lists the story-by-story ranking gives."""
+"""The vectorised precompute (recommender.ranking.bulk) gives the lists the story-by-story ranking gives."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender import Recommender, build_index, bulk_lists, related_lists, vector_index
-from recommender.ranking import RankingOptions
+from recommender import Recommender, build_index
+from recommender.ranking import bulk as bulk_lists
+from recommender.ranking import lists as related_lists
+from recommender.ranking.pipeline import RankingOptions
+from recommender.storage import vector_index
 from recommender.writer import add_articles, delete_articles
 from tests import fakes
 from tests.conftest import write_jsonl
@@ -119,7 +122,7 @@ def test_stories_whose_first_pool_is_not_enough_are_searched_deeper(
     rows = base + [{**base[0], "id": f"copy{i}", "url": f"https://copies.example/{i}"} for i in range(120)]
     build_index([write_jsonl(tmp_path / "a.jsonl", rows)], tmp_path / "index", model=fakes.FAKE_MODEL)
     with Recommender.open(tmp_path / "index", embedder=fakes.SHARED) as rec:
-        with caplog.at_level("INFO", logger="recommender.related_lists"):
+        with caplog.at_level("INFO", logger="recommender.ranking.lists"):
             related_lists.refresh_all(rec)
     assert any("needed a deeper search" in r.getMessage() for r in caplog.records)
     assert_lists_match_live_ranking(tmp_path / "index")

@@ -21,12 +21,12 @@ import pytest
 from typer.testing import CliRunner
 
 from recommender import BatchRejected, Recommender, build_index
-from recommender.cli import app
+from recommender.cli.app import app
 from recommender.distributed import RayOptions, Shard, looks_like_address, normalise_address, plan_shards
 from recommender.distributed.session import _domain_error
 from recommender.distributed.worker import _contains, hash_keys
 from recommender.errors import DistributedError, ModelUnavailable
-from recommender.sources import read_source
+from recommender.ingest.sources import read_source
 from tests import ray_fake
 from tests.conftest import ROOT, SAMPLE, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
@@ -334,7 +334,7 @@ def test_texts_the_workers_leave_out_are_embedded_before_the_commit(
     """A text whose key the workers take for already embedded (a 64-bit key shared with another text, or a vector
     another writer pruned meanwhile) is embedded by one more Ray task before the commit, never left out."""
     from recommender.distributed import driver
-    from recommender.sources import read_source
+    from recommender.ingest.sources import read_source
 
     src = sample_slice(tmp_path, 20)
     hashes = [item.article.content_hash for item in read_source(src)]

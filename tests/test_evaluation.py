@@ -10,7 +10,7 @@ import pytest
 
 from recommender.articles import Article
 from recommender.errors import RecommenderError
-from recommender.evaluation import (
+from recommender.evaluation.evaluate import (
     LabelledSet,
     correlations,
     coverage,
@@ -237,7 +237,7 @@ def test_cli_eval_json_and_table(tmp_path: Path, fake: FakeEmbedder, monkeypatch
 
     from typer.testing import CliRunner
 
-    from recommender.cli import app
+    from recommender.cli.app import app
 
     monkeypatch.setenv("RECOMMENDER_CACHE", str(tmp_path / "cache"))
     path = write_jsonl(tmp_path / "labelled.jsonl", LABELLED)
@@ -260,7 +260,7 @@ def test_cli_eval_json_and_table(tmp_path: Path, fake: FakeEmbedder, monkeypatch
 def test_cli_eval_errors_are_one_line(tmp_path: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from recommender.cli import app
+    from recommender.cli.app import app
 
     monkeypatch.setenv("RECOMMENDER_CACHE", str(tmp_path / "cache"))
     runner = CliRunner()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recommender.evaluation import LabelledSet, index_lists, load_labelled, tfidf_lists
-from recommender.ranking import RankingOptions
+from recommender.evaluation.evaluate import LabelledSet, index_lists, load_labelled, tfidf_lists
+from recommender.ranking.pipeline import RankingOptions
 from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.integration

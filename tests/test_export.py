@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from recommender import Recommender, add_articles, delete_articles
-from recommender.cli import app
-from recommender.export import export_static, file_stem
+from recommender.cli.app import app
+from recommender.serving.export import export_static, file_stem
 from tests.conftest import ARTICLES
 from tests.fakes import FakeEmbedder
 

@@ -11,8 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from recommender.api import ApiConfig, create_app
-from recommender.service import Service
+from recommender.serving.http.app import ApiConfig, create_app
+from recommender.serving.service import Service
 from tests.fakes import FakeEmbedder
 
 KEY = "fuzz-key"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from recommender.articles import Article, validate_article
 from recommender.errors import InvalidArticle
-from recommender.sources import Record, read_csv, read_feed, read_html_file, read_jsonl
+from recommender.ingest.sources import Record, read_csv, read_feed, read_html_file, read_jsonl
 
 FUZZ = settings(
     max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recommender import DEFAULT_MODEL, Recommender
-from recommender.cli import app
+from recommender.cli.app import app
 from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.integration

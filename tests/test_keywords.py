@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recommender import Recommender, add_articles, delete_articles
-from recommender.catalog import Catalog
-from recommender.keywords import KeywordWeights, cosine, distinct_terms, idf, term_counts, tokenize, weigh
+from recommender.ranking.keywords import KeywordWeights, cosine, distinct_terms, idf, term_counts, tokenize, weigh
+from recommender.storage.catalog import Catalog
 from tests.conftest import ARTICLES
 from tests.fakes import FakeEmbedder
 

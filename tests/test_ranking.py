@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.articles import Article
-from recommender.ranking import (
+from recommender.ranking.pipeline import (
     Candidate,
     QueryContext,
     RankingOptions,
@@ -120,7 +120,7 @@ def test_min_similarity_gives_a_short_list_not_padding() -> None:
 
 
 def test_keyword_evidence_reorders_but_keeps_the_cosine() -> None:
-    from recommender.ranking import blend_keywords
+    from recommender.ranking.pipeline import blend_keywords
 
     query = QueryContext(article_id="q", terms={"cheeks": 0.8, "hired": 0.6})
     generic = Candidate(2, Article(id="g", title="t"), "g", 0.80, terms={"coach": 1.0})
@@ -149,7 +149,7 @@ def test_rank_uses_the_blend_and_still_drops_copies() -> None:
 
 
 def test_freshness_multiplies_the_blended_score() -> None:
-    from recommender.ranking import apply_freshness
+    from recommender.ranking.pipeline import apply_freshness
 
     query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=UTC))
     c = Candidate(2, Article(id="a", title="t", published_at="2024-01-31T00:00:00+00:00"), "a", 0.5, score=0.8)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recommender import Recommender, add_articles, build_index, delete_articles, related_lists
+from recommender import Recommender, add_articles, build_index, delete_articles
+from recommender.ranking import lists as related_lists
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, SHARED, FakeEmbedder
 
@@ -121,7 +122,7 @@ def test_newcomer_score_is_what_ranking_the_neighbours_list_would_give(tmp_path:
     """Publishing scores the newcomer for each neighbour's list from the newcomer's side (cosines are
     symmetric); for every ordered pair of stories that must equal ranking the neighbour's list with it --
     copies, URL variants and weak matches (None) included."""
-    from recommender.ranking import rank
+    from recommender.ranking.pipeline import rank
     from tests.test_bulk_lists import corpus
 
     build_index([write_jsonl(tmp_path / "a.jsonl", corpus(7, 40))], tmp_path / "index", model=FAKE_MODEL)

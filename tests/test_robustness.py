@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from recommender import Recommender, build_index
-from recommender.integrity import check_index
+from recommender.storage.integrity import check_index
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 from tests.servers import HELPER, ApiServer

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from recommender.errors import InvalidArticle, SourceError
-from recommender.sources import Record, detect_format, read_source
+from recommender.ingest.sources import Record, detect_format, read_source
 from recommender.writer import read_batch
 
 

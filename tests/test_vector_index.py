@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.embedding import normalise
+from recommender.embedding.models import normalise
 from recommender.errors import IndexCorrupt
-from recommender.vector_index import (
+from recommender.storage.vector_index import (
     EXACT_SEARCH_LIMIT,
     choose_index_type,
     estimate_bytes_per_vector,

@@ -115,7 +115,7 @@ def test_widget_shows_nothing_when_the_service_is_down_or_has_nothing(
 def test_widget_reads_a_static_export(browser, fake_index: Path, fake: FakeEmbedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """No server at all: the widget finds each story's file by the same name encoding as the export."""
     from recommender import Recommender, add_articles
-    from recommender.export import export_static
+    from recommender.serving.export import export_static
 
     odd_ids = ["news/2024/flood river?x=1", "é" * 200]  # base64-named and hash-named files
     add_articles(

@@ -17,11 +17,11 @@ from recommender import (
     add_articles,
     build_index,
     delete_articles,
-    vector_index,
     writer,
 )
-from recommender import store as store_mod
-from recommender.store import IndexStore, Manifest, write_lock
+from recommender.storage import store as store_mod
+from recommender.storage import vector_index
+from recommender.storage.store import IndexStore, Manifest, write_lock
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 

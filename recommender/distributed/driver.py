@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..catalog import Catalog, _article_from_json, in_chunks
-from ..embedding import Embedder
-from ..errors import InvalidArticle, RecommenderError
-from ..sources import Loaded, Record, check_sources
-from .session import RayOptions, _domain_error, import_ray, ray_session
-from .shards import Shard, plan_shards
-from .worker import ReadAndEmbed, RemoteEmbedder, known_hash_keys
+from recommender.distributed.session import RayOptions, _domain_error, import_ray, ray_session
+from recommender.distributed.shards import Shard, plan_shards
+from recommender.distributed.worker import ReadAndEmbed, RemoteEmbedder, known_hash_keys
+from recommender.embedding.models import Embedder
+from recommender.errors import InvalidArticle, RecommenderError
+from recommender.ingest.sources import Loaded, Record, check_sources
+from recommender.storage.catalog import Catalog, _article_from_json, in_chunks
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..store import IndexStore
-    from ..writer import Progress, WriteReport
+    from recommender.storage.store import IndexStore
+    from recommender.writer import Progress, WriteReport
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def ray_build(
     ``ray://HOST:PORT`` or ``HOST:PORT`` use an existing cluster, whose workers must see the SOURCE paths
     (a shared mount) and have this package and the model installed.
     """
-    from ..writer import _write
+    from recommender.writer import _write
 
     started = time.monotonic()
     options = options or RayOptions()

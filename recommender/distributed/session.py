@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DistributedError, RecommenderError
+from recommender.errors import DistributedError, RecommenderError
 
 #: What to install when Ray is missing (one line, shown as the CLI's error).
 INSTALL_HINT = "building on Ray needs the ray extra: pip install 'recommender[ray]'"
 #: ``RECOMMENDER_PLUGINS``: comma-separated modules each worker imports before loading the model, so an
-#: embedder registered with :func:`recommender.embedding.register_embedder` exists on the cluster too.
+#: embedder registered with :func:`recommender.embedding.models.register_embedder` exists on the cluster too.
 PLUGINS_ENV = "RECOMMENDER_PLUGINS"
 
 

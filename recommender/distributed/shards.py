@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import DistributedError
-from ..sources import (
+from recommender.errors import DistributedError
+from recommender.ingest.sources import (
     Loaded,
     check_sources,
     detect_format,

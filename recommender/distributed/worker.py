@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..catalog import Catalog, _article_from_json, keyset_pages
-from ..embedding import Embedder, load_embedder
-from ..errors import IndexMismatch, InvalidArticle
-from ..sources import Loaded
-from .session import RayOptions, _domain_error, import_ray
-from .shards import Shard
+from recommender.distributed.session import RayOptions, _domain_error, import_ray
+from recommender.distributed.shards import Shard
+from recommender.embedding.models import Embedder, load_embedder
+from recommender.errors import IndexMismatch, InvalidArticle
+from recommender.ingest.sources import Loaded
+from recommender.storage.catalog import Catalog, _article_from_json, keyset_pages
 
 if TYPE_CHECKING:
     import pyarrow as pa

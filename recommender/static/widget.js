@@ -46,7 +46,7 @@
     return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  // Must match recommender.export.file_stem(): safe ids as they are, others "~" + base64url(utf-8),
+  // Must match recommender.serving.export.file_stem(): safe ids as they are, others "~" + base64url(utf-8),
   // long ones "~h" + sha256 hex (crypto.subtle: https pages and localhost only).
   function fileStem(id) {
     if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$/.test(id) && !/\.\./.test(id)) return Promise.resolve(id);

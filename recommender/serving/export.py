@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import related_lists
-from .recommender import Recommender
+from recommender.ranking import lists as related_lists
+from recommender.recommender import Recommender
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
 INDEX_FILE = "index.json"

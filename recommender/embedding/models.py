@@ -10,14 +10,14 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelUnavailable
+from recommender.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 #: ``--backend`` values: sentence-transformers on torch (fp32), or the same model exported to onnxruntime
-#: (fp32, or int8 weights); see :mod:`recommender.onnx_backend` and ``docs/backends.md``.
+#: (fp32, or int8 weights); see :mod:`recommender.embedding.onnx` and ``docs/backends.md``.
 #: ``onnx-int8-192`` is the int8 model reading the first 192 word pieces of a text (title and first paragraphs)
 #: instead of the model's 256.
 BACKENDS = ("torch", "onnx", "onnx-int8", "onnx-int8-192")
@@ -173,7 +173,7 @@ def load_embedder(name: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND) -> 
         return _REGISTRY[name](name, backend)
     log.info("loading model %s (%s)", name, backend)
     if backend != "torch":
-        from .onnx_backend import OnnxEmbedder
+        from recommender.embedding.onnx import OnnxEmbedder
 
         return OnnxEmbedder(name, backend)
     return SentenceTransformerEmbedder(name, backend)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .articles import Article, url_key
-from .keywords import distinct_terms, tokenize
+from recommender.articles import Article, url_key
+from recommender.ranking.keywords import distinct_terms, tokenize
 
 SCHEMA_VERSION = 1
 #: Values bound per ``IN (...)`` query: under SQLite's default limit of 999 parameters.
@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS related_refs (   -- reverse of related.items: which l
     PRIMARY KEY (dst, src)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS related_refs_src ON related_refs(src);  -- rewriting one list deletes its refs by src
-CREATE TABLE IF NOT EXISTS terms (           -- document frequency of each keyword (recommender.keywords)
+CREATE TABLE IF NOT EXISTS terms (           -- document frequency of each keyword (recommender.ranking.keywords)
     term TEXT PRIMARY KEY,
     df INTEGER NOT NULL
 ) WITHOUT ROWID;

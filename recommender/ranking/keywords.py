@@ -3,7 +3,7 @@
 Dense embeddings know that "central bank" and "interest rates" belong together; keywords know that two stories
 name the same people, places and numbers, which is what separates one real-world event from another of the same
 kind (one celebrity's rehab from another's), and they work in any language the model was not trained on. The
-ranking blends both (:func:`recommender.ranking.blend_keywords`).
+ranking blends both (:func:`recommender.ranking.pipeline.blend_keywords`).
 
 Weights match scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` -- the baseline ``recommender eval`` reports
 -- so the evaluation's numbers carry over: tokens are runs of two or more word characters, lower-cased; a term's
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .articles import Article
+    from recommender.articles import Article
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
@@ -69,7 +69,7 @@ def distinct_terms(texts: Iterable[str]) -> Counter[str]:
 
 
 class DocFreqSource(Protocol):
-    """What :class:`KeywordWeights` needs from a catalog (:class:`recommender.catalog.Catalog` has it)."""
+    """What :class:`KeywordWeights` needs from a catalog (:class:`recommender.storage.catalog.Catalog` has it)."""
 
     def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]: ...
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import in_chunks
-from .embedding import Embedder, normalise
+from recommender.embedding.models import Embedder, normalise
+from recommender.storage.catalog import in_chunks
 
 
 def default_cache_dir() -> Path:

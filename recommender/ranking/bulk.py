@@ -1,4 +1,4 @@
-"""Every "Also Read" list at once, vectorised: what :func:`recommender.related_lists.refresh_all` runs after a build.
+"""Every "Also Read" list at once, vectorised: what :func:`recommender.ranking.lists.refresh_all` runs after a build.
 
 Ranking one story at a time (:meth:`recommender.Recommender.rank_for`) costs about 8 ms in Python: a search,
 catalog reads, a keyword cosine and a copy check per candidate. At a million stories that is hours. This module
@@ -10,7 +10,7 @@ computes the same lists in batches instead:
    keyword cosines one sparse element-wise product, the pairwise cosines for the copy check one batched matmul;
 3. a short per-story step applies the pipeline's order-dependent rules (:func:`rank_row`).
 
-The result is the same list :func:`recommender.ranking.rank` gives with the same options (checked by
+The result is the same list :func:`recommender.ranking.pipeline.rank` gives with the same options (checked by
 ``tests/test_bulk_lists.py``), up to float rounding of near-ties. Options the vectorised path does not cover
 (editors' filters, freshness, diversity) make :func:`supports` false and the caller ranks story by story; a
 story whose first candidate pool leaves its list short while more related stories may exist is also ranked
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .catalog import Catalog, _article_from_json, keyset_pages
-from .keywords import idf, tokenize
-from .ranking import RankingOptions
+from recommender.ranking.keywords import idf, tokenize
+from recommender.ranking.pipeline import RankingOptions
+from recommender.storage.catalog import Catalog, _article_from_json, keyset_pages
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ BATCH = 512
 
 
 def supports(options: RankingOptions) -> bool:
-    """Whether :func:`rank_row` reproduces :func:`recommender.ranking.rank` for these options."""
+    """Whether :func:`rank_row` reproduces :func:`recommender.ranking.pipeline.rank` for these options."""
     return (
         options.section is None
         and options.language is None
@@ -92,7 +92,7 @@ class Archive:
 
 def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
     """One pass over the catalog (a page at a time); TF-IDF weights against its stored document frequencies,
-    exactly as :class:`recommender.keywords.KeywordWeights` computes them."""
+    exactly as :class:`recommender.ranking.keywords.KeywordWeights` computes them."""
     n_docs = expected = catalog.count()
     vocabulary: dict[str, int] = {}
     idfs: list[float] = []

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import related_lists
-from .errors import RecommenderError
-from .store import IndexStore
-from .vector_index import supports_remove
+from recommender.errors import RecommenderError
+from recommender.ranking import lists as related_lists
+from recommender.storage.store import IndexStore
+from recommender.storage.vector_index import supports_remove
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from . import settings
-from .errors import BatchRejected, RecommenderError
+from recommender import settings
+from recommender.errors import BatchRejected, RecommenderError
 
 app = typer.Typer(
     name="recommender",
@@ -179,7 +179,7 @@ class _RayAddressCommand(TyperCommand):
     Typer has no optional option values, so a bare ``--ray`` gets ``local`` filled in before parsing."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        from .distributed import looks_like_address
+        from recommender.distributed import looks_like_address
 
         out: list[str] = []
         for position, arg in enumerate(args):
@@ -227,8 +227,8 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or bring up to date) an index from SOURCE files. Unchanged articles are not embedded again."""
-    from .vector_index import parse_size
-    from .writer import build_index
+    from recommender.storage.vector_index import parse_size
+    from recommender.writer import build_index
 
     budget = settings.resolve("max_memory", max_memory)
     try:
@@ -255,7 +255,7 @@ def _ray_arguments(address: str | None, workers: int | None) -> dict[str, Any]:
         if workers is not None:
             raise typer.BadParameter("--ray-workers needs --ray", param_hint="--ray-workers")
         return {}
-    from .distributed import RayOptions
+    from recommender.distributed import RayOptions
 
     return {"ray_address": address, "ray_options": RayOptions(workers=workers)}
 
@@ -270,7 +270,7 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add or update articles in an existing index (no rebuild)."""
-    from .writer import add_articles
+    from recommender.writer import add_articles
 
     with _ProgressBar() as bar:
         report = add_articles(
@@ -292,7 +292,7 @@ def delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove articles from the index (they leave every list at once)."""
-    from .writer import delete_articles
+    from recommender.writer import delete_articles
 
     report = delete_articles(_index_dir(index), ids, lock_timeout=float(settings.resolve("lock_timeout")))
     _report(report, as_json)
@@ -358,7 +358,7 @@ def similar(
     as_json: JsonOpt = False,
 ) -> None:
     """The k most related stories to an indexed article (never itself, never a copy of it)."""
-    from .recommender import Recommender
+    from recommender.recommender import Recommender
 
     k = int(settings.resolve("k", k))
     with Recommender.open(_index_dir(index)) as rec:
@@ -382,7 +382,7 @@ def query(
     as_json: JsonOpt = False,
 ) -> None:
     """The k most related stories to free text."""
-    from .recommender import Recommender
+    from recommender.recommender import Recommender
 
     if not text.strip():
         raise RecommenderError("TEXT is empty")
@@ -415,7 +415,7 @@ def eval_(
 
     Embeddings are cached per model, backend and text under $RECOMMENDER_CACHE (default ~/.cache/recommender).
     """
-    from .evaluation import evaluate_file
+    from recommender.evaluation.evaluate import evaluate_file
 
     if not file.exists():
         raise RecommenderError(f"{file}: no such file")
@@ -438,7 +438,7 @@ def eval_(
 @handle_errors
 def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Model, dimension, article count, index type and build time of an index."""
-    from .recommender import Recommender
+    from recommender.recommender import Recommender
 
     with Recommender.open(_index_dir(index)) as rec:
         facts = rec.info()
@@ -454,7 +454,7 @@ def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 @handle_errors
 def check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Check an index's integrity (checksums, counts, vectors, lists). Exit 1 when something is wrong."""
-    from .integrity import check_index
+    from recommender.storage.integrity import check_index
 
     report = check_index(_index_dir(index))
     if as_json:
@@ -550,9 +550,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve related stories over HTTP (FastAPI + uvicorn), with the widget at /widget.js and a /demo page."""
-    from .api import ApiConfig, create_app
-    from .api import serve as run_server
-    from .service import Service
+    from recommender.serving.http.app import ApiConfig, create_app
+    from recommender.serving.http.app import serve as run_server
+    from recommender.serving.service import Service
 
     origins = [
         o.strip()
@@ -578,7 +578,7 @@ def serve(
         log.warning("no API key: PUT and DELETE are refused (set --api-key or RECOMMENDER_API_KEY)")
     bind_host, bind_port = settings.resolve("host", host), int(settings.resolve("port", port))
     if workers > 1:
-        from .api import serve_workers
+        from recommender.serving.http.app import serve_workers
 
         service.close()
         serve_workers(
@@ -612,8 +612,8 @@ def export(
     k: KOpt = None,
 ) -> None:
     """Write every article's related list as static JSON (same shape as the HTTP API) for a CDN."""
-    from .export import export_static
-    from .recommender import Recommender
+    from recommender.recommender import Recommender
+    from recommender.serving.export import export_static
 
     with Recommender.open(_index_dir(index)) as rec:
         report = export_static(rec, out, k=int(k or 10))

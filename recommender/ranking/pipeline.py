@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from .articles import Article, url_key
-from .keywords import cosine
+from recommender.articles import Article, url_key
+from recommender.ranking.keywords import cosine
 
 
 @dataclass(frozen=True)

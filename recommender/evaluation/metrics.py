@@ -1,6 +1,6 @@
-"""Ranking metrics as pure functions of one ranked list (what :mod:`recommender.evaluation` reports).
+"""Ranking metrics as pure functions of one ranked list (what :mod:`recommender.evaluation.evaluate` reports).
 
-See :mod:`recommender.evaluation` for what counts as relevant and how the gains are graded.
+See :mod:`recommender.evaluation.evaluate` for what counts as relevant and how the gains are graded.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The serving core: one index held open for a long-lived process, safe to call from many threads.
 
-The HTTP app (:mod:`recommender.api`) is a thin layer over this. It keeps answering from the index it has while
+The HTTP app (:mod:`recommender.serving.http.app`) is a thin layer over this. It keeps answering from the index it has while
 it loads a rebuilt one in the background, applies writes from other processes (``recommender add``) by replaying
 the catalog's change log, and persists its own writes to the catalog before acknowledging them; the FAISS file
 is saved in the background (a crash loses nothing: the change log is replayed on the next open).
@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import related_lists
-from .articles import Article, validate_article
-from .embedding import Embedder
-from .errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
-from .ranking import RankingOptions
-from .recommender import Recommender, RelatedList
-from .sources import Record
-from .store import MANIFEST_NAME, Manifest, acquire_write_lock
-from .writer import WriteReport, apply_batch, remove
+from recommender.articles import Article, validate_article
+from recommender.embedding.models import Embedder
+from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
+from recommender.ingest.sources import Record
+from recommender.ranking import lists as related_lists
+from recommender.ranking.pipeline import RankingOptions
+from recommender.recommender import Recommender, RelatedList
+from recommender.storage.store import MANIFEST_NAME, Manifest, acquire_write_lock
+from recommender.writer import WriteReport, apply_batch, remove
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from .articles import Article
-from .embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
-from .errors import InvalidArticle, RecommenderError
-from .metrics import (  # noqa: F401 - re-exported: the metrics are part of this module's interface
+from recommender.articles import Article
+from recommender.embedding.models import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
+from recommender.errors import InvalidArticle, RecommenderError
+from recommender.evaluation.metrics import (  # noqa: F401 - re-exported: the metrics are part of this module's interface
     MRR_DEPTH,
     K,
     coverage,
@@ -48,9 +48,9 @@ from .metrics import (  # noqa: F401 - re-exported: the metrics are part of this
     shows_copy,
     spearman,
 )
-from .ranking import RankingOptions
-from .recommender import Recommender
-from .writer import build_index
+from recommender.ranking.pipeline import RankingOptions
+from recommender.recommender import Recommender
+from recommender.writer import build_index
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ class LabelledSet:
 
 def load_labelled(path: Path | str) -> list[Article]:
     """Every valid article of a JSONL/JSON/CSV file (invalid ones are logged and left out)."""
-    from .sources import Record
-    from .writer import read_batch
+    from recommender.ingest.sources import Record
+    from recommender.writer import read_batch
 
     articles: list[Article] = []
     for item in read_batch([Path(path)]):
@@ -194,8 +194,8 @@ def tfidf_lists(articles: Sequence[Article], depth: int = MRR_DEPTH) -> dict[str
 
 
 def cached_embedder(model: str, cache_dir: Path | None = None, backend: str = DEFAULT_BACKEND) -> Embedder:
-    """The model behind an on-disk cache of its vectors (see :mod:`recommender.embed_cache`)."""
-    from .embed_cache import CachingEmbedder
+    """The model behind an on-disk cache of its vectors (see :mod:`recommender.embedding.cache`)."""
+    from recommender.embedding.cache import CachingEmbedder
 
     return CachingEmbedder(model, lambda: load_embedder(model, backend), cache_dir, backend=backend)
 
@@ -354,8 +354,8 @@ def evaluate_lee(
 
 def pair_scores(rec: Recommender, ids: Sequence[str]) -> np.ndarray:
     """The ranking score of every pair of indexed articles: the embedding cosine blended with keyword cosine
-    exactly as :func:`recommender.ranking.blend_keywords` does (what orders an "Also Read" list)."""
-    from .keywords import cosine
+    exactly as :func:`recommender.ranking.pipeline.blend_keywords` does (what orders an "Also Read" list)."""
+    from recommender.ranking.keywords import cosine
 
     weight = rec.options.keyword_weight
     stored = [rec.store.catalog.get(i) for i in ids]

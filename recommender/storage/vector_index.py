@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import IndexCorrupt
+from recommender.errors import IndexCorrupt
 
 if TYPE_CHECKING:
     import faiss

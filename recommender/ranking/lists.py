@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import bulk_lists
-from .articles import url_key
-from .catalog import Catalog, keyset_pages
-from .keywords import cosine
-from .ranking import Candidate, QueryContext, Ranked, RankingOptions
+from recommender.articles import url_key
+from recommender.ranking import bulk as bulk_lists
+from recommender.ranking.keywords import cosine
+from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions
+from recommender.storage.catalog import Catalog, keyset_pages
 
 if TYPE_CHECKING:
-    from .recommender import Recommender, RelatedList
+    from recommender.recommender import Recommender, RelatedList
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
 def refresh_all(rec: Recommender) -> int:
     """Recompute every list (after a build). Returns how many lists were written.
 
-    Vectorised in batches (:mod:`recommender.bulk_lists`) when the ranking options allow it, else one ranked
+    Vectorised in batches (:mod:`recommender.ranking.bulk`) when the ranking options allow it, else one ranked
     search per story.
     """
     catalog = rec.store.catalog
@@ -129,7 +129,7 @@ def refresh_all(rec: Recommender) -> int:
 
 
 def _refresh_all_bulk(rec: Recommender) -> int:
-    """Every list from :func:`recommender.bulk_lists.rank_all`, written in batches (inside the caller's
+    """Every list from :func:`recommender.ranking.bulk.rank_all`, written in batches (inside the caller's
     transaction, on emptied tables).
 
     The reverse table is written last, sorted by its primary key, with its ``src`` index built afterwards:
@@ -247,9 +247,9 @@ def _offer_to_neighbours(rec: Recommender, key: int, article_id: str, skip: set[
 def newcomer_score(neighbour: Candidate, newcomer: QueryContext, options: RankingOptions) -> float | None:
     """The ranking score a newcomer gets in ``neighbour``'s list, or None when it does not belong there.
 
-    What :func:`recommender.ranking.rank` would give it with the neighbour as the query, computed from the
+    What :func:`recommender.ranking.pipeline.rank` would give it with the neighbour as the query, computed from the
     newcomer's side: the embedding cosine and the keyword cosine are symmetric, so the newcomer's own candidate
-    pool already holds both. Valid for options :func:`recommender.bulk_lists.supports` (no filters, no
+    pool already holds both. Valid for options :func:`recommender.ranking.bulk.supports` (no filters, no
     freshness, no diversity).
     """
     article = neighbour.article
@@ -270,7 +270,7 @@ def _try_insert(
 ) -> bool:
     """Place ``newcomer`` in ``neighbour``'s stored list by its own score, when that provably equals a re-rank.
 
-    It does when the list has scores, the options are ones :func:`recommender.bulk_lists.supports` (each
+    It does when the list has scores, the options are ones :func:`recommender.ranking.bulk.supports` (each
     item's score does not depend on the others), and the newcomer is no copy of a listed story (else the copy
     rules decide which one stays). Returns False when a full re-rank is needed; True when the list was settled
     (newcomer in, or not eligible).
@@ -333,9 +333,9 @@ def lookup(
     while k matching stories exist. Articles without a stored list (not yet computed) are searched live;
     with ``search=False`` those cases return None instead (a caller that must not spend a search's time).
     """
-    from .errors import ArticleNotFound
-    from .ranking import passes_filters
-    from .recommender import RelatedList, Suggestion
+    from recommender.errors import ArticleNotFound
+    from recommender.ranking.pipeline import passes_filters
+    from recommender.recommender import RelatedList, Suggestion
 
     catalog = rec.store.catalog
     key = catalog.key_of(article_id)

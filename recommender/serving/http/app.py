@@ -1,4 +1,4 @@
-"""The HTTP API: a thin FastAPI layer over :class:`recommender.service.Service`.
+"""The HTTP API: a thin FastAPI layer over :class:`recommender.serving.service.Service`.
 
 Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``)::
 
@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import (
+from recommender.errors import (
     ArticleNotFound,
     BatchRejected,
     IndexBusy,
@@ -54,8 +54,8 @@ from .errors import (
     RecommenderError,
     SourceError,
 )
-from .recommender import RelatedList
-from .service import Service
+from recommender.recommender import RelatedList
+from recommender.serving.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -710,7 +710,7 @@ def serve_workers(settings_: dict[str, Any], host: str, port: int, workers: int,
         else:
             os.environ[var] = ",".join(value) if isinstance(value, list) else str(value)
     uvicorn.run(
-        "recommender.api:app_from_environment",
+        "recommender.serving.http.app:app_from_environment",
         factory=True,
         host=host,
         port=port,

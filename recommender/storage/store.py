@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from .catalog import Catalog
-from .errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound
-from .vector_index import (
+from recommender.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound
+from recommender.storage.catalog import Catalog
+from recommender.storage.vector_index import (
     choose_index_type,
     fsync_dir,
     measure_recall,

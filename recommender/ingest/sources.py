@@ -17,8 +17,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .articles import MAX_BODY_CHARS, Article, parse_datetime, validate_article
-from .errors import InvalidArticle, SourceError
+from recommender.articles import MAX_BODY_CHARS, Article, parse_datetime, validate_article
+from recommender.errors import InvalidArticle, SourceError
 
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 CSV_SUFFIXES = {".csv", ".tsv"}

@@ -1,0 +1,1 @@
+"""Evaluation: the "Also Read" lists scored on labelled news sets, next to a keyword baseline."""

@@ -1,0 +1,1 @@
+"""Ranking: from nearest neighbours to an "Also Read" list, and the stored lists that make serving a lookup."""

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): schemas, middleware, routes, and the worker processes that run it."""
