@@ -12,7 +12,7 @@ filters that keep k, freshness, diversity). The CLI and the HTTP app are thin la
 """
 
 from recommender.articles import Article, validate_article
-from recommender.embedding.models import DEFAULT_MODEL, Embedder, load_embedder, register_embedder
+from recommender.embedding import DEFAULT_MODEL, Embedder, load_embedder, register_embedder
 from recommender.errors import (
     ArticleNotFound,
     BatchRejected,
@@ -27,7 +27,8 @@ from recommender.errors import (
 )
 from recommender.ranking.pipeline import RankingOptions
 from recommender.recommender import Recommender, RelatedList, Suggestion
-from recommender.writer import WriteReport, add_articles, build_index, delete_articles
+from recommender.reports import WriteReport
+from recommender.writer import add_articles, build_index, delete_articles
 
 __all__ = [
     "DEFAULT_MODEL",

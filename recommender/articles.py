@@ -77,6 +77,24 @@ class Article:
         return out
 
 
+def article_from_json(data: str) -> Article:
+    """An article from the JSON the catalog stores (:meth:`Article.to_dict`), trusted: it was validated when
+    it was written."""
+    raw: dict[str, Any] = json.loads(data)
+    known = {k: raw.pop(k, None) for k in KNOWN_FIELDS}
+    return Article(
+        id=known["id"],
+        title=known["title"] or "",
+        body=known["body"] or "",
+        url=known["url"],
+        published_at=known["published_at"],
+        section=known["section"],
+        tags=tuple(known["tags"] or ()),
+        language=known["language"],
+        metadata=raw,
+    )
+
+
 def compose_text(title: str, body: str) -> str:
     """Title and body as one passage, the way the model sees it.
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from recommender.articles import Article
-from recommender.embedding.models import Embedder, load_embedder
+from recommender.embedding import Embedder, load_embedder
 from recommender.errors import ArticleNotFound, IndexMismatch
 from recommender.ranking.keywords import KeywordWeights
 from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions, rank

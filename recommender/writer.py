@@ -17,66 +17,27 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recommender.articles import Article
-from recommender.embedding.models import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
+from recommender.articles import Article, article_from_json
+from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
 from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
 from recommender.ingest.sources import Loaded, Record, check_sources, read_source
-from recommender.storage.catalog import Catalog, _article_from_json, keyset_pages
-from recommender.storage.store import IndexStore, Manifest, acquire_write_lock, create_store
+from recommender.reports import Progress, WriteReport
+from recommender.storage.catalog import Catalog
+from recommender.storage.sql import keyset_pages
+from recommender.storage.store import IndexStore, acquire_write_lock, create_store
 
 if TYPE_CHECKING:
     from recommender.distributed import RayOptions
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 EMBED_CHUNK = 256
 #: Articles produced once the store is open: ``(store, model, backend, report) -> records`` (a build on Ray
 #: commits vectors to the store's catalog while it reads; see :mod:`recommender.distributed`).
 LoadedFor = Callable[[IndexStore, str, str, "WriteReport"], Iterable[Loaded]]
-
-
-@dataclass
-class WriteReport:
-    """What a build, add or delete did."""
-
-    added: int = 0
-    updated: int = 0
-    skipped: int = 0
-    deleted: int = 0
-    embedded: int = 0
-    rejected: list[InvalidArticle] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    manifest: Manifest | None = None
-
-    def summary(self) -> str:
-        parts = [
-            f"{self.added} added",
-            f"{self.updated} updated",
-            f"{self.skipped} skipped",
-            f"{len(self.rejected)} rejected",
-        ]
-        if self.deleted or self.not_found:
-            parts.append(f"{self.deleted} deleted")
-        parts.append(f"{self.embedded} embedded")
-        return f"{', '.join(parts)} in {self.seconds:.1f}s"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "skipped": self.skipped,
-            "deleted": self.deleted,
-            "embedded": self.embedded,
-            "rejected": [str(r) for r in self.rejected],
-            "not_found": self.not_found,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
@@ -152,11 +113,11 @@ class _Staging:
 
     def iter_texts(self) -> Iterable[tuple[str, str]]:
         for content_hash, data, _ in self._rows():
-            yield content_hash, _article_from_json(data).text
+            yield content_hash, article_from_json(data).text
 
     def articles(self) -> Iterable[tuple[Article, str]]:
         for _, data, status in self._rows():
-            yield _article_from_json(data), status
+            yield article_from_json(data), status
 
     def drop(self) -> None:
         self.conn.execute("DROP TABLE IF EXISTS temp.staging")
@@ -251,7 +212,7 @@ def apply_batch(
         staging.drop()
 
 
-def _write(
+def write(
     index_dir: Path,
     loaded: Iterable[Loaded] | LoadedFor,
     *,
@@ -353,21 +314,28 @@ def build_index(
             raise ValueError(
                 "a build on Ray loads its embedder on each worker: pass model= and backend=, not embedder="
             )
-        from recommender.distributed import ray_build
+        from recommender.distributed import ray_job
 
-        return ray_build(
-            sources,
-            index_dir,
-            address=ray_address,
-            options=ray_options,
-            model=model,
-            backend=backend,
-            strict=strict,
-            progress=progress,
-            max_memory_bytes=max_memory_bytes,
-            lock_timeout=lock_timeout,
-        )
-    return _write(
+        started = time.monotonic()
+        with ray_job(sources, address=ray_address, options=ray_options, strict=strict, progress=progress) as job:
+            report = write(
+                index_dir,
+                job.loaded,
+                create=True,
+                model=model,
+                backend=backend,
+                strict=strict,
+                embedder=None,
+                embedder_factory=job.embedder_factory,
+                progress=None,
+                rebuild=True,
+                max_memory_bytes=max_memory_bytes,
+                lock_timeout=lock_timeout,
+                build_info=job.info,
+            )
+        report.seconds = time.monotonic() - started  # the whole job, Ray's start included
+        return report
+    return write(
         index_dir,
         read_batch(sources),
         create=True,
@@ -404,7 +372,7 @@ def add_articles(
 
     if sources:
         check_sources(Path(s) for s in sources)
-    return _write(
+    return write(
         index_dir,
         loaded(),
         create=False,

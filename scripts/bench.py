@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recommender.articles import validate_article  # noqa: E402
-from recommender.embedding.models import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, available_threads, normalise  # noqa: E402
+from recommender.embedding import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, available_threads, normalise  # noqa: E402
 
 SAMPLE = ROOT / "data" / "ecbplus-sample.jsonl"
 QUICK_MODEL = "bench-hashing"
@@ -194,7 +194,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def load_backend(name: str, quick: bool) -> Any:
     if quick or name == "hashing":
         return HashingEmbedder()
-    from recommender.embedding.models import load_embedder
+    from recommender.embedding import load_embedder
 
     return load_embedder(DEFAULT_MODEL, name)
 

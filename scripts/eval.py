@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from recommender.embedding.models import DEFAULT_BACKEND, DEFAULT_MODEL  # noqa: E402
+from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL  # noqa: E402
 from recommender.evaluation.evaluate import cached_embedder, evaluate_file, evaluate_lee  # noqa: E402
 from recommender.ranking.pipeline import RankingOptions  # noqa: E402
 

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recommender.embedding.models import DEFAULT_MODEL, load_embedder  # noqa: E402
+from recommender.embedding import DEFAULT_MODEL, load_embedder  # noqa: E402
 from recommender.embedding.onnx import OnnxEmbedder  # noqa: E402
 from recommender.evaluation.evaluate import evaluate_file  # noqa: E402
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from recommender.embedding.models import normalise, register_embedder
+from recommender.embedding import normalise, register_embedder
 
 FAKE_MODEL = "fake-hashing"
 _WORD = re.compile(r"\w{3,}", re.UNICODE)

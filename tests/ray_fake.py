@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.embedding.models import register_embedder
+from recommender.embedding import register_embedder
 from recommender.errors import ModelUnavailable
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 

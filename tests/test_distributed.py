@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from recommender import BatchRejected, Recommender, build_index
 from recommender.cli.app import app
 from recommender.distributed import RayOptions, Shard, looks_like_address, normalise_address, plan_shards
-from recommender.distributed.session import _domain_error
+from recommender.distributed.session import domain_error
 from recommender.distributed.worker import _contains, hash_keys
 from recommender.errors import DistributedError, ModelUnavailable
 from recommender.ingest.sources import read_source
@@ -169,8 +169,8 @@ def test_a_workers_domain_error_comes_back_as_itself() -> None:
     original = ModelUnavailable("cannot load model 'nope': not found")
     wrapped = RuntimeError("dataset failed")
     wrapped.__cause__ = FakeRayTaskError(original)
-    assert _domain_error(wrapped) is original
-    other = _domain_error(RuntimeError("node died\nmore"))
+    assert domain_error(wrapped) is original
+    other = domain_error(RuntimeError("node died\nmore"))
     assert isinstance(other, DistributedError) and str(other) == "the Ray job failed: node died"
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.embedding.models import normalise
+from recommender.embedding import normalise
 from recommender.errors import IndexCorrupt
 from recommender.storage.vector_index import (
     EXACT_SEARCH_LIMIT,

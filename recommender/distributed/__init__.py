@@ -5,7 +5,7 @@
 1. the driver (this process) splits every SOURCE into shards: byte ranges of ``shard_size`` lines of a JSONL
    file, ``shard_size`` pages of an HTML folder, any other file whole (:mod:`.shards`);
 2. Ray Data maps the shards over a pool of actors (``map_batches`` with a callable class, so each worker loads
-   the model once, through :func:`recommender.embedding.models.load_embedder`: every backend works). An actor reads
+   the model once, through :func:`recommender.embedding.load_embedder`: every backend works). An actor reads
    and validates its shard with the same readers as a local build and embeds only the texts whose content
    hash is not among the vectors the catalog already holds (a sorted array, put in the object store once)
    (:mod:`.worker`);
@@ -21,7 +21,7 @@ Ray is an optional extra (``pip install 'recommender[ray]'``), imported only whe
 (:mod:`.session`). See docs/scaling.md.
 """
 
-from recommender.distributed.driver import ray_build
+from recommender.distributed.driver import RayJob, ray_job
 from recommender.distributed.session import (
     INSTALL_HINT,
     PLUGINS_ENV,
@@ -41,5 +41,6 @@ __all__ = [
     "looks_like_address",
     "normalise_address",
     "plan_shards",
-    "ray_build",
+    "RayJob",
+    "ray_job",
 ]

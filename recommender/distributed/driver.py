@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,19 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recommender.distributed.session import RayOptions, _domain_error, import_ray, ray_session
+from recommender.articles import article_from_json
+from recommender.distributed.session import RayOptions, domain_error, import_ray, ray_session
 from recommender.distributed.shards import Shard, plan_shards
 from recommender.distributed.worker import ReadAndEmbed, RemoteEmbedder, known_hash_keys
-from recommender.embedding.models import Embedder
+from recommender.embedding import Embedder
 from recommender.errors import InvalidArticle, RecommenderError
 from recommender.ingest.sources import Loaded, Record, check_sources
-from recommender.storage.catalog import Catalog, _article_from_json, in_chunks
+from recommender.reports import Progress, WriteReport
+from recommender.storage.catalog import Catalog
+from recommender.storage.sql import in_chunks
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from recommender.storage.store import IndexStore
-    from recommender.writer import Progress, WriteReport
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class _SeenIds:
 
 
 @dataclass
-class RayJob:
+class JobSettings:
     """One build's Ray settings, resolved against the cluster; ``info`` goes into the manifest's ``build``."""
 
     options: RayOptions
@@ -74,7 +76,7 @@ class RayJob:
         return max(1, min(self.wanted_workers(), shards))
 
 
-def _dataset(shards: Sequence[Shard], job: RayJob, model: str, backend: str, known: list[Any], embed: bool) -> Any:
+def _dataset(shards: Sequence[Shard], job: JobSettings, model: str, backend: str, known: list[Any], embed: bool) -> Any:
     ray = import_ray()
     items = [{"shard": shard.to_json()} for shard in shards]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
@@ -128,13 +130,13 @@ def _iter_blocks(ds: Any) -> Iterator[pa.Table]:
     except (RecommenderError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - a failed Ray job becomes its domain error
-        raise _domain_error(exc) from None
+        raise domain_error(exc) from None
 
 
 def stream_loaded(
     store: IndexStore,
     shards: Sequence[Shard],
-    job: RayJob,
+    job: JobSettings,
     model: str,
     backend: str,
     report: WriteReport,
@@ -188,7 +190,7 @@ def _consume(catalog: Catalog, ds: Any, report: WriteReport, progress: Progress 
     try:
         for block in _iter_blocks(ds):
             rows = block.to_pylist()
-            ids = [(row, _article_from_json(row["data"])) for row in rows if row["error"] is None]
+            ids = [(row, article_from_json(row["data"])) for row in rows if row["error"] is None]
             firsts = seen.first_locations([article.id for _, article in ids])
             new_ids: list[tuple[str, str]] = []
             articles = iter(ids)
@@ -218,40 +220,42 @@ def _consume(catalog: Catalog, ds: Any, report: WriteReport, progress: Progress 
         seen.drop()
 
 
-def ray_build(
+@dataclass
+class RayJob:
+    """What a build on Ray hands to :func:`recommender.writer.write`: the records (read and embedded on Ray,
+    vectors committed as they arrive), an embedder for texts the workers left out, and facts for the manifest."""
+
+    loaded: Callable[[IndexStore, str, str, WriteReport], Iterable[Loaded]]
+    embedder_factory: Callable[[str, str], Embedder]
+    info: dict[str, Any]
+
+
+@contextmanager
+def ray_job(
     sources: Iterable[Path | str],
-    index_dir: Path | str,
     *,
     address: str | None = None,
     options: RayOptions | None = None,
-    model: str | None = None,
-    backend: str | None = None,
     strict: bool = False,
     progress: Progress | None = None,
-    max_memory_bytes: int | None = None,
-    lock_timeout: float = 10.0,
-) -> WriteReport:
-    """:func:`recommender.writer.build_index` with reading and embedding on Ray (see this module's docstring).
+) -> Iterator[RayJob]:
+    """A Ray session planned for ``sources`` (see this module's docstring); the build runs inside the block.
 
     ``address``: None or ``local`` starts a local Ray for the job and shuts it down after; ``auto``,
     ``ray://HOST:PORT`` or ``HOST:PORT`` use an existing cluster, whose workers must see the SOURCE paths
     (a shared mount) and have this package and the model installed.
     """
-    from recommender.writer import _write
-
-    started = time.monotonic()
     options = options or RayOptions()
     import_ray()  # the missing extra is the first thing said, before any file is read
-    sources = check_sources(Path(s) for s in sources)
-    index_dir = Path(index_dir)
+    paths = check_sources(Path(s) for s in sources)
     with ray_session(address, options) as used:
         import ray
 
-        job = RayJob(options=options, cwd=os.getcwd(), address=used)
-        shards = plan_shards(sources, options.shard_size)
+        job = JobSettings(options=options, cwd=os.getcwd(), address=used)
+        shards = plan_shards(paths, options.shard_size)
         small = -(-sum(shard.rows for shard in shards) // (4 * job.wanted_workers()))
         if 0 < small < options.shard_size:  # a small archive: smaller shards, so that every worker gets some
-            shards = plan_shards(sources, small)
+            shards = plan_shards(paths, small)
         job.info.update(method="ray", ray_address=used, ray_version=ray.__version__, shards=len(shards))
 
         def loaded(store: IndexStore, model_name: str, backend_name: str, report: WriteReport) -> Iterable[Loaded]:
@@ -260,20 +264,4 @@ def ray_build(
         def embedder_factory(name: str, backend_name: str) -> Embedder:
             return RemoteEmbedder(name, backend_name, options, job.cwd)
 
-        report = _write(
-            index_dir,
-            loaded,
-            create=True,
-            model=model,
-            backend=backend,
-            strict=strict,
-            embedder=None,
-            embedder_factory=embedder_factory,
-            progress=None,
-            rebuild=True,
-            max_memory_bytes=max_memory_bytes,
-            lock_timeout=lock_timeout,
-            build_info=job.info,
-        )
-    report.seconds = time.monotonic() - started  # the whole job, Ray's start included
-    return report
+        yield RayJob(loaded, embedder_factory, job.info)

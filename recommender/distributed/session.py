@@ -16,7 +16,7 @@ from recommender.errors import DistributedError, RecommenderError
 #: What to install when Ray is missing (one line, shown as the CLI's error).
 INSTALL_HINT = "building on Ray needs the ray extra: pip install 'recommender[ray]'"
 #: ``RECOMMENDER_PLUGINS``: comma-separated modules each worker imports before loading the model, so an
-#: embedder registered with :func:`recommender.embedding.models.register_embedder` exists on the cluster too.
+#: embedder registered with :func:`recommender.embedding.register_embedder` exists on the cluster too.
 PLUGINS_ENV = "RECOMMENDER_PLUGINS"
 
 
@@ -142,7 +142,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def _domain_error(exc: BaseException) -> RecommenderError:
+def domain_error(exc: BaseException) -> RecommenderError:
     """The domain error behind a failed Ray job (a worker's ModelUnavailable, say), else a DistributedError."""
     seen: set[int] = set()
     current: BaseException | None = exc

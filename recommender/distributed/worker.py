@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recommender.distributed.session import RayOptions, _domain_error, import_ray
+from recommender.articles import article_from_json
+from recommender.distributed.session import RayOptions, domain_error, import_ray
 from recommender.distributed.shards import Shard
-from recommender.embedding.models import Embedder, load_embedder
+from recommender.embedding import Embedder, load_embedder
 from recommender.errors import IndexMismatch, InvalidArticle
 from recommender.ingest.sources import Loaded
-from recommender.storage.catalog import Catalog, _article_from_json, keyset_pages
+from recommender.storage.catalog import Catalog
+from recommender.storage.sql import keyset_pages
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -147,7 +149,7 @@ class ReadAndEmbed:
             rows = [row for row, keep in zip(todo, new, strict=True) if keep]
             if rows:
                 assert self.embedder is not None
-                texts = [_article_from_json(columns["data"][row]).text for row in rows]
+                texts = [article_from_json(columns["data"][row]).text for row in rows]
                 vectors = np.ascontiguousarray(self.embedder.embed(texts), dtype=np.float32)
                 for row, vector in zip(rows, vectors, strict=True):
                     columns["vector"][row] = vector.tobytes()
@@ -190,7 +192,7 @@ class RemoteEmbedder:
                 )
             )
         except Exception as exc:  # noqa: BLE001 - translated to the domain error behind it
-            raise _domain_error(exc) from None
+            raise domain_error(exc) from None
         if name != self.name:
             raise IndexMismatch(f"embedder {name!r} does not match the index's model {self.name!r}")
         self._dimension = int(dimension)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.embedding.models import Embedder, normalise
-from recommender.storage.catalog import in_chunks
+from recommender.embedding.base import Embedder, normalise
+from recommender.storage.sql import in_chunks
 
 
 def default_cache_dir() -> Path:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.embedding.models import available_threads, normalise, plan_batches, resolve_model_path
+from recommender.embedding.base import MAX_BATCH_TOKENS, available_threads, normalise, plan_batches, resolve_model_path
 from recommender.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ CHECK_TEXTS = (
 MIN_CHECK_COSINE = {"onnx": 0.9999, "onnx-int8": 0.95}
 #: onnxruntime session settings. Worker threads sleep between operators instead of spinning: on a box whose cores
 #: are shared with other jobs a spinning worker burns the time slice the other thread needs, and embedding with
-#: small batches (:data:`~recommender.embedding.models.MAX_BATCH_TOKENS`) runs many short operators. Together with those
+#: small batches (:data:`~recommender.embedding.base.MAX_BATCH_TOKENS`) runs many short operators. Together with those
 #: batches this took onnx-int8 from 1.8-2.4x to 3.4-4.5x torch on the shared 2-core box (docs/benchmarks.md).
 SESSION_CONFIG = {"session.intra_op.allow_spinning": "0"}
 #: Model types whose graphs onnxruntime's BERT optimiser knows how to fuse.
@@ -416,8 +416,6 @@ class OnnxEmbedder:
         self, path: Path, model: ModelFolder, name: str, backend: str, threads: int | None, max_tokens: int | None
     ) -> None:
         import onnxruntime as ort
-
-        from recommender.embedding.models import MAX_BATCH_TOKENS
 
         self.name = name
         self.backend = backend

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from recommender.articles import Article
-from recommender.embedding.models import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
+from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
 from recommender.errors import InvalidArticle, RecommenderError
 from recommender.evaluation.metrics import (  # noqa: F401 - re-exported: the metrics are part of this module's interface
     MRR_DEPTH,

@@ -29,9 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.articles import article_from_json
 from recommender.ranking.keywords import idf, tokenize
 from recommender.ranking.pipeline import RankingOptions
-from recommender.storage.catalog import Catalog, _article_from_json, keyset_pages
+from recommender.storage.catalog import Catalog
+from recommender.storage.sql import keyset_pages
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
             vectors[n] = vector
             copies[n] = copy_ids.setdefault(ckey, len(copy_ids))
             urls[n] = url_ids.setdefault(ukey, len(url_ids)) if ukey else -1
-            tally = Counter(tokenize(_article_from_json(data).text))
+            tally = Counter(tokenize(article_from_json(data).text))
             for term, count in tally.items():
                 col = vocabulary.get(term)
                 if col is None:

@@ -25,7 +25,8 @@ from recommender.articles import url_key
 from recommender.ranking import bulk as bulk_lists
 from recommender.ranking.keywords import cosine
 from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions
-from recommender.storage.catalog import Catalog, keyset_pages
+from recommender.storage.catalog import Catalog
+from recommender.storage.sql import keyset_pages
 
 if TYPE_CHECKING:
     from recommender.recommender import Recommender, RelatedList

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.articles import Article, validate_article
-from recommender.embedding.models import Embedder
+from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
 from recommender.ingest.sources import Record
 from recommender.ranking import lists as related_lists

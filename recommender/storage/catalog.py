@@ -15,37 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from recommender.articles import Article, url_key
+from recommender.articles import Article, article_from_json, url_key
 from recommender.ranking.keywords import distinct_terms, tokenize
+from recommender.storage.sql import Transaction, in_chunks, keyset_pages
 
 SCHEMA_VERSION = 1
-#: Values bound per ``IN (...)`` query: under SQLite's default limit of 999 parameters.
-MAX_BOUND = 900
-
-
-def in_chunks(values: Sequence[Any], size: int = MAX_BOUND) -> Iterator[tuple[list[Any], str]]:
-    """``values`` in slices small enough to bind, each with its ``?,?,...`` placeholder list."""
-    for start in range(0, len(values), size):
-        chunk = list(values[start : start + size])
-        yield chunk, ",".join("?" * len(chunk))
-
-
-def keyset_pages(conn: sqlite3.Connection, sql: str, start: Any, size: int) -> Iterator[list[Any]]:
-    """Every row of ``sql`` a page at a time by keyset pagination: ``sql`` takes ``(after, limit)`` and orders by
-    its first column, whose last value starts the next page (memory stays flat, no OFFSET rescans)."""
-    last = start
-    while True:
-        rows = conn.execute(sql, (last, size)).fetchall()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
-
-
 #: Parsed articles kept per connection (see :meth:`Catalog.get_many`).
 PARSED_CACHE_SIZE = 4096
 
@@ -102,26 +79,10 @@ class StoredArticle:
     record_hash: str
 
 
-def _article_from_json(data: str) -> Article:
-    raw: dict[str, Any] = json.loads(data)
-    known = {k: raw.pop(k, None) for k in ("id", "title", "body", "url", "published_at", "section", "tags", "language")}
-    return Article(
-        id=known["id"],
-        title=known["title"] or "",
-        body=known["body"] or "",
-        url=known["url"],
-        published_at=known["published_at"],
-        section=known["section"],
-        tags=tuple(known["tags"] or ()),
-        language=known["language"],
-        metadata=raw,
-    )
-
-
 def _row_to_stored(row: sqlite3.Row) -> StoredArticle:
     return StoredArticle(
         key=row["key"],
-        article=_article_from_json(row["data"]),
+        article=article_from_json(row["data"]),
         content_hash=row["content_hash"],
         copy_key=row["copy_key"],
         record_hash=row["record_hash"],
@@ -175,7 +136,7 @@ class Catalog:
             if self.get_meta("terms_version") is not None:  # another process did it meanwhile
                 return
             self.conn.execute("DELETE FROM terms")
-            df = distinct_terms(_article_from_json(r[0]).text for r in self.conn.execute("SELECT data FROM articles"))
+            df = distinct_terms(article_from_json(r[0]).text for r in self.conn.execute("SELECT data FROM articles"))
             self.conn.executemany("INSERT INTO terms(term, df) VALUES (?, ?)", df.items())
             self.set_meta("terms_version", "1")
 
@@ -369,8 +330,8 @@ class Catalog:
         with self.transaction():
             self.conn.executemany("INSERT OR REPLACE INTO vectors(content_hash, vector) VALUES (?, ?)", rows)
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
+    def transaction(self) -> Transaction:
+        return Transaction(self.conn)
 
     def upsert(self, article: Article) -> tuple[int, str | None]:
         """Insert or replace one article (inside a transaction); logs the change.
@@ -382,7 +343,7 @@ class Catalog:
         before = self.conn.execute("SELECT content_hash, data FROM articles WHERE id = ?", (article.id,)).fetchone()
         if before is None or before[0] != article.content_hash:
             if before is not None:
-                self._count_terms(_article_from_json(before[1]).text, -1)
+                self._count_terms(article_from_json(before[1]).text, -1)
             self._count_terms(article.text, +1)
         row = self.conn.execute(
             """
@@ -419,7 +380,7 @@ class Catalog:
         ).fetchone()
         if row is None:
             return None
-        self._count_terms(_article_from_json(row[2]).text, -1)
+        self._count_terms(article_from_json(row[2]).text, -1)
         self.conn.execute("INSERT INTO changes(key, op) VALUES (?, 'delete')", (int(row[0]),))
         return int(row[0]), str(row[1])
 
@@ -438,20 +399,3 @@ class Catalog:
     def forget_changes(self, upto: int) -> None:
         """The index file now includes every change up to ``upto``: the log before it is no longer needed."""
         self.conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,))
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on any exception, Ctrl-C included)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")

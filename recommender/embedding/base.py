@@ -1,11 +1,13 @@
-"""Embedders: one interface, several backends. Vectors are float32, L2-normalised, so inner product = cosine."""
+"""What every embedder shares: the interface, the model names and backends, batching and normalisation.
+
+Vectors are float32, L2-normalised, so inner product = cosine.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -55,6 +57,11 @@ _REGISTRY: dict[str, EmbedderFactory] = {}
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
     """Make ``--model NAME`` build its embedder with ``factory(name, backend)`` (plug-ins and test fakes)."""
     _REGISTRY[name] = factory
+
+
+def registered_factory(name: str) -> EmbedderFactory | None:
+    """The factory :func:`register_embedder` recorded for ``name``, if any."""
+    return _REGISTRY.get(name)
 
 
 def resolve_model_path(name: str) -> str:
@@ -122,58 +129,3 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
-
-
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model (torch backend), loaded once, on the CPU unless told otherwise."""
-
-    def __init__(self, name: str = DEFAULT_MODEL, backend: str = "torch", batch_size: int = 32) -> None:
-        import torch
-
-        torch.set_num_threads(available_threads())
-        self.name = name
-        self.backend = backend
-        self.batch_size = batch_size
-        path = resolve_model_path(name)
-        if path != name or Path(name).exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model never needs the hub
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        try:
-            import transformers
-            from sentence_transformers import SentenceTransformer
-
-            transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every query
-
-            self._model = SentenceTransformer(path, device=os.environ.get("RECOMMENDER_DEVICE", "cpu"))
-        except Exception as exc:  # noqa: BLE001 - any load failure is one clear message
-            raise ModelUnavailable(f"cannot load model {name!r}: {exc}".splitlines()[0]) from exc
-        dim = self._model.get_embedding_dimension()
-        if not dim:
-            raise ModelUnavailable(f"model {name!r} does not report an embedding dimension")
-        self._dimension = int(dim)
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        # encode() already sorts by length before batching, so padding stays small.
-        vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
-        )
-        return normalise(vectors)
-
-
-def load_embedder(name: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND) -> Embedder:
-    """The embedder for ``--model NAME`` and ``--backend``: a registered one, else the model on that backend."""
-    check_backend(backend)
-    if name in _REGISTRY:
-        return _REGISTRY[name](name, backend)
-    log.info("loading model %s (%s)", name, backend)
-    if backend != "torch":
-        from recommender.embedding.onnx import OnnxEmbedder
-
-        return OnnxEmbedder(name, backend)
-    return SentenceTransformerEmbedder(name, backend)
