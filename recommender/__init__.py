@@ -25,7 +25,7 @@ from recommender.errors import (
     RecommenderError,
     SourceError,
 )
-from recommender.ranking.pipeline import RankingOptions
+from recommender.ranking.policy import Filters, RankingPolicy
 from recommender.recommender import Recommender, RelatedList, Suggestion
 from recommender.reports import WriteReport
 from recommender.writer import add_articles, build_index, delete_articles
@@ -42,7 +42,8 @@ __all__ = [
     "IndexNotFound",
     "InvalidArticle",
     "ModelUnavailable",
-    "RankingOptions",
+    "Filters",
+    "RankingPolicy",
     "Recommender",
     "RecommenderError",
     "RelatedList",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,23 @@ from recommender.embedding import Embedder, load_embedder
 from recommender.errors import ArticleNotFound, IndexMismatch
 from recommender.ranking.keywords import KeywordWeights
 from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions, rank
+from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
+from recommender.storage.catalog import Catalog
 from recommender.storage.store import IndexStore, Manifest
+
+
+def read_policy(catalog: Catalog) -> RankingPolicy:
+    """The policy recorded in a catalog (the defaults for an index that never recorded one)."""
+    import json
+
+    raw = catalog.get_meta("ranking_policy")
+    return RankingPolicy.from_mapping(json.loads(raw)) if raw else RankingPolicy()
+
+
+def lists_version(catalog: Catalog) -> int:
+    """How many times every stored list was recomputed (a build, a policy change): part of the index version."""
+    return int(catalog.get_meta("lists_version") or 0)
+
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +96,12 @@ def _built_with(build: dict[str, Any]) -> str | None:
 class Recommender:
     """An opened index. Cheap to query many times; open once per process."""
 
-    def __init__(
-        self,
-        store: IndexStore,
-        *,
-        embedder: Embedder | None = None,
-        backend: str | None = None,
-        options: RankingOptions | None = None,
-    ) -> None:
+    def __init__(self, store: IndexStore, *, embedder: Embedder | None = None, backend: str | None = None) -> None:
         self.store = store
         self._embedder = embedder
         self._backend = backend or store.manifest.backend
-        self.options = options or RankingOptions()
+        self._policy = read_policy(store.catalog)
+        self._lists_version = lists_version(store.catalog)
 
     @classmethod
     def open(
@@ -101,7 +111,6 @@ class Recommender:
         model: str | None = None,
         embedder: Embedder | None = None,
         backend: str | None = None,
-        options: RankingOptions | None = None,
         check_same_thread: bool = True,
     ) -> Recommender:
         """Open the index in ``index_dir``; ``model`` (if given) must be the one it was built with."""
@@ -109,7 +118,7 @@ class Recommender:
         if embedder is not None and embedder.name != store.manifest.model:
             store.close()
             raise IndexMismatch(f"index was built with {store.manifest.model!r}, embedder is {embedder.name!r}")
-        return cls(store, embedder=embedder, backend=backend, options=options)
+        return cls(store, embedder=embedder, backend=backend)
 
     def close(self) -> None:
         self.store.close()
@@ -141,7 +150,29 @@ class Recommender:
             "index_bytes": m.index_bytes,
             "index_version": self.index_version,
             "index_dir": str(self.store.folder),
+            "ranking": self.policy.to_dict(),
         }
+
+    @property
+    def policy(self) -> RankingPolicy:
+        """The ranking policy the stored lists were computed with (recorded in the catalog)."""
+        return self._policy
+
+    def adopt_policy(self, policy: RankingPolicy) -> None:
+        """Rank with ``policy`` from now on (inside the transaction that records it and recomputes the lists)."""
+        self._policy = policy
+
+    def follow_lists(self) -> bool:
+        """Pick up lists another process recomputed (a policy change, a full refresh). True when they were."""
+        current = lists_version(self.store.catalog)
+        if current == self._lists_version:
+            return False
+        self._policy, self._lists_version = read_policy(self.store.catalog), current
+        return True
+
+    @property
+    def options(self) -> RankingOptions:
+        return self._options(5, NO_FILTERS)
 
     @property
     def index_version(self) -> str:
@@ -152,7 +183,7 @@ class Recommender:
 
         manifest = self.store.manifest
         build = hashlib.sha256(f"{manifest.model}\n{manifest.built_at}".encode()).hexdigest()[:12]
-        return f"{build}-{self.store.seq}"
+        return f"{build}-{self._lists_version}-{self.store.seq}"
 
     def get(self, article_id: str) -> Article:
         stored = self.store.catalog.get(article_id)
@@ -184,9 +215,27 @@ class Recommender:
         return current
 
     # -- related ----------------------------------------------------------------------------------------------
-    def related(self, article_id: str, k: int = 5, **options: Any) -> RelatedList:
-        """The k most related stories to an indexed article: never itself, never a copy of its text."""
-        ranked = self.rank_for(article_id, k, **options)
+    def related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
+        """The k most related stories to an indexed article: never itself, never a copy of its text.
+
+        The one read call: the CLI's ``similar``, the HTTP API, the widget and the static export all show what
+        it returns. It is the article's stored list (filtered), and a live search only when the stored list
+        cannot answer (k deeper than stored, filters that leave fewer than k, no list yet).
+        """
+        stored = self.stored_related(article_id, k, filters)
+        if stored is not None:
+            return stored
+        return self.live_related(article_id, k, filters)
+
+    def stored_related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList | None:
+        """:meth:`related` from the stored list alone; None where that needs a live search."""
+        from recommender.ranking import lists
+
+        return lists.lookup(self, article_id, k, filters)
+
+    def live_related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
+        """The list ranked now from a search (what a stored list holds, computed afresh)."""
+        ranked = self.rank_for(article_id, k, filters)
         return RelatedList([_suggestion(c) for c in ranked.items], ranked.short)
 
     def _query_for(self, article_id: str) -> tuple[QueryContext, np.ndarray]:
@@ -206,28 +255,30 @@ class Recommender:
         )
         return query, vector
 
-    def rank_for(self, article_id: str, k: int = 5, **options: Any) -> Ranked:
-        """Like :meth:`related`, but the ranked candidates themselves (with catalog keys), for precomputing."""
+    def rank_for(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Ranked:
+        """Like :meth:`live_related`, but the ranked candidates themselves (with catalog keys), for precomputing."""
         query, vector = self._query_for(article_id)
-        return self._search_until_k(query, vector, self._options(k, options))
+        return self._search_until_k(query, vector, self._options(k, filters))
 
     def rerank(self, article_id: str, keys: Sequence[int], k: int) -> Ranked:
         """Rank a given candidate set (e.g. a stored list plus a newly published story) for an article."""
         query, vector = self._query_for(article_id)
-        return rank(query, self.candidates_for_keys(vector, keys), self._options(k, {}))
+        return rank(query, self.candidates_for_keys(vector, keys), self._options(k, NO_FILTERS))
 
-    def related_to_url(self, url: str, k: int = 5, **options: Any) -> RelatedList:
+    def related_to_url(self, url: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
         """Related stories for an indexed page, found by its URL (tracking parameters and variants ignored)."""
         stored = self.store.catalog.get_by_url(url)
         if stored is None:
             raise ArticleNotFound(url)
-        return self.related(stored.article.id, k, **options)
+        return self.related(stored.article.id, k, filters)
 
-    def related_to_text(self, text: str, k: int = 5, **options: Any) -> RelatedList:
+    def related_to_text(self, text: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
         """Related stories for free text (a draft not yet published, a search box)."""
-        return self.related_to_vector(text, self.embedder.embed([text])[0], k, **options)
+        return self.related_to_vector(text, self.embedder.embed([text])[0], k, filters)
 
-    def related_to_vector(self, text: str, vector: np.ndarray, k: int = 5, **options: Any) -> RelatedList:
+    def related_to_vector(
+        self, text: str, vector: np.ndarray, k: int = 5, filters: Filters = NO_FILTERS
+    ) -> RelatedList:
         """:meth:`related_to_text` for a text already embedded (a server embeds outside its index lock)."""
         import hashlib
 
@@ -235,17 +286,25 @@ class Recommender:
 
         copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
         query = QueryContext(copy_key=copy_key, vector=vector, terms=self.keywords.vector(text))
-        return self._related(query, vector, k, options)
-
-    def _options(self, k: int, overrides: dict[str, Any]) -> RankingOptions:
-        opts = replace(self.options, k=k, **{key: v for key, v in overrides.items() if v is not None})
-        if overrides.get("exclude") is not None:
-            opts = replace(opts, exclude=frozenset(overrides["exclude"]))
-        return opts
-
-    def _related(self, query: QueryContext, vector: np.ndarray, k: int, overrides: dict[str, Any]) -> RelatedList:
-        ranked = self._search_until_k(query, vector, self._options(k, overrides))
+        ranked = self._search_until_k(query, vector, self._options(k, filters))
         return RelatedList([_suggestion(c) for c in ranked.items], ranked.short)
+
+    def _options(self, k: int, filters: Filters) -> RankingOptions:
+        policy = self.policy
+        return RankingOptions(
+            k=k,
+            min_similarity=policy.min_similarity,
+            near_copy=policy.near_copy,
+            keyword_weight=policy.keyword_weight,
+            section=filters.section,
+            language=filters.language,
+            since=filters.since,
+            until=filters.until,
+            exclude=filters.exclude,
+            half_life_days=policy.time_half_life_days if policy.time_weight > 0 else None,
+            freshness_weight=policy.time_weight,
+            diversity_lambda=1.0 - policy.diversity,
+        )
 
     def _search_until_k(self, query: QueryContext, vector: np.ndarray, opts: RankingOptions) -> Ranked:
         """Ask the index for more candidates until k survive the pipeline or the archive is exhausted.

@@ -1,63 +1,230 @@
-"""Settings with one precedence: CLI flag > ``RECOMMENDER_*`` environment variable > config file > default.
+"""Settings with one precedence, resolved once: CLI flag > ``RECOMMENDER_*`` environment variable > config file >
+default, into a frozen, validated :class:`Settings` that the CLI, the server and its worker processes share.
 
-Typer fills a flag from its environment twin, so by the time a value reaches :func:`resolve` it is either the
-flag/env value or ``None``; ``None`` falls through to the config file (``recommender.toml`` in the working
-folder, or the file named by ``RECOMMENDER_CONFIG``), then to the default below.
+The config file is ``recommender.toml`` in the working folder, or the file ``RECOMMENDER_CONFIG`` names. Its
+settings sit at the top level or under ``[recommender]``; a ``[ranking]`` table sets the ranking policy
+(:class:`recommender.ranking.policy.RankingPolicy`). Every bad value, wherever it comes from, is one
+:class:`SettingsError` naming the key, the value and what is allowed (the bounds the CLI flags have too).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from recommender.errors import RecommenderError
-
-DEFAULTS: dict[str, Any] = {
-    "index": "index",
-    "model": None,  # None: the index's own model, or the default model for a new index
-    "backend": None,  # None: the index's own backend, or embedding.DEFAULT_BACKEND (onnx-int8-192) for a new index
-    "k": 5,
-    "host": "127.0.0.1",
-    "port": 8000,
-    "api_key": None,
-    "cors_origins": [],
-    "lock_timeout": 10.0,
-    "max_memory": None,  # e.g. "4GB": RAM budget of the vector index (build); None: no limit
-    "max_body_bytes": 1_000_000,
-    "max_text_chars": 20_000,
-    "cache_max_age": 60,
-    "max_in_flight": 64,
-}
+from recommender.ranking.policy import PolicyError, RankingPolicy
 
 CONFIG_FILE = "recommender.toml"
+#: The most stories one request may ask for (CLI and HTTP alike); stored lists hold 20, more is a live search.
+MAX_K = 50
+CONFIG_ENV = "RECOMMENDER_CONFIG"
+#: Where a worker process finds the settings its parent resolved (JSON of :meth:`Settings.to_json`).
+SETTINGS_ENV = "RECOMMENDER_SETTINGS_JSON"
 
 
-def _read_config(path: str) -> dict[str, Any]:
+class SettingsError(RecommenderError):
+    """A setting has a value it cannot have (a usage error: exit 2 at the CLI)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one setting accepts (the same bounds as its CLI flag)."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    optional: bool = True
+
+    def allowed(self) -> str:
+        if self.kind is list:
+            return "a list of strings (or one comma-separated string)"
+        if self.kind is str:
+            return "a string"
+        what = "a number" if self.kind is float else "a whole number"
+        if self.low is not None and self.high is not None:
+            return f"{what} from {self.low:g} to {self.high:g}"
+        if self.low is not None:
+            return f"{what} of at least {self.low:g}"
+        return what
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (from a flag, an environment string, TOML or JSON) in this setting's type; ValueError else."""
+        if value is None:
+            return None
+        if self.kind is list:
+            if isinstance(value, str):
+                return tuple(part.strip() for part in value.split(",") if part.strip())
+            if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+                return tuple(part.strip() for v in value for part in v.split(",") if part.strip())
+            raise ValueError
+        if self.kind is str:
+            if isinstance(value, Path):
+                return str(value)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError
+            return value
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, str):
+            value = value.strip()
+            number: float = float(value) if self.kind is float else int(value)
+        elif isinstance(value, int | float):
+            if self.kind is int and not float(value).is_integer():
+                raise ValueError
+            number = self.kind(value)
+        else:
+            raise ValueError
+        if (
+            number != number
+            or (self.low is not None and number < self.low)
+            or (self.high is not None and number > self.high)
+        ):
+            raise ValueError
+        return number
+
+
+#: Every setting: its spec. Defaults are on :class:`Settings`.
+SPECS: dict[str, Spec] = {
+    "index": Spec(str),
+    "model": Spec(str),
+    "backend": Spec(str),
+    "k": Spec(int, 1, MAX_K),
+    "host": Spec(str),
+    "port": Spec(int, 0, 65535),
+    "api_key": Spec(str),
+    "cors_origins": Spec(list),
+    "lock_timeout": Spec(float, 0, 3600),
+    "max_memory": Spec(str),
+    "max_body_bytes": Spec(int, 1_000, 1_000_000_000),
+    "max_text_chars": Spec(int, 1, 10_000_000),
+    "cache_max_age": Spec(int, 0, 31_536_000),
+    "max_in_flight": Spec(int, 1, 100_000),
+    "workers": Spec(int, 1, 64),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, resolved and checked. Build one with :func:`load`."""
+
+    index: str = "index"
+    model: str | None = None  # None: the index's own model, or the default model for a new index
+    backend: str | None = None  # None: the index's own backend, or embedding.DEFAULT_BACKEND for a new index
+    k: int = 5
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    lock_timeout: float = 10.0
+    max_memory: str | None = None  # e.g. "4GB": RAM budget of the vector index (build); None: no limit
+    max_body_bytes: int = 1_000_000
+    max_text_chars: int = 20_000
+    cache_max_age: int = 60
+    max_in_flight: int = 64
+    workers: int = 1
+    #: The ``[ranking]`` table of the config file, applied over the defaults; None when the file has none (an
+    #: index then keeps the policy it records).
+    ranking: RankingPolicy | None = None
+
+    @property
+    def index_dir(self) -> Path:
+        return Path(self.index)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["ranking"] = self.ranking.to_dict() if self.ranking is not None else None
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        ranking = data.pop("ranking", None)
+        data["cors_origins"] = tuple(data.get("cors_origins") or ())
+        return cls(**data, ranking=RankingPolicy.from_mapping(ranking) if ranking is not None else None)
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV, CONFIG_FILE))
+
+
+def read_config(path: Path) -> tuple[dict[str, Any], RankingPolicy | None]:
+    """The settings and the ranking policy a config file sets (both empty when it does not exist)."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RecommenderError(f"config file {path}: {exc}") from None
-    section = data.get("recommender", data)
-    unknown = set(section) - set(DEFAULTS)
+        return {}, None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {path}: {exc}") from None
+    ranking_table = data.pop("ranking", None)
+    section = data.get("recommender", data) if "recommender" in data else data
+    if not isinstance(section, dict):
+        raise SettingsError(f"config file {path}: [recommender] must be a table")
+    values = {key.replace("-", "_"): value for key, value in section.items()}
+    unknown = sorted(set(values) - set(SPECS))
     if unknown:
-        raise RecommenderError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return {k.replace("-", "_"): v for k, v in section.items()}
+        raise SettingsError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(SPECS)}, [ranking])"
+        )
+    policy = None
+    if ranking_table is not None:
+        if not isinstance(ranking_table, dict):
+            raise SettingsError(f"config file {path}: [ranking] must be a table")
+        try:
+            policy = RankingPolicy.from_mapping({k.replace("-", "_"): v for k, v in ranking_table.items()})
+        except PolicyError as exc:
+            raise SettingsError(f"config file {path}: {exc}") from None
+    return values, policy
 
 
-def config_path() -> Path:
-    return Path(os.environ.get("RECOMMENDER_CONFIG", CONFIG_FILE))
+def _checked(name: str, value: Any, where: str) -> Any:
+    spec = SPECS[name]
+    try:
+        return spec.parse(value)
+    except (ValueError, TypeError):
+        raise SettingsError(f"{where}: {name} = {value!r}: must be {spec.allowed()}") from None
 
 
-def resolve(name: str, value: Any = None) -> Any:
-    """The setting ``name``: ``value`` (flag or env) if given, else the config file's, else the default."""
-    if value is not None:
-        return value
-    config = _read_config(str(config_path()))
-    if name in config:
-        return config[name]
-    return DEFAULTS[name]
+def load(flags: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting once: ``flags`` (None = not given) > ``RECOMMENDER_<NAME>`` > config file > default.
+
+    The CLI passes its flags (typer has already filled a flag from its environment twin); a setting the command
+    has no flag for is still read from the environment here.
+    """
+    flags = dict(flags or {})
+    unknown = set(flags) - set(SPECS)
+    if unknown:  # a programming error, not a user's
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+    env = os.environ if environ is None else environ
+    path = Path(env.get(CONFIG_ENV, CONFIG_FILE))
+    config, policy = read_config(path)
+    values: dict[str, Any] = {}
+    for name in SPECS:
+        if flags.get(name) is not None:
+            values[name] = _checked(name, flags[name], f"--{name.replace('_', '-')}")
+        elif env.get(f"RECOMMENDER_{name.upper()}"):
+            values[name] = _checked(name, env[f"RECOMMENDER_{name.upper()}"], f"RECOMMENDER_{name.upper()}")
+        elif name in config:
+            values[name] = _checked(name, config[name], f"config file {path}")
+    return Settings(**values, ranking=policy)
+
+
+def from_environment() -> Settings:
+    """The settings of a worker process: what its parent resolved, else resolved here."""
+    text = os.environ.get(SETTINGS_ENV)
+    return Settings.from_json(text) if text else load()
+
+
+def with_overrides(settings: Settings, **values: Any) -> Settings:
+    """``settings`` with some values replaced (checked like any other)."""
+    checked = {name: _checked(name, value, f"--{name.replace('_', '-')}") for name, value in values.items()}
+    return replace(settings, **checked)
+
+
+__all__ = ["MAX_K", "SPECS", "Settings", "SettingsError", "config_path", "from_environment", "load", "with_overrides"]

@@ -24,6 +24,7 @@ from recommender.articles import Article, article_from_json
 from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
 from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
 from recommender.ingest.sources import Loaded, Record, check_sources, read_source
+from recommender.ranking.policy import RankingPolicy
 from recommender.reports import Progress, WriteReport
 from recommender.storage.catalog import Catalog
 from recommender.storage.sql import keyset_pages
@@ -200,7 +201,7 @@ def apply_batch(
             _embed_missing(store.catalog, staging, get_embedder, report, None)
             replaced: list[str | None] = []
             with store.catalog.transaction(), store.catalog.batched_terms():
-                for article, status in staging.articles():
+                for article, _status in staging.articles():
                     _, old_hash = store.catalog.upsert(article)
                     replaced.append(old_hash)
                     if old_hash is None:
@@ -227,7 +228,11 @@ def write(
     lock_timeout: float,
     build_info: dict[str, Any] | None = None,
     embedder_factory: Callable[[str, str], Embedder] | None = None,
+    policy: RankingPolicy | None = None,
 ) -> WriteReport:
+    """One write, in the phases of this module's docstring; ``loaded`` is the records, or a function of the open
+    store that produces them (a build on Ray). ``policy``, when given and not the index's, is recorded and
+    every list recomputed with it."""
     started = time.monotonic()
     report = WriteReport()
     store: IndexStore | None = None
@@ -269,7 +274,7 @@ def write(
                 )
             else:
                 report.manifest = store.manifest
-            _update_related_lists(store)
+            update_related_lists(store, policy)
     finally:
         if store is not None:
             store.close()
@@ -277,18 +282,47 @@ def write(
     return report
 
 
-def _update_related_lists(store: IndexStore) -> None:
-    """Precomputed lists follow the catalog (a lookup at serving time); see :mod:`recommender.ranking.lists`."""
-    from recommender.ranking import lists as related_lists
-    from recommender.recommender import Recommender
+def update_related_lists(store: IndexStore, policy: RankingPolicy | None = None) -> bool:
+    """Precomputed lists follow the catalog (a lookup at serving time); see :mod:`recommender.ranking.lists`.
 
+    With a ``policy`` other than the one the index records, it is recorded and every list recomputed (in one
+    transaction: readers see the old lists until the new ones are all there). Returns whether that happened.
+    The caller holds the write lock.
+    """
+    from recommender.ranking import lists as related_lists
+    from recommender.recommender import Recommender, read_policy
+
+    if policy is not None and policy != read_policy(store.catalog):
+        related_lists.refresh_all(Recommender(store), policy)
+        store.record_policy(policy.to_dict())
+        return True
     related_lists.catch_up(Recommender(store))
+    return False
+
+
+def apply_policy(index_dir: Path | str, policy: RankingPolicy, *, lock_timeout: float = 10.0) -> bool:
+    """Record ``policy`` with the index and recompute every stored list; False when it already had it."""
+    index_dir = Path(index_dir)
+    with acquire_write_lock(index_dir, lock_timeout):
+        store = IndexStore.open(index_dir)
+        try:
+            return update_related_lists(store, policy)
+        finally:
+            store.close()
+
+
+def _source_list(sources: Iterable[Path | str]) -> list[Path]:
+    """SOURCE paths, checked before anything is created: a typo must not leave a folder or half an index."""
+    if isinstance(sources, str | Path):
+        raise TypeError(f"sources must be a list of paths, not one {type(sources).__name__}: use [{str(sources)!r}]")
+    return check_sources(Path(s) for s in sources)
 
 
 def build_index(
-    sources: Iterable[Path | str],
+    sources: Iterable[Path | str] = (),
     index_dir: Path | str = "index",
     *,
+    articles: Iterable[Article | dict[str, Any]] = (),
     model: str | None = None,
     backend: str | None = None,
     strict: bool = False,
@@ -296,10 +330,15 @@ def build_index(
     progress: Progress | None = None,
     max_memory_bytes: int | None = None,
     lock_timeout: float = 10.0,
+    policy: RankingPolicy | None = None,
     ray_address: str | None = None,
     ray_options: RayOptions | None = None,
 ) -> WriteReport:
-    """Create (or bring up to date) the index in ``index_dir`` from SOURCE files; re-running embeds nothing new.
+    """Create (or bring up to date) the index in ``index_dir`` from SOURCE files and/or ``articles`` (dicts in
+    the article shape, or :class:`Article`); re-running embeds nothing new.
+
+    ``policy`` (:class:`RankingPolicy`) is recorded with a new index; for an existing one, a different policy
+    is recorded and every list recomputed. None keeps the index's (the defaults for a new one).
 
     Invalid articles are listed in the report and the rest is indexed; with ``strict`` any invalid article
     refuses the whole batch (:class:`BatchRejected`) and nothing is written.
@@ -309,6 +348,7 @@ def build_index(
     same index. Needs the ``ray`` extra (:class:`DistributedError` says so when it is missing).
     """
     index_dir = Path(index_dir)
+    paths = _source_list(sources)
     if ray_address is not None or ray_options is not None:
         if embedder is not None:
             raise ValueError(
@@ -317,7 +357,9 @@ def build_index(
         from recommender.distributed import ray_job
 
         started = time.monotonic()
-        with ray_job(sources, address=ray_address, options=ray_options, strict=strict, progress=progress) as job:
+        if articles:
+            raise ValueError("a build on Ray reads SOURCE files; add in-memory articles with add_articles()")
+        with ray_job(paths, address=ray_address, options=ray_options, strict=strict, progress=progress) as job:
             report = write(
                 index_dir,
                 job.loaded,
@@ -332,12 +374,13 @@ def build_index(
                 max_memory_bytes=max_memory_bytes,
                 lock_timeout=lock_timeout,
                 build_info=job.info,
+                policy=policy,
             )
         report.seconds = time.monotonic() - started  # the whole job, Ray's start included
         return report
     return write(
         index_dir,
-        read_batch(sources),
+        _loaded(paths, articles),
         create=True,
         model=model,
         backend=backend,
@@ -348,6 +391,7 @@ def build_index(
         max_memory_bytes=max_memory_bytes,
         lock_timeout=lock_timeout,
         build_info={"method": "local"},
+        policy=policy,
     )
 
 
@@ -361,20 +405,14 @@ def add_articles(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     lock_timeout: float = 10.0,
+    policy: RankingPolicy | None = None,
 ) -> WriteReport:
     """Upsert articles (from SOURCE files and/or Python objects) into an existing index, without a rebuild."""
     index_dir = Path(index_dir)
-
-    def loaded() -> Iterable[Loaded]:
-        if sources:
-            yield from read_batch(sources)
-        yield from records_from_articles(articles)
-
-    if sources:
-        check_sources(Path(s) for s in sources)
+    paths = _source_list(sources)
     return write(
         index_dir,
-        loaded(),
+        _loaded(paths, articles),
         create=False,
         model=None,
         backend=backend,
@@ -384,7 +422,23 @@ def add_articles(
         rebuild=False,
         max_memory_bytes=None,
         lock_timeout=lock_timeout,
+        policy=policy,
     )
+
+
+def _loaded(paths: Sequence[Path], articles: Iterable[Article | dict[str, Any]]) -> Iterable[Loaded]:
+    """Records of SOURCE files, then of in-memory articles (an id seen in a file is a duplicate in both)."""
+    seen: dict[str, str] = {}
+    for item in read_batch(paths):
+        if isinstance(item, Record):
+            seen[item.article.id] = item.location
+        yield item
+    for item in records_from_articles(articles):
+        if isinstance(item, Record) and item.article.id in seen:
+            first = seen[item.article.id]
+            yield InvalidArticle(item.location, f"duplicate id {item.article.id!r} (first at {first}); kept the first")
+            continue
+        yield item
 
 
 def remove(store: IndexStore, ids: Sequence[str], report: WriteReport) -> None:
@@ -401,7 +455,9 @@ def remove(store: IndexStore, ids: Sequence[str], report: WriteReport) -> None:
         store.catalog.prune_vectors(hashes)
 
 
-def delete_articles(index_dir: Path | str, ids: Sequence[str], *, lock_timeout: float = 10.0) -> WriteReport:
+def delete_articles(
+    index_dir: Path | str, ids: Sequence[str], *, lock_timeout: float = 10.0, policy: RankingPolicy | None = None
+) -> WriteReport:
     """Remove articles by id (unknown ids are reported, not an error for the others)."""
     index_dir = Path(index_dir)
     started = time.monotonic()
@@ -411,7 +467,7 @@ def delete_articles(index_dir: Path | str, ids: Sequence[str], *, lock_timeout: 
         try:
             remove(store, ids, report)
             report.manifest = store.save() if report.deleted else store.manifest
-            _update_related_lists(store)
+            update_related_lists(store, policy)
         finally:
             store.close()
     report.seconds = time.monotonic() - started

@@ -353,11 +353,12 @@ def build_child(
 def serve_child(index_dir: str, backend: str, quick: bool, samples: int, queries: list[str]) -> dict[str, Any]:
     """Open the index as a server does and time related-by-id, free text and add-one in process."""
     from recommender.serving.service import Service
+    from recommender.settings import Settings
 
     before = current_rss_mb()
     embedder = HashingEmbedder() if quick else None
     started = time.perf_counter()
-    service = Service(index_dir, embedder=embedder, backend=backend, autosave_seconds=0)
+    service = Service(Settings(index=index_dir, backend=backend), embedder=embedder, autosave_seconds=0)
     service.load()
     open_s = time.perf_counter() - started
     rec = service._current()
@@ -375,7 +376,7 @@ def serve_child(index_dir: str, backend: str, quick: bool, samples: int, queries
     live = []
     for article_id in ids[: max(20, samples // 5)]:
         t = time.perf_counter()
-        rec.related(article_id, 5)
+        rec.live_related(article_id, 5)
         live.append(time.perf_counter() - t)
     service.related_to_text(queries[0], 5)  # loads the model
     text = []

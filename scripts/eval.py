@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     .venv/bin/python scripts/eval.py                      # every set found, markdown tables on stdout
-    .venv/bin/python scripts/eval.py --keyword-weight 0   # ablation: embeddings only
+    .venv/bin/python scripts/eval.py --set keyword_weight=0   # ablation: embeddings only (any policy knob)
     .venv/bin/python scripts/eval.py --only ecbplus --json
 
 Sets that are not there are skipped with a note. Embeddings are cached per (model, text) under
@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL  # noqa: E402
 from recommender.evaluation.evaluate import cached_embedder, evaluate_file, evaluate_lee  # noqa: E402
-from recommender.ranking.pipeline import RankingOptions  # noqa: E402
+from recommender.ranking.policy import RankingPolicy  # noqa: E402
 
 #: (file or folder under the data folder, label, what it checks)
 SETS = [
@@ -46,15 +45,15 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="folder of labelled sets")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--backend", default=DEFAULT_BACKEND, help="embedding backend (torch, onnx, onnx-int8)")
-    parser.add_argument("--keyword-weight", type=float, default=None, help="override RankingOptions.keyword_weight")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a ranking policy knob (repeatable)"
+    )
     parser.add_argument("--only", action="append", default=[], help="run only sets whose name contains this")
     parser.add_argument("--json", action="store_true", help="one JSON object per set instead of tables")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    options = RankingOptions()
-    if args.keyword_weight is not None:
-        options = replace(options, keyword_weight=args.keyword_weight)
+    policy = RankingPolicy.from_assignments(args.set)
     embedder = cached_embedder(args.model, backend=args.backend)
     lists_rows: list[str] = []
     lee_rows: list[str] = []
@@ -67,14 +66,14 @@ def main() -> int:
             continue
         started = time.monotonic()
         if label is None:
-            lee = evaluate_lee(path, embedder=embedder, options=options)
+            lee = evaluate_lee(path, embedder=embedder, policy=policy)
             seconds = time.monotonic() - started
             if args.json:
                 print(json.dumps({"set": name, **lee.to_dict(), "seconds": round(seconds, 1)}))
             for system, scores in (("recommender", lee.recommender), ("tfidf", lee.tfidf)):
                 lee_rows.append(f"| {title} | {system} | {scores['pearson']:.3f} | {scores['spearman']:.3f} |")
             continue
-        report = evaluate_file(path, label=label, embedder=embedder, options=options)
+        report = evaluate_file(path, label=label, embedder=embedder, policy=policy)
         seconds = time.monotonic() - started
         if args.json:
             print(json.dumps({"set": name, **report.to_dict(), "seconds": round(seconds, 1)}))
@@ -85,7 +84,8 @@ def main() -> int:
             )
         print(f"done: {name} in {seconds:.0f}s", file=sys.stderr)
     if not args.json:
-        print(f"model {args.model} ({args.backend}), keyword_weight {options.keyword_weight}\n")
+        knobs = ", ".join(f"{k}={v}" for k, v in policy.to_dict().items())
+        print(f"model {args.model} ({args.backend}), policy {knobs}\n")
         if lists_rows:
             print("| set | articles | system | P@5 | MRR | nDCG@5 | copy rate | coverage |")
             print("|---|---|---|---|---|---|---|---|")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from recommender import add_articles, build_index
-from recommender.serving.http.app import ApiConfig, create_app
+from recommender.serving.http.app import create_app
 from recommender.serving.service import Service
+from recommender.settings import Settings
 from recommender.storage.store import Manifest
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
@@ -22,8 +23,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def make_client(index_dir: Path, fake: FakeEmbedder, **config: object) -> TestClient:
-    service = Service(index_dir, embedder=fake, check_interval=0, autosave_seconds=0)
-    cfg = ApiConfig(**{"api_key": KEY, "cors_origins": ["https://site.example"], **config})  # type: ignore[arg-type]
+    service = Service(index_dir, embedder=fake, check_interval=0.02, autosave_seconds=0)
+    cfg = Settings(**{"api_key": KEY, "cors_origins": ["https://site.example"], **config})  # type: ignore[arg-type]
     return TestClient(create_app(service, cfg))
 
 
@@ -35,6 +36,16 @@ def client(fake_index: Path, fake: FakeEmbedder) -> Iterator[TestClient]:
 
 def ids(response: object) -> list[str]:
     return [item["id"] for item in response.json()["related"]]  # type: ignore[attr-defined]
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``check`` until it holds (the service follows other processes' writes every ``check_interval``)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_related_by_id(client: TestClient) -> None:
@@ -71,8 +82,8 @@ def test_first_request_during_a_write_waits_off_the_event_loop(fake_index: Path,
     """The lookup runs on the event loop only when the index is free and a stored list answers it; while a
     write holds the index, or when the list would need a live search, it is not done there (and the answer is
     still the right one, from a worker thread)."""
-    service = Service(fake_index, embedder=fake, check_interval=0, autosave_seconds=0)
-    with TestClient(create_app(service, ApiConfig(api_key=KEY))) as c:
+    service = Service(fake_index, embedder=fake, check_interval=0.02, autosave_seconds=0)
+    with TestClient(create_app(service, Settings(api_key=KEY))) as c:
         expected = service.related("a1", 3)
         assert service.related_nowait("a1", 3) == expected
         with service._lock:  # a write in progress, seen from another thread
@@ -81,7 +92,7 @@ def test_first_request_during_a_write_waits_off_the_event_loop(fake_index: Path,
             worker.start()
             worker.join()
             assert seen == [None]
-        assert c.get("/v1/articles/a1/related?k=3").json()["related"] == [s.to_dict() for s in expected]
+        assert c.get("/v1/articles/a1/related?k=3").json()["related"] == [s.to_dict() for s in expected.related]
         catalog = service._current().store.catalog
         catalog.conn.execute("DELETE FROM related WHERE key = ?", (catalog.key_of("a2"),))
         assert service.related_nowait("a2", 3) is None  # no stored list: that takes a search
@@ -250,7 +261,7 @@ def test_writes_from_another_process_are_picked_up(client: TestClient, fake_inde
     add_articles(
         fake_index, articles=[{"id": "b3", "title": "Central bank interest rates inflation markets", "body": "rates"}]
     )
-    assert "b3" in ids(client.get("/v1/articles/b1/related", params={"k": 3}))
+    assert eventually(lambda: "b3" in ids(client.get("/v1/articles/b1/related", params={"k": 3})))
 
 
 def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(
@@ -276,17 +287,18 @@ def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(
     manifest.built_at = "2099-01-01T00:00:00+00:00"
     manifest.index_sha256 = "0" * 64
     manifest.save(fake_index)
-    for _ in range(20):
+
+    def kept() -> bool:
         assert client.get("/v1/articles/c1/related").status_code == 200
-        time.sleep(0.05)
-    ready = client.get("/readyz").json()
-    assert "kept the previous index" in (ready["last_error"] or "")
+        return "kept the previous index" in (client.get("/readyz").json()["last_error"] or "")
+
+    assert eventually(kept)
 
 
 def test_api_key_is_compared_in_constant_time(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     import hmac
 
-    from recommender.serving.http import app as api
+    from recommender.serving.http import routes as api
 
     calls: list[tuple[bytes, bytes]] = []
     original = hmac.compare_digest

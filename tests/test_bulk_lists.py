@@ -13,6 +13,7 @@ from recommender import Recommender, build_index
 from recommender.ranking import bulk as bulk_lists
 from recommender.ranking import lists as related_lists
 from recommender.ranking.pipeline import RankingOptions
+from recommender.ranking.policy import RankingPolicy
 from recommender.storage import vector_index
 from recommender.writer import add_articles, delete_articles
 from tests import fakes
@@ -133,9 +134,8 @@ def test_options_the_bulk_path_cannot_reproduce_use_the_story_by_story_ranking(f
     assert not bulk_lists.supports(RankingOptions(diversity_lambda=0.7))
     assert not bulk_lists.supports(RankingOptions(half_life_days=3))
     assert not bulk_lists.supports(RankingOptions(section="sport"))
-    options = RankingOptions(diversity_lambda=0.5)
-    with Recommender.open(fake_index, embedder=fakes.SHARED, options=options) as rec:
-        related_lists.refresh_all(rec)
+    with Recommender.open(fake_index, embedder=fakes.SHARED) as rec:
+        related_lists.refresh_all(rec, RankingPolicy(diversity=0.5))
         for stored in rec.store.catalog.iter_articles():
             entry = related_lists.load(rec.store.catalog, stored.key)
             live = rec.rank_for(stored.article.id, related_lists.DEPTH)

@@ -194,7 +194,7 @@ def test_settings_precedence_flag_env_config(built: Path, tmp_path: Path, monkey
     (tmp_path / "recommender.toml").write_text('colour = "red"\n', encoding="utf-8")
     monkeypatch.delenv("RECOMMENDER_INDEX")
     result = run("info")
-    assert result.exit_code == 1 and "unknown setting(s) colour" in result.stderr
+    assert result.exit_code == 2 and "unknown setting(s) colour" in result.stderr
 
 
 def test_help_is_fast_and_lists_commands() -> None:

@@ -11,8 +11,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from recommender.serving.http.app import ApiConfig, create_app
+from recommender.serving.http.app import create_app
 from recommender.serving.service import Service
+from recommender.settings import Settings
 from tests.fakes import FakeEmbedder
 
 KEY = "fuzz-key"
@@ -33,9 +34,9 @@ def test_no_server_errors(fake_index: Path, fake: FakeEmbedder) -> None:
 
     (schemathesis's pytest plug-in does not run under this pytest version, so the operations are driven here.)
     """
-    service = Service(fake_index, embedder=fake, check_interval=0, autosave_seconds=0)
+    service = Service(fake_index, embedder=fake, check_interval=0.02, autosave_seconds=0)
     service.load()
-    app = create_app(service, ApiConfig(api_key=KEY, max_body_bytes=100_000))
+    app = create_app(service, Settings(api_key=KEY, max_body_bytes=100_000))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 8

@@ -104,7 +104,7 @@ def test_cached_weights_equal_the_pure_function(fake_index: Path) -> None:
         for text in texts:
             counts = term_counts(text)
             df = catalog.doc_freqs(counts)
-            expected = weigh(counts, lambda t: df.get(t, 0), n_docs)
+            expected = weigh(counts, lambda t, df=df: df.get(t, 0), n_docs)
             assert weights.vector(text) == expected
             assert weights.vector(text, f"hash-{text[:12]}") == expected
     finally:

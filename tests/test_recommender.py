@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recommender import ArticleNotFound, Recommender, add_articles
+from recommender import ArticleNotFound, Filters, RankingPolicy, Recommender, add_articles
+from recommender.writer import apply_policy
 from tests.conftest import ARTICLES
 
 
@@ -40,22 +41,24 @@ def test_filter_that_excludes_the_top_candidates_still_returns_k(fake_index: Pat
             for i in range(30)
         ],
     )
+    apply_policy(fake_index, RankingPolicy(min_similarity=-1.0))
     with Recommender.open(fake_index) as rec:
-        top = rec.related("a1", k=20, min_similarity=-1.0)
+        top = rec.related("a1", k=20)
         assert all(i.startswith("f") for i in top.ids)
-        local = rec.related("a1", k=2, section="local", min_similarity=-1.0)
+        local = rec.related("a1", k=2, filters=Filters(section="local"))
         assert set(local.ids) == {"a2", "a3"} and not local.short
-        sport = rec.related("a1", k=3, section="sport", min_similarity=-1.0)
+        sport = rec.related("a1", k=3, filters=Filters(section="sport"))
         assert set(sport.ids) == {"c1", "c2"} and sport.short  # only two sport stories exist
 
 
 def test_exclude_ids_and_date_window(fake_index: Path) -> None:
     with Recommender.open(fake_index) as rec:
-        assert "a2" not in rec.related("a1", k=3, exclude=["a2"]).ids
+        assert "a2" not in rec.related("a1", k=3, filters=Filters(exclude=frozenset({"a2"}))).ids
+    apply_policy(fake_index, RankingPolicy(min_similarity=-1.0))
+    with Recommender.open(fake_index) as rec:
         since = datetime(2024, 1, 1, tzinfo=UTC)
-        assert all(
-            rec.get(i).published_at >= "2024" for i in rec.related("c1", k=5, since=since, min_similarity=-1.0).ids
-        )
+        window = rec.related("c1", k=5, filters=Filters(since=since))
+        assert window.ids and all(rec.get(i).published_at >= "2024" for i in window.ids)
 
 
 def test_related_to_text_and_url(fake_index: Path) -> None:
@@ -76,6 +79,7 @@ def test_unknown_ids(fake_index: Path) -> None:
 
 
 def test_short_list_is_flagged(fake_index: Path) -> None:
+    apply_policy(fake_index, RankingPolicy(min_similarity=0.3))
     with Recommender.open(fake_index) as rec:
-        related = rec.related("c1", k=5, min_similarity=0.3)
+        related = rec.related("c1", k=5)
         assert related.short and len(related) < 5

@@ -8,6 +8,7 @@ import pytest
 
 from recommender import Recommender, add_articles, build_index, delete_articles
 from recommender.ranking import lists as related_lists
+from recommender.ranking.policy import NO_FILTERS, Filters
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, SHARED, FakeEmbedder
 
@@ -23,8 +24,8 @@ def stored_ids(rec: Recommender, article_id: str) -> list[str]:
 def test_build_precomputes_every_list_equal_to_live_ranking(fake_index: Path) -> None:
     with Recommender.open(fake_index) as rec:
         for row in ARTICLES:
-            assert stored_ids(rec, row["id"]) == rec.related(row["id"], k=related_lists.DEPTH).ids
-            assert related_lists.lookup(rec, row["id"], k=3).ids == rec.related(row["id"], k=3).ids
+            assert stored_ids(rec, row["id"]) == rec.live_related(row["id"], k=related_lists.DEPTH).ids
+            assert rec.related(row["id"], k=3).ids == rec.live_related(row["id"], k=3).ids
 
 
 def test_new_story_enters_its_neighbours_lists_and_leaves_on_delete(fake_index: Path) -> None:
@@ -39,7 +40,7 @@ def test_new_story_enters_its_neighbours_lists_and_leaves_on_delete(fake_index: 
             assert "a4" in stored_ids(rec, neighbour)
             # same stories as a live ranking; the order of near-equal scores may differ, because the newcomer
             # shifts every keyword weight a little (noticeable in this 9-story corpus, not in an archive)
-            assert set(stored_ids(rec, neighbour)) == set(rec.related(neighbour, k=related_lists.DEPTH).ids)
+            assert set(stored_ids(rec, neighbour)) == set(rec.live_related(neighbour, k=related_lists.DEPTH).ids)
     delete_articles(fake_index, ["a4"])
     with Recommender.open(fake_index) as rec:
         for row in ARTICLES:
@@ -59,15 +60,17 @@ def test_edited_story_is_re_ranked_everywhere(fake_index: Path) -> None:
         articles=[{"id": "b2", "title": "Football cup final fans", "body": "team stadium goal cup final football"}],
     )
     with Recommender.open(fake_index) as rec:
-        assert stored_ids(rec, "b1") == rec.related("b1", k=related_lists.DEPTH).ids
-        assert stored_ids(rec, "c1") == rec.related("c1", k=related_lists.DEPTH).ids
+        assert stored_ids(rec, "b1") == rec.live_related("b1", k=related_lists.DEPTH).ids
+        assert stored_ids(rec, "c1") == rec.live_related("c1", k=related_lists.DEPTH).ids
         assert "b2" in stored_ids(rec, "c1")
 
 
 def test_lookup_with_filters_falls_back_to_search_when_needed(fake_index: Path) -> None:
     with Recommender.open(fake_index) as rec:
-        assert related_lists.lookup(rec, "a1", k=2, section="local").ids == rec.related("a1", k=2, section="local").ids
-        assert related_lists.lookup(rec, "a1", k=30).ids == rec.related("a1", k=30).ids  # deeper than stored
+        local = Filters(section="local")
+        assert rec.related("a1", k=2, filters=local).ids == rec.live_related("a1", k=2, filters=local).ids
+        assert related_lists.lookup(rec, "a1", 30, NO_FILTERS) is None  # deeper than stored: a live search
+        assert rec.related("a1", k=30).ids == rec.live_related("a1", k=30).ids
 
 
 def test_crash_before_list_update_is_caught_up(fake_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,7 +130,7 @@ def test_newcomer_score_is_what_ranking_the_neighbours_list_would_give(tmp_path:
 
     build_index([write_jsonl(tmp_path / "a.jsonl", corpus(7, 40))], tmp_path / "index", model=FAKE_MODEL)
     with Recommender.open(tmp_path / "index", embedder=SHARED) as rec:
-        options = rec._options(related_lists.DEPTH, {})
+        options = rec._options(related_lists.DEPTH, NO_FILTERS)
         stories = list(rec.store.catalog.iter_articles())
         checked = dropped = 0
         for newcomer in stories:

@@ -1,6 +1,7 @@
 """Crashes, concurrent writers and load: nothing acknowledged is lost, nothing broken is served.
 
-Short variants run in CI; ``-m slow`` runs the long variants (15 rounds, 5x the requests). Each test prints one ``robustness:`` line with its figures (``pytest -s`` shows them).
+Short variants run in CI; ``-m slow`` runs the long variants (15 rounds, 5x the requests). Each test prints one
+``robustness:`` line with its figures (``pytest -s`` shows them).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def test_kill_9_at_random_points_of_build_and_add(
     from recommender import delete_articles
 
     delete_articles(index_dir, [r["id"] for r in rows])
-    for round_no in range(rounds):
+    for _ in range(rounds):
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.1, duration))
         proc.send_signal(signal.SIGKILL)
@@ -104,7 +105,7 @@ def test_kill_9_during_a_burst_of_puts_loses_no_acknowledged_write(
         server = ApiServer(fake_index, "--api-key", KEY).start()
         stop = threading.Event()
 
-        def writer() -> None:
+        def writer(server: ApiServer = server, stop: threading.Event = stop, round_no: int = round_no) -> None:
             n = 0
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 while not stop.is_set():
@@ -204,13 +205,14 @@ def test_cli_add_while_the_server_takes_puts(fake_index: Path, fake: FakeEmbedde
         assert all(rec.store.catalog.get(i) is not None for i in acknowledged + [r["id"] for r in rows])
     assert_healthy(fake_index)
     print(
-        f"robustness: CLI add of {len(rows)} during {len(acknowledged)} acknowledged PUTs ({busy} 'index busy'): none lost"
+        f"robustness: CLI add of {len(rows)} during {len(acknowledged)} acknowledged PUTs "
+        f"({busy} 'index busy'): none lost"
     )
 
 
 def _load(url: str, requests: int, concurrency: int, uncached: bool = False) -> tuple[list[float], dict[int, int], int]:
     """GET related lists from ``concurrency`` threads; ``uncached`` makes every request distinct (an excluded
-    id no story has), so none is answered from the response cache."""
+    id no story has) and deeper than a stored list, so each is a live search in a worker thread."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     failures = 0
@@ -221,7 +223,7 @@ def _load(url: str, requests: int, concurrency: int, uncached: bool = False) -> 
         nonlocal failures
         started = time.perf_counter()
         try:
-            params: dict[str, object] = {"k": 5, "exclude": f"none-{n}"} if uncached else {"k": 5}
+            params: dict[str, object] = {"k": 30, "exclude": f"none-{n}"} if uncached else {"k": 5}
             r = client.get(f"/v1/articles/{ids[n % len(ids)]}/related", params=params)
             code = r.status_code
         except httpx.HTTPError:

@@ -130,7 +130,8 @@ RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <item><guid>https://news.example/a/1</guid><title>Flood hits river city</title><link>https://news.example/a/1?utm_source=rss</link>
 <description><![CDATA[<p>Heavy rain <b>flooded</b> the city.</p><p>Residents evacuated.</p>]]></description>
 <category>Local</category><pubDate>Mon, 04 Mar 2024 10:00:00 +0100</pubDate></item>
-<item><title>No guid, only a link</title><link>https://news.example/a/2</link><description>Text two.</description></item>
+<item><title>No guid, only a link</title><link>https://news.example/a/2</link>
+<description>Text two.</description></item>
 <item><description></description></item>
 </channel></rss>"""
 

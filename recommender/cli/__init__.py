@@ -1,5 +1,1 @@
-"""The ``recommender`` command (typer): parses, calls the library, formats."""
-
-from recommender.cli.app import app
-
-__all__ = ["app"]
+"""The ``recommender`` command (typer): parses, calls the library, formats. Entry point: :data:`.app.app`."""

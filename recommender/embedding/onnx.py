@@ -127,7 +127,7 @@ def local_model_folder(name: str) -> Path:
         return Path(snapshot_download(name, local_files_only=True))
     except Exception as exc:  # noqa: BLE001 - any failure means the same thing to the user
         raise ModelUnavailable(
-            f"the onnx backends need the model {name!r} as a local folder (or in the local hub cache): {exc}".splitlines()[
+            f"the onnx backends need the model {name!r} as a local folder (or in the local hub cache): {exc}".splitlines()[  # noqa: E501
                 0
             ]
         ) from None

@@ -48,7 +48,7 @@ from recommender.evaluation.metrics import (  # noqa: F401 - re-exported: the me
     shows_copy,
     spearman,
 )
-from recommender.ranking.pipeline import RankingOptions
+from recommender.ranking.policy import RankingPolicy
 from recommender.recommender import Recommender
 from recommender.writer import build_index
 
@@ -206,10 +206,9 @@ def index_lists(
     *,
     embedder: Embedder | None = None,
     depth: int = MRR_DEPTH,
-    options: RankingOptions | None = None,
 ) -> dict[str, list[str]]:
-    """Each id's list from :meth:`Recommender.related` on an existing index: the full ranking pipeline."""
-    with Recommender.open(index_dir, embedder=embedder, options=options) as rec:
+    """Each id's list from :meth:`Recommender.related` on an existing index: what a site shows."""
+    with Recommender.open(index_dir, embedder=embedder) as rec:
         return {i: rec.related(i, depth).ids for i in ids}
 
 
@@ -219,13 +218,21 @@ def recommender_lists(
     *,
     embedder: Embedder,
     depth: int = MRR_DEPTH,
-    options: RankingOptions | None = None,
+    policy: RankingPolicy | None = None,
 ) -> dict[str, list[str]]:
-    """Build a throwaway index of ``path`` and return each id's list (see :func:`index_lists`)."""
+    """Build a throwaway index of ``path`` with ``policy`` (None: the defaults) and return each id's list (see
+    :func:`index_lists`)."""
     with tempfile.TemporaryDirectory(prefix="recommender-eval-") as tmp:
         index_dir = Path(tmp) / "index"
-        build_index([Path(path)], index_dir, model=embedder.name, backend=embedder.backend, embedder=embedder)
-        return index_lists(index_dir, ids, embedder=embedder, depth=depth, options=options)
+        build_index(
+            [Path(path)],
+            index_dir,
+            model=embedder.name,
+            backend=embedder.backend,
+            embedder=embedder,
+            policy=policy,
+        )
+        return index_lists(index_dir, ids, embedder=embedder, depth=depth)
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,7 @@ def evaluate_file(
     model: str | None = None,
     backend: str | None = None,
     embedder: Embedder | None = None,
-    options: RankingOptions | None = None,
+    policy: RankingPolicy | None = None,
     cache_dir: Path | None = None,
 ) -> EvalReport:
     """Score the default pipeline and the TF-IDF baseline on one labelled file (see the module docstring).
@@ -273,7 +280,7 @@ def evaluate_file(
         embedder = cached_embedder(model or DEFAULT_MODEL, cache_dir, backend or DEFAULT_BACKEND)
     queries = labelled.query_ids
     log.info("%s: %d articles, %d with a %r label", path, len(articles), len(queries), label)
-    ours = recommender_lists(path, queries, embedder=embedder, options=options)
+    ours = recommender_lists(path, queries, embedder=embedder, policy=policy)
     baseline = tfidf_lists(articles)
     return EvalReport(
         label=label,
@@ -327,7 +334,7 @@ def evaluate_lee(
     model: str | None = None,
     backend: str | None = None,
     embedder: Embedder | None = None,
-    options: RankingOptions | None = None,
+    policy: RankingPolicy | None = None,
     cache_dir: Path | None = None,
 ) -> CorrelationReport:
     """Score pair similarity on the Lee set: ``articles.jsonl`` (rated ones first) and ``similarities0-1.txt``."""
@@ -343,9 +350,14 @@ def evaluate_lee(
     with tempfile.TemporaryDirectory(prefix="recommender-eval-") as tmp:
         index_dir = Path(tmp) / "index"
         build_index(
-            [folder / "articles.jsonl"], index_dir, model=embedder.name, backend=embedder.backend, embedder=embedder
+            [folder / "articles.jsonl"],
+            index_dir,
+            model=embedder.name,
+            backend=embedder.backend,
+            embedder=embedder,
+            policy=policy,
         )
-        with Recommender.open(index_dir, embedder=embedder, options=options) as rec:
+        with Recommender.open(index_dir, embedder=embedder) as rec:
             ours = pair_scores(rec, [a.id for a in rated])
     sparse = tfidf_matrix([a.text for a in rated], fit_texts=[a.text for a in articles])
     keyword = (sparse @ sparse.T).toarray()
@@ -357,7 +369,7 @@ def pair_scores(rec: Recommender, ids: Sequence[str]) -> np.ndarray:
     exactly as :func:`recommender.ranking.pipeline.blend_keywords` does (what orders an "Also Read" list)."""
     from recommender.ranking.keywords import cosine
 
-    weight = rec.options.keyword_weight
+    weight = rec.policy.keyword_weight
     stored = [rec.store.catalog.get(i) for i in ids]
     if any(s is None for s in stored):
         raise RecommenderError("an article to score is not in the index")

@@ -204,7 +204,7 @@ def read_csv(path: Path) -> Iterator[Loaded]:
         if len(row) > len(header):
             yield InvalidArticle(location, f"row has {len(row)} fields but the header has {len(header)}")
             continue
-        raw = {name: cell for name, cell in zip(header, row) if cell.strip()}
+        raw = {name: cell for name, cell in zip(header, row, strict=False) if cell.strip()}
         yield _record(raw, location)
 
 

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.articles import url_key
+from recommender.errors import ArticleNotFound
 from recommender.ranking import bulk as bulk_lists
 from recommender.ranking.keywords import cosine
 from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions
+from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
 from recommender.storage.catalog import Catalog
 from recommender.storage.sql import keyset_pages
 
@@ -107,8 +109,9 @@ def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
         yield from ((int(key), str(article_id)) for key, article_id in rows)
 
 
-def refresh_all(rec: Recommender) -> int:
-    """Recompute every list (after a build). Returns how many lists were written.
+def refresh_all(rec: Recommender, policy: RankingPolicy | None = None) -> int:
+    """Recompute every list (after a build; with ``policy``, recorded in the same transaction: a policy change).
+    Returns how many lists were written.
 
     Vectorised in batches (:mod:`recommender.ranking.bulk`) when the ranking options allow it, else one ranked
     search per story.
@@ -117,6 +120,9 @@ def refresh_all(rec: Recommender) -> int:
     seq = catalog.last_seq()
     count = 0
     with catalog.transaction():
+        if policy is not None:
+            catalog.set_meta("ranking_policy", json.dumps(policy.to_dict()))
+            rec.adopt_policy(policy)
         catalog.conn.execute("DELETE FROM related")
         catalog.conn.execute("DELETE FROM related_refs")
         if bulk_lists.supports(rec.options):
@@ -126,6 +132,8 @@ def refresh_all(rec: Recommender) -> int:
                 _store(catalog, key, rec.rank_for(article_id, DEPTH))
                 count += 1
         catalog.set_meta("related_seq", str(seq))
+        catalog.set_meta("lists_version", str(int(catalog.get_meta("lists_version") or 0) + 1))
+    rec.follow_lists()
     return count
 
 
@@ -139,7 +147,7 @@ def _refresh_all_bulk(rec: Recommender) -> int:
     catalog = rec.store.catalog
     archive = bulk_lists.load_archive(catalog)
     log.info("related lists: %d stories loaded (%.0f MB of arrays)", len(archive.keys), archive.nbytes / 1e6)
-    options = rec._options(DEPTH, {})
+    options = rec._options(DEPTH, NO_FILTERS)
     lists: list[tuple[int, str, int]] = []
     dst: list[np.ndarray] = []
     src: list[np.ndarray] = []
@@ -278,7 +286,7 @@ def _try_insert(
     """
     if current.scores is None:
         return False
-    score = newcomer_score(neighbour, query, rec._options(DEPTH, {}))
+    score = newcomer_score(neighbour, query, rec._options(DEPTH, NO_FILTERS))
     if score is None:
         return True  # a copy of this story, or below the minimum similarity: it does not belong here
     full = len(current.items) >= DEPTH
@@ -324,40 +332,38 @@ def catch_up(rec: Recommender) -> int:
     return len(set(keys))
 
 
-def lookup(
-    rec: Recommender, article_id: str, k: int = 5, *, search: bool = True, **filters: object
-) -> RelatedList | None:
+def lookup(rec: Recommender, article_id: str, k: int, filters: Filters) -> RelatedList | None:
     """An article's list from the precomputed store: a lookup, not a search.
 
-    Filters are applied to the stored list; only when fewer than k stored entries pass (and the stored list was
-    not already everything related) does it fall back to a live search, so a filter never shrinks the list
-    while k matching stories exist. Articles without a stored list (not yet computed) are searched live;
-    with ``search=False`` those cases return None instead (a caller that must not spend a search's time).
+    Filters are applied to the stored list. None when the stored list cannot answer: k deeper than stored, no
+    list yet, or filters leaving fewer than k while the stored list was not already everything related (the
+    caller then searches live, so a filter never shrinks the list while k matching stories exist).
     """
-    from recommender.errors import ArticleNotFound
-    from recommender.ranking.pipeline import passes_filters
     from recommender.recommender import RelatedList, Suggestion
 
     catalog = rec.store.catalog
     key = catalog.key_of(article_id)
     if key is None:
         raise ArticleNotFound(article_id)
-    entry = load(catalog, key) if k <= DEPTH else None
-    if entry is not None:
-        options = rec._options(k, dict(filters))
-        listed = [key for key, _ in entry.items]
-        cards = catalog.cards(listed[:k])  # usually enough; the rest only when filters or deletes skip some
-        picked: list[Suggestion] = []
-        scores = entry.scores or [None] * len(entry.items)
-        for n, ((key, similarity), relevance) in enumerate(zip(entry.items, scores)):
-            if n == k:
-                cards.update(catalog.cards(listed[k:]))
-            a = cards.get(key)
-            if a is None or not passes_filters(a, options):
-                continue
-            picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section, relevance))
-            if len(picked) == k:
-                break
-        if len(picked) == k or entry.short:
-            return RelatedList(picked, len(picked) < k)
-    return rec.related(article_id, k, **filters) if search else None
+    done = related_seq(catalog)
+    if k > DEPTH or done is None or done < rec.store.seq:
+        return None  # deeper than stored, or a writer crashed before it brought the lists up to date
+    entry = load(catalog, key)
+    if entry is None:
+        return None
+    listed = [key for key, _ in entry.items]
+    cards = catalog.cards(listed[:k])  # usually enough; the rest only when filters or deletes skip some
+    picked: list[Suggestion] = []
+    scores: list[float | None] = list(entry.scores) if entry.scores else [None] * len(entry.items)
+    for n, ((item_key, similarity), relevance) in enumerate(zip(entry.items, scores, strict=True)):
+        if n == k:
+            cards.update(catalog.cards(listed[k:]))
+        a = cards.get(item_key)
+        if a is None or not filters.passes(a.id, a.section, a.language, a.published):
+            continue
+        picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section, relevance))
+        if len(picked) == k:
+            break
+    if len(picked) == k or entry.short:
+        return RelatedList(picked, len(picked) < k)
+    return None

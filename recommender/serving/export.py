@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recommender.ranking import lists as related_lists
 from recommender.recommender import Recommender
+from recommender.serving.service import Served
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
 INDEX_FILE = "index.json"
@@ -60,7 +60,7 @@ def _previous_files(out: Path) -> list[str]:
         return []
 
 
-def export_static(rec: Recommender, out_dir: Path | str, k: int = 10) -> ExportReport:
+def export_static(rec: Recommender, out_dir: Path | str, k: int = 5) -> ExportReport:
     """Write ``<stem>.json`` for every article and ``index.json`` into ``out_dir``; remove stale files."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -74,14 +74,7 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 10) -> ExportR
         if path.parent != out:  # defence in depth: the stem alphabet cannot escape, but never trust it
             report.skipped.append(article_id)
             continue
-        related = related_lists.lookup(rec, article_id, k)
-        payload = {
-            "article_id": article_id,
-            "related": [s.to_dict() for s in related.items],
-            "short": related.short,
-            "model": model,
-            "index_version": version,
-        }
+        payload = Served(version, model, rec.related(article_id, k)).body(article_id)
         _write_atomic(path, json.dumps(payload, ensure_ascii=False))
         files[article_id] = path.name
         report.written += 1

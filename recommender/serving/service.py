@@ -1,9 +1,10 @@
 """The serving core: one index held open for a long-lived process, safe to call from many threads.
 
-The HTTP app (:mod:`recommender.serving.http.app`) is a thin layer over this. It keeps answering from the index it has while
-it loads a rebuilt one in the background, applies writes from other processes (``recommender add``) by replaying
-the catalog's change log, and persists its own writes to the catalog before acknowledging them; the FAISS file
-is saved in the background (a crash loses nothing: the change log is replayed on the next open).
+The HTTP app (:mod:`recommender.serving.http.app`) is a thin layer over this. It keeps answering from the index it
+has while it loads a rebuilt one in the background, follows writes from other processes (``recommender add``) by
+replaying the catalog's change log in a background thread, and persists its own writes to the catalog before
+acknowledging them; the FAISS file is saved in the background (a crash loses nothing: the change log is replayed
+on the next open).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,12 @@ from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
 from recommender.ingest.sources import Record
 from recommender.ranking import lists as related_lists
-from recommender.ranking.pipeline import RankingOptions
+from recommender.ranking.policy import NO_FILTERS, Filters
 from recommender.recommender import Recommender, RelatedList
+from recommender.reports import WriteReport
+from recommender.settings import Settings
 from recommender.storage.store import MANIFEST_NAME, Manifest, acquire_write_lock
-from recommender.writer import WriteReport, apply_batch, remove
+from recommender.writer import apply_batch, remove
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +35,43 @@ log = logging.getLogger(__name__)
 INLINE_CATCH_UP_LIMIT = 1000
 
 
+@dataclass(frozen=True)
+class Served:
+    """A list as served: the index version and model it was computed with (both read under the index lock
+    together with the list, so an answer and its ETag always agree)."""
+
+    version: str
+    model: str
+    related: RelatedList
+
+    def body(self, article_id: str | None) -> dict[str, Any]:
+        """The JSON shape of the HTTP API, the static export and ``similar --json``'s items."""
+        return {
+            "article_id": article_id,
+            "related": [s.to_dict() for s in self.related.items],
+            "short": self.related.short,
+            "model": self.model,
+            "index_version": self.version,
+        }
+
+
 class Service:
     """A loaded index plus everything needed to serve it: reads, writes, hot reload, periodic saves."""
 
     def __init__(
         self,
-        index_dir: Path | str,
+        settings: Settings | Path | str,
         *,
         embedder: Embedder | None = None,
-        backend: str | None = None,
-        options: RankingOptions | None = None,
-        lock_timeout: float = 5.0,
         check_interval: float = 0.5,
         autosave_seconds: float = 30.0,
     ) -> None:
-        self.index_dir = Path(index_dir)
-        self.backend = backend
-        self.options = options
-        self.lock_timeout = lock_timeout
+        if not isinstance(settings, Settings):
+            settings = Settings(index=str(settings))
+        self.settings = settings
+        self.index_dir = settings.index_dir
+        self.backend = settings.backend
+        self.lock_timeout = settings.lock_timeout
         self.check_interval = check_interval
         self.autosave_seconds = autosave_seconds
         self._embedder = embedder
@@ -61,6 +84,7 @@ class Service:
         self._dirty = False
         self._stop = threading.Event()
         self._saver: threading.Thread | None = None
+        self._follower: threading.Thread | None = None
         self.last_error: str | None = None
         self.reloads = 0
 
@@ -76,9 +100,7 @@ class Service:
         self.last_error = None
 
     def _open(self) -> Recommender:
-        rec = Recommender.open(
-            self.index_dir, embedder=self._embedder, backend=self.backend, options=self.options, check_same_thread=False
-        )
+        rec = Recommender.open(self.index_dir, embedder=self._embedder, backend=self.backend, check_same_thread=False)
         self._finish_list_updates(rec)
         return rec
 
@@ -101,6 +123,9 @@ class Service:
         if self._saver is None and self.autosave_seconds > 0:
             self._saver = threading.Thread(target=self._autosave_loop, name="recommender-autosave", daemon=True)
             self._saver.start()
+        if self._follower is None and self.check_interval > 0:
+            self._follower = threading.Thread(target=self._follow_loop, name="recommender-follow", daemon=True)
+            self._follower.start()
 
     def _warm_up(self, rec: Recommender) -> None:
         try:
@@ -111,8 +136,9 @@ class Service:
 
     def close(self) -> None:
         self._stop.set()
-        if self._saver is not None:
-            self._saver.join(timeout=10)
+        for thread in (self._saver, self._follower):
+            if thread is not None:
+                thread.join(timeout=10)
         self.save_if_dirty(timeout=self.lock_timeout)
         with self._lock:
             if self._rec is not None:
@@ -139,18 +165,6 @@ class Service:
             return (0, "")
         return (inode, built_at)
 
-    def refresh_if_due(self) -> None:
-        """:meth:`_maybe_refresh` for callers that must not wait (the cached-answer path on the event loop):
-        skipped when the interval has not passed or a write of this process holds the lock (that write moves
-        the version itself)."""
-        if time.monotonic() - self._last_check < self.check_interval or self._rec is None:
-            return
-        if self._lock.acquire(blocking=False):
-            try:
-                self._maybe_refresh()
-            finally:
-                self._lock.release()
-
     def _maybe_refresh(self) -> None:
         """At most every ``check_interval``: pick up other processes' writes, or a rebuilt index."""
         now = time.monotonic()
@@ -161,6 +175,7 @@ class Service:
         if (self.index_dir / MANIFEST_NAME).exists() and self._read_identity() != self._identity:
             self._reload_in_background()
             return
+        rec.follow_lists()  # another process recomputed every list (a policy change, a full refresh)
         pending = rec.store.catalog.last_seq() - rec.store.seq
         if 0 < pending <= INLINE_CATCH_UP_LIMIT:
             rec.store.catch_up()
@@ -195,36 +210,45 @@ class Service:
             self._reloading = False
 
     # -- reads ------------------------------------------------------------------------------------------------
-    def related(self, article_id: str, k: int = 5, **filters: Any) -> RelatedList:
-        """The stored list (a lookup), filtered; a live search only when filters leave fewer than k."""
+    def _served(self, rec: Recommender, related: RelatedList) -> Served:
+        return Served(rec.index_version, rec.manifest.model, related)
+
+    def related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served:
+        """The article's list (:meth:`Recommender.related`: the stored list, filtered; a live search only when
+        it cannot answer)."""
         with self._lock:
             self._maybe_refresh()
-            return related_lists.lookup(self._current(), article_id, k, **filters)
+            rec = self._current()
+            return self._served(rec, rec.related(article_id, k, filters))
 
-    def related_nowait(self, article_id: str, k: int = 5) -> RelatedList | None:
-        """:meth:`related` (no filters) if the index is free right now and the stored list answers it, else None
-        without waiting: a stored list is a lookup of well under a millisecond, cheaper to do on the event loop
-        than to hand to a thread, but neither a write holding the lock nor a live search may stall the loop."""
-        if not self._lock.acquire(blocking=False):
+    def related_nowait(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served | None:
+        """:meth:`related` if it cannot wait: the index is free right now and the stored list answers it (a
+        lookup of well under a millisecond, cheaper on the event loop than a thread hop); else None at once.
+        Neither a write holding the lock nor a live search may stall the event loop."""
+        if self._rec is None or not self._lock.acquire(blocking=False):
             return None
         try:
-            return related_lists.lookup(self._current(), article_id, k, search=False)
+            rec = self._current()
+            related = rec.stored_related(article_id, k, filters)
+            return None if related is None else self._served(rec, related)
         finally:
             self._lock.release()
 
-    def related_to_url(self, url: str, k: int = 5, **filters: Any) -> tuple[Article, RelatedList]:
+    def related_to_url(self, url: str, k: int = 5, filters: Filters = NO_FILTERS) -> tuple[str, Served]:
         with self._lock:
             self._maybe_refresh()
-            article = self._current().find(url)
-            return article, related_lists.lookup(self._current(), article.id, k, **filters)
+            rec = self._current()
+            article = rec.find(url)
+            return article.id, self._served(rec, rec.related(article.id, k, filters))
 
-    def related_to_text(self, text: str, k: int = 5, **filters: Any) -> RelatedList:
+    def related_to_text(self, text: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served:
         rec = self._current()
         with self._embed_lock:
             vector = rec.embedder.embed([text])[0]
         with self._lock:
             self._maybe_refresh()
-            return self._current().related_to_vector(text, vector, k, **filters)
+            rec = self._current()
+            return self._served(rec, rec.related_to_vector(text, vector, k, filters))
 
     def get(self, article_id: str) -> Article:
         with self._lock:
@@ -310,6 +334,17 @@ class Service:
             return True
         except (IndexBusy, NotReady):
             return False
+
+    def _follow_loop(self) -> None:
+        """Pick up other processes' writes and rebuilt indexes in the background, so that the version answers
+        are cached under moves without any request waiting for it (the event loop never replays changes)."""
+        while not self._stop.wait(self.check_interval):
+            try:
+                with self._lock:
+                    if self._rec is not None:
+                        self._maybe_refresh()
+            except RecommenderError as exc:  # pragma: no cover - logged, retried next round
+                log.error("following the index failed: %s", exc)
 
     def _autosave_loop(self) -> None:
         while not self._stop.wait(self.autosave_seconds):

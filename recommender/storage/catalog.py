@@ -326,7 +326,7 @@ class Catalog:
     # -- writes -----------------------------------------------------------------------------------------------
     def store_vectors(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Cache embeddings by content hash (committed at once, so an interrupted build resumes)."""
-        rows = [(h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors)]
+        rows = [(h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
         with self.transaction():
             self.conn.executemany("INSERT OR REPLACE INTO vectors(content_hash, vector) VALUES (?, ?)", rows)
 
@@ -347,9 +347,11 @@ class Catalog:
             self._count_terms(article.text, +1)
         row = self.conn.execute(
             """
-            INSERT INTO articles(id, url, url_key, published_at, section, language, data, content_hash, copy_key, record_hash, updated_at)
+            INSERT INTO articles(id, url, url_key, published_at, section, language, data, content_hash, copy_key,
+                                 record_hash, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(id) DO UPDATE SET url = excluded.url, url_key = excluded.url_key, published_at = excluded.published_at,
+            ON CONFLICT(id) DO UPDATE SET url = excluded.url, url_key = excluded.url_key,
+                published_at = excluded.published_at,
                 section = excluded.section, language = excluded.language, data = excluded.data,
                 content_hash = excluded.content_hash, copy_key = excluded.copy_key,
                 record_hash = excluded.record_hash, updated_at = excluded.updated_at

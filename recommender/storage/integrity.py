@@ -80,8 +80,8 @@ def check_index(index_dir: Path | str) -> IntegrityReport:
             report.notes.append("related lists are behind the catalog (finished by the next write or server start)")
         if store.manifest.catalog_seq < store.catalog.last_seq():
             report.notes.append(
-                f"the FAISS file is {store.catalog.last_seq() - store.manifest.catalog_seq} change(s) behind the catalog "
-                "(replayed from the change log at open)"
+                f"the FAISS file is {store.catalog.last_seq() - store.manifest.catalog_seq} change(s) behind the "
+                "catalog (replayed from the change log at open)"
             )
     finally:
         store.close()

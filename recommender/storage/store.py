@@ -82,6 +82,8 @@ class Manifest:
     recall_at_10: float | None = None
     max_memory_bytes: int | None = None  # the budget the index type was chosen for (kept for later saves)
     build: dict[str, Any] = field(default_factory=dict)
+    #: The ranking policy the lists were computed with (a copy: the catalog's ``meta.ranking_policy`` rules).
+    ranking: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -280,6 +282,7 @@ class IndexStore:
         self.manifest.updated_at = utcnow()
         if build_info:
             self.manifest.build = build_info
+        self.manifest.ranking = self.recorded_policy()
         self.manifest.save(self.folder)  # the commit point for the FAISS side
         if old_file and old_file != new_file:
             (self.folder / old_file).unlink(missing_ok=True)
@@ -287,6 +290,16 @@ class IndexStore:
         self.catalog.forget_changes(self.seq - CHANGE_LOG_KEEP)
         remove_stray_files(self.folder, keep=new_file)
         return self.manifest
+
+    def recorded_policy(self) -> dict[str, Any]:
+        """The ranking policy the catalog records (empty: the defaults)."""
+        raw = self.catalog.get_meta("ranking_policy")
+        return dict(json.loads(raw)) if raw else {}
+
+    def record_policy(self, policy: dict[str, Any]) -> None:
+        """Mirror a newly recorded policy in the manifest (the catalog already holds it)."""
+        self.manifest.ranking = policy
+        self.manifest.save(self.folder)
 
 
 def remove_stray_files(folder: Path, keep: str) -> None:

@@ -1,0 +1,80 @@
+"""One table from domain error to HTTP status, and the one error shape: ``{"error": {"type", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from recommender.errors import (
+    ArticleNotFound,
+    BatchRejected,
+    IndexBusy,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexNotFound,
+    InvalidArticle,
+    ModelUnavailable,
+    NotReady,
+    Overloaded,
+    RecommenderError,
+    SourceError,
+)
+from recommender.ranking.policy import PolicyError
+
+log = logging.getLogger(__name__)
+
+#: One table from domain error to HTTP status (the first matching class wins).
+ERROR_STATUS: dict[type[RecommenderError], int] = {
+    ArticleNotFound: 404,
+    InvalidArticle: 422,
+    BatchRejected: 422,
+    SourceError: 422,
+    PolicyError: 422,
+    IndexMismatch: 409,
+    IndexBusy: 503,
+    NotReady: 503,
+    IndexNotFound: 503,
+    IndexCorrupt: 503,
+    ModelUnavailable: 503,
+    Overloaded: 503,
+}
+
+
+def error_response(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+
+
+def status_of(exc: RecommenderError) -> int:
+    return next((code for kind, code in ERROR_STATUS.items() if isinstance(exc, kind)), 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves the app in the one shape; a bug is logged and answered 500 without details."""
+
+    @app.exception_handler(RecommenderError)
+    async def domain_error(request: Request, exc: RecommenderError) -> JSONResponse:
+        status = status_of(exc)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return error_response(status, type(exc).__name__, str(exc), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(422, "invalid_request", f"{where}: {first.get('msg', 'invalid request')}".strip(": "))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        return error_response(
+            exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug, logged
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error (logged on the server)")

@@ -1,0 +1,228 @@
+"""The routes: thin translations between HTTP and :class:`recommender.serving.service.Service`.
+
+GET answers are encoded once per index version and kept in the :class:`ResponseCache`; the
+:class:`~recommender.serving.http.middleware.CachedAnswers` middleware replays them. A first request looks the
+stored list up on the event loop only when that cannot wait (the index lock is free and the list answers it);
+anything else runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from recommender.errors import ArticleNotFound, InvalidArticle
+from recommender.ranking.policy import Filters
+from recommender.serving.http.cache import ResponseCache
+from recommender.serving.http.errors import error_response
+from recommender.serving.http.metrics import Metrics
+from recommender.serving.http.middleware import cached_response
+from recommender.serving.http.render import render_demo, render_fragment
+from recommender.serving.http.schemas import (
+    ErrorResponse,
+    Exclude,
+    K,
+    Language,
+    RelatedResponse,
+    Section,
+    Since,
+    TextQuery,
+    Until,
+    WriteResponse,
+)
+from recommender.serving.service import Served, Service
+from recommender.settings import Settings
+
+
+def encode(article_id: str | None, served: Served) -> bytes:
+    """The JSON answer for a related list, as sent and cached (the static export writes the same shape)."""
+    return json.dumps(served.body(article_id), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def build_router(service: Service, settings: Settings, cache: ResponseCache, metrics: Metrics) -> APIRouter:
+    router = APIRouter()
+    default_k = settings.k
+
+    async def answer(
+        request: Request,
+        quick: Callable[[], Served | None],
+        read: Callable[[], Served],
+        render: Callable[[Served], bytes],
+        media_type: str,
+    ) -> Response:
+        """A GET answer: from the cache, else made (on the loop when ``quick`` can, else in a thread) and kept
+        under the version it was made for."""
+        if_none_match = request.headers.get("if-none-match", "")
+        version = service.index_version
+        key = (request.scope["path"], request.scope.get("query_string", b""))
+        hit = cache.get((version, *key))
+        if hit is not None:
+            return cached_response(version, hit[0], hit[1], if_none_match, settings.cache_max_age)
+        served = quick()
+        if served is None:
+            served = await run_in_threadpool(read)
+        payload = render(served)
+        cache.put((served.version, *key), (payload, media_type))
+        return cached_response(served.version, payload, media_type, if_none_match, settings.cache_max_age)
+
+    @router.get(
+        "/v1/articles/{article_id:path}/related.html",
+        response_class=HTMLResponse,
+        responses={404: {"model": ErrorResponse}},
+    )
+    async def related_html(
+        request: Request,
+        article_id: str,
+        k: K = default_k,
+        section: Section = None,
+        language: Language = None,
+        since: Since = None,
+        until: Until = None,
+        exclude: Exclude = [],  # noqa: B006 - FastAPI copies defaults
+    ) -> Response:
+        """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show)."""
+        filters = Filters.build(section, language, since, until, exclude)
+        return await answer(
+            request,
+            lambda: service.related_nowait(article_id, k, filters),
+            lambda: service.related(article_id, k, filters),
+            lambda served: render_fragment(served.related).encode("utf-8"),
+            "text/html; charset=utf-8",
+        )
+
+    @router.get(
+        "/v1/articles/{article_id:path}/related",
+        response_model=RelatedResponse,
+        responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
+    async def related(
+        request: Request,
+        article_id: str,
+        k: K = default_k,
+        section: Section = None,
+        language: Language = None,
+        since: Since = None,
+        until: Until = None,
+        exclude: Exclude = [],  # noqa: B006
+    ) -> Response:
+        """The article's related stories, from its precomputed list (a lookup, not a search)."""
+        filters = Filters.build(section, language, since, until, exclude)
+        return await answer(
+            request,
+            lambda: service.related_nowait(article_id, k, filters),
+            lambda: service.related(article_id, k, filters),
+            lambda served: encode(article_id, served),
+            "application/json",
+        )
+
+    @router.post(
+        "/v1/related",
+        response_model=RelatedResponse,
+        responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
+    def related_post(query: TextQuery) -> dict[str, Any]:
+        """Related stories for free text (a draft) or for an indexed page's URL."""
+        filters = Filters.build(query.section, query.language, query.since, query.until, query.exclude)
+        if query.url:
+            article_id, served = service.related_to_url(query.url, query.k, filters)
+            return served.body(article_id)
+        text = query.text or ""
+        if len(text) > settings.max_text_chars:
+            raise InvalidArticle("text", f"is {len(text):,} characters (limit {settings.max_text_chars:,})")
+        return service.related_to_text(text, query.k, filters).body(None)
+
+    def require_key(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not settings.api_key:
+            raise StarletteHTTPException(403, "writes are disabled: the server has no API key configured")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise StarletteHTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
+
+    @router.put(
+        "/v1/articles/{article_id:path}",
+        response_model=WriteResponse,
+        dependencies=[Depends(require_key)],
+        responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
+    def put_article(article_id: str, article: dict[str, Any]) -> dict[str, Any]:
+        """Publish or edit: embedded now; enters its neighbours' lists before this returns. Durable on 2xx."""
+        status = service.upsert(article_id, article)
+        return {"id": article_id, "status": status, "index_version": service.index_version}
+
+    @router.delete(
+        "/v1/articles/{article_id:path}",
+        response_model=WriteResponse,
+        dependencies=[Depends(require_key)],
+        responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    )
+    def delete_article(article_id: str) -> dict[str, Any]:
+        """Unpublish: the story leaves every list before this returns."""
+        if not service.delete(article_id):
+            raise ArticleNotFound(article_id)
+        return {"id": article_id, "status": "deleted", "index_version": service.index_version}
+
+    @router.get("/livez")
+    def livez() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"model": ErrorResponse}})
+    def readyz() -> Response:
+        """The index is loaded and passed its checks."""
+        if not service.ready:
+            return error_response(503, "NotReady", service.last_error or "index not loaded yet")
+        info = service.info()
+        return JSONResponse(
+            {
+                "status": "ready",
+                "articles": info["articles"],
+                "index_version": info["index_version"],
+                "last_error": service.last_error,
+            }
+        )
+
+    @router.get("/metrics", response_class=Response)
+    def metrics_route() -> Response:
+        """Prometheus metrics: requests, latencies, index size and version."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        if service.ready:
+            info = service.info()
+            metrics.articles.set(info["articles"])
+            metrics.index_bytes.set(info["index_bytes"] or 0)
+            metrics.version.clear()
+            metrics.version.labels(info["index_version"], info["model"]).set(1)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/widget.js", response_class=Response)
+    def widget() -> Response:
+        """The embeddable widget (one script tag; see the README)."""
+        script = resources.files("recommender").joinpath("static/widget.js").read_text("utf-8")
+        return Response(
+            script,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": f"public, max-age={settings.cache_max_age}"},
+        )
+
+    @router.get("/demo", response_class=HTMLResponse)
+    def demo(id: str | None = None) -> HTMLResponse:  # noqa: A002 - the query parameter's public name
+        """A page that shows one story with the widget under it (for trying the service out)."""
+        info = service.info() if service.ready else {}
+        title = text = None
+        if id and service.ready:
+            try:
+                article = service.get(id)
+                title, text = article.title, article.body
+            except ArticleNotFound:
+                text = f"No article {id!r} in the index."
+        return HTMLResponse(render_demo(id, title, text, info))
+
+    return router

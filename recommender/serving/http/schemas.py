@@ -1,0 +1,71 @@
+"""Request and response shapes of the HTTP API (what ``/openapi.json`` documents), and its query parameters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import BaseModel, Field, model_validator
+
+from recommender.settings import MAX_K
+
+K = Annotated[int, Query(ge=1, le=MAX_K, description=f"how many stories (1-{MAX_K})")]
+Section = Annotated[str | None, Query(description="only stories of this section")]
+Language = Annotated[str | None, Query(description="only stories in this language (e.g. en)")]
+Since = Annotated[datetime | None, Query(description="only stories published on or after")]
+Until = Annotated[datetime | None, Query(description="only stories published on or before")]
+Exclude = Annotated[list[str], Query(description="ids never to suggest (repeat or comma-separate)")]
+
+
+class RelatedItem(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    score: float = Field(description="cosine similarity to the story, higher is closer")
+    relevance: float | None = Field(
+        default=None,
+        description="the ranking score the list is ordered by (cosine blended with keyword evidence and time)",
+    )
+    published_at: str | None
+    section: str | None
+
+
+class RelatedResponse(BaseModel):
+    article_id: str | None
+    related: list[RelatedItem]
+    short: bool = Field(description="fewer than k related stories exist above the minimum similarity")
+    model: str
+    index_version: str
+
+
+class TextQuery(BaseModel):
+    text: str | None = Field(default=None, description="free text, e.g. a draft")
+    url: str | None = Field(default=None, description="the URL of an indexed page")
+    k: int = Field(default=5, ge=1, le=MAX_K)
+    section: str | None = None
+    language: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    exclude: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def one_of_text_or_url(self) -> TextQuery:
+        if bool(self.text and self.text.strip()) == bool(self.url):
+            raise ValueError("give exactly one of 'text' or 'url'")
+        return self
+
+
+class WriteResponse(BaseModel):
+    id: str
+    status: str
+    index_version: str
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
