@@ -301,6 +301,7 @@ class Recommender:
             since=filters.since,
             until=filters.until,
             exclude=filters.exclude,
+            filters=filters,
             half_life_days=policy.time_half_life_days if policy.time_weight > 0 else None,
             freshness_weight=policy.time_weight,
             diversity_lambda=1.0 - policy.diversity,

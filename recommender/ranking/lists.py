@@ -359,7 +359,7 @@ def lookup(rec: Recommender, article_id: str, k: int, filters: Filters) -> Relat
         if n == k:
             cards.update(catalog.cards(listed[k:]))
         a = cards.get(item_key)
-        if a is None or not filters.passes(a.id, a.section, a.language, a.published):
+        if a is None or not filters.passes(a):
             continue
         picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section, relevance))
         if len(picked) == k:

@@ -15,6 +15,7 @@ import numpy as np
 
 from recommender.articles import Article, url_key
 from recommender.ranking.keywords import cosine
+from recommender.ranking.policy import NO_FILTERS, Filters
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class RankingOptions:
     freshness_weight: float = 0.2
     #: MMR trade-off: 1.0 = pure relevance (off); lower values push near-identical angles apart.
     diversity_lambda: float = 1.0
+    filters: Filters = NO_FILTERS
 
 
 def is_copy_of_query(query: QueryContext, candidate: Candidate, near_copy: float) -> bool:
@@ -142,22 +144,9 @@ def collapse_copies(candidates: Sequence[Candidate], near_copy: float) -> list[C
 
 
 def passes_filters(article: Article, options: RankingOptions) -> bool:
-    """Editors' filters: section, language, date window, excluded ids. Undated stories fail a date window."""
-    if article.id in options.exclude:
-        return False
-    if options.section is not None and (article.section or "").casefold() != options.section.casefold():
-        return False
-    if options.language is not None and (article.language or "").casefold() != options.language.casefold():
-        return False
-    if options.since is not None or options.until is not None:
-        published = article.published
-        if published is None:
-            return False
-        if options.since is not None and published < options.since:
-            return False
-        if options.until is not None and published > options.until:
-            return False
-    return True
+    """Editors' filters (:meth:`recommender.ranking.policy.Filters.passes`)."""
+    own = Filters(options.section, options.language, options.since, options.until, options.exclude)
+    return own.merged(options.filters).passes(article)
 
 
 def freshness_factor(age_days: float | None, half_life_days: float | None, weight: float) -> float:

@@ -15,9 +15,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recommender.errors import RecommenderError
+
+if TYPE_CHECKING:
+    from recommender.articles import Article
 
 
 class PolicyError(RecommenderError):
@@ -183,6 +186,9 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     exclude: frozenset[str] = field(default_factory=frozenset)
+    #: Sections and tags never to show (editors' standing rules; compared case-insensitively).
+    exclude_sections: frozenset[str] = field(default_factory=frozenset)
+    exclude_tags: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def build(
@@ -197,19 +203,44 @@ class Filters:
         ids = frozenset(part.strip() for item in exclude or () for part in item.split(",") if part.strip())
         return cls(section or None, language or None, _aware(since), _aware(until), ids)
 
+    def __post_init__(self) -> None:
+        # compared case-insensitively: store them folded once
+        object.__setattr__(self, "exclude_sections", frozenset(s.casefold() for s in self.exclude_sections))
+        object.__setattr__(self, "exclude_tags", frozenset(t.casefold() for t in self.exclude_tags))
+
     @property
     def empty(self) -> bool:
         return self == NO_FILTERS
 
-    def passes(self, article_id: str, section: str | None, language: str | None, published: datetime | None) -> bool:
-        """Whether one story may be shown under these filters."""
-        if article_id in self.exclude:
+    def merged(self, other: Filters) -> Filters:
+        """Both sets of filters at once (a request's and the editors' rules): exclusions add up; a request's
+        section, language and dates win over ``other``'s."""
+        return Filters(
+            section=self.section if self.section is not None else other.section,
+            language=self.language if self.language is not None else other.language,
+            since=self.since if self.since is not None else other.since,
+            until=self.until if self.until is not None else other.until,
+            exclude=self.exclude | other.exclude,
+            exclude_sections=self.exclude_sections | other.exclude_sections,
+            exclude_tags=self.exclude_tags | other.exclude_tags,
+        )
+
+    def passes(self, article: Article) -> bool:
+        """Whether one story may be shown under these filters (``article`` may be a link card: id, section,
+        language, date and tags are what is read)."""
+        if article.id in self.exclude:
             return False
+        section, language = article.section, article.language
         if self.section is not None and (section or "").casefold() != self.section.casefold():
             return False
         if self.language is not None and (language or "").casefold() != self.language.casefold():
             return False
+        if self.exclude_sections and (section or "").casefold() in self.exclude_sections:
+            return False
+        if self.exclude_tags and any(tag.casefold() in self.exclude_tags for tag in article.tags):
+            return False
         if self.since is not None or self.until is not None:
+            published = article.published
             if published is None:
                 return False
             if self.since is not None and published < self.since:

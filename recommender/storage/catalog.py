@@ -244,10 +244,10 @@ class Catalog:
         out: dict[int, Article] = {}
         for chunk, marks in in_chunks([int(k) for k in keys]):
             sql = (
-                "SELECT key, id, json_extract(data, '$.title'), url, published_at, section, language "
-                f"FROM articles WHERE key IN ({marks})"
+                "SELECT key, id, json_extract(data, '$.title'), url, published_at, section, language, "
+                f"json_extract(data, '$.tags') FROM articles WHERE key IN ({marks})"
             )
-            for key, article_id, title, url, published_at, section, language in self.conn.execute(sql, chunk):
+            for key, article_id, title, url, published_at, section, language, tags in self.conn.execute(sql, chunk):
                 out[int(key)] = Article(
                     id=article_id,
                     title=title or "",
@@ -255,6 +255,7 @@ class Catalog:
                     published_at=published_at,
                     section=section,
                     language=language,
+                    tags=tuple(json.loads(tags)) if tags else (),
                 )
         return out
 
