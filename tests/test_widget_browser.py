@@ -15,6 +15,8 @@ import pytest
 from tests.fakes import FakeEmbedder
 from tests.servers import ApiServer, StaticSite
 
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

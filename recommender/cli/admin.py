@@ -39,7 +39,7 @@ def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 @handle_errors
 def check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Check an index's integrity (checksums, counts, vectors, lists). Exit 1 when something is wrong."""
-    from recommender.storage.integrity import check_index
+    from recommender.integrity import check_index
 
     settings = load_settings(index=index)
     report = check_index(settings.index_dir)

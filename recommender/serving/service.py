@@ -21,7 +21,7 @@ from recommender.articles import Article, validate_article
 from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
 from recommender.ingest.sources import Record
-from recommender.ranking import lists as related_lists
+from recommender.ranking.lists import related_seq
 from recommender.ranking.policy import NO_FILTERS, Filters
 from recommender.recommender import Recommender, RelatedList
 from recommender.reports import WriteReport
@@ -106,11 +106,11 @@ class Service:
 
     def _finish_list_updates(self, rec: Recommender) -> None:
         """Lists left behind by a crashed writer are finished now, if no other writer is active."""
-        if related_lists.related_seq(rec.store.catalog) == rec.store.catalog.last_seq():
+        if related_seq(rec.store.catalog) == rec.store.catalog.last_seq():
             return
         try:
             with acquire_write_lock(self.index_dir, timeout=0):
-                related_lists.catch_up(rec)
+                rec.lists.catch_up()
         except IndexBusy:
             log.info("another writer is active; it will bring the related lists up to date")
 
@@ -315,7 +315,7 @@ class Service:
 
     def _after_write(self, rec: Recommender) -> None:
         rec.store.catch_up()
-        related_lists.catch_up(rec)
+        rec.lists.catch_up()
         self._dirty = True
 
     # -- persistence ------------------------------------------------------------------------------------------
