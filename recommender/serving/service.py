@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.articles import Article, validate_article
+from recommender.articles import Article, is_safe_link, validate_article
 from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
 from recommender.ingest.sources import Record
@@ -45,14 +45,21 @@ class Served:
     related: RelatedList
 
     def body(self, article_id: str | None) -> dict[str, Any]:
-        """The JSON shape of the HTTP API, the static export and ``similar --json``'s items."""
+        """The JSON shape of the HTTP API and the static export. A URL that is not a safe link (a catalog
+        written before links were checked at the edge) is sent as null: pages render these links."""
         return {
             "article_id": article_id,
-            "related": [s.to_dict() for s in self.related.items],
+            "related": [_safe_url(s.to_dict()) for s in self.related.items],
             "short": self.related.short,
             "model": self.model,
             "index_version": self.version,
         }
+
+
+def _safe_url(item: dict[str, Any]) -> dict[str, Any]:
+    if not is_safe_link(item.get("url")):
+        item["url"] = None
+    return item
 
 
 class Service:
