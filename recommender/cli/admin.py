@@ -1,4 +1,5 @@
-"""``info``, ``check``, ``policy``: what an index is, whether it is sound, and how it ranks."""
+"""``info``, ``check``, ``reindex``, ``policy``: what an index is, whether it is sound (and its FAISS file
+rebuilt when it is not), and how it ranks."""
 
 from __future__ import annotations
 
@@ -117,3 +118,34 @@ def policy_apply(index: IndexOpt = None) -> None:
         raise typer.Exit(2)
     changed = apply_policy(settings.index_dir, settings.ranking, lock_timeout=settings.lock_timeout)
     typer.echo("policy changed; every list recomputed" if changed else "policy unchanged")
+
+
+@app.command()
+@handle_errors
+def reindex(
+    index: IndexOpt = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            envvar="RECOMMENDER_MAX_MEMORY",
+            help="RAM budget of the vector index, e.g. 4GB [default: the index's, or no limit]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Rebuild the FAISS file and manifest from the catalog's vectors (after a damaged or lost index file, or a
+    hand-edited manifest). Nothing is embedded; a damaged catalog cannot be rebuilt this way."""
+    from recommender.storage.vector_index import parse_size
+    from recommender.writer import reindex as rebuild
+
+    settings = load_settings(index=index, max_memory=max_memory)
+    try:
+        budget = parse_size(settings.max_memory) if settings.max_memory is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
+    manifest = rebuild(settings.index_dir, lock_timeout=settings.lock_timeout, max_memory_bytes=budget)
+    typer.echo(
+        f"rebuilt {manifest.index_file} from the catalog: {manifest.articles} articles, "
+        f"{manifest.index_entries} index entries, {manifest.index_type}"
+    )

@@ -1,7 +1,9 @@
 """What every command shares: the typer app, error translation, option types, settings, progress and reports.
 
 Exit codes: 0 done; 1 error, nothing written; 2 usage error (a bad flag, setting or policy value); 3 done, but
-some articles were rejected (they are listed on stderr; the valid ones were indexed).
+some articles were rejected (they are listed on stderr; the valid ones were indexed); 4 written to the catalog,
+but a later step (the FAISS file, the related lists) failed on I/O, e.g. a full disk (a warning says which; the
+next open or write finishes it, or ``recommender reindex``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from recommender.errors import BatchRejected, RecommenderError
 from recommender.ranking.policy import Filters, PolicyError
 from recommender.reports import WriteReport
 from recommender.settings import MAX_K, Settings, SettingsError
+from recommender.storage.faults import STORAGE_EXCEPTIONS, storage_error
 
 app = typer.Typer(
     name="recommender",
@@ -34,6 +37,7 @@ app = typer.Typer(
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_REJECTED = 3
+EXIT_INCOMPLETE = 4
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("recommender")
@@ -61,6 +65,12 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(EXIT_USAGE) from None
         except RecommenderError as exc:
             err(f"Error: {exc}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except STORAGE_EXCEPTIONS as exc:  # a full disk, a damaged catalog, an unreadable file: one line
+            err(f"Error: {storage_error(exc)}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except UnicodeError as exc:  # e.g. an argument with bytes that are not UTF-8 (a lone surrogate)
+            err(f"Error: a value is not valid Unicode ({exc}); nothing was written")
             raise typer.Exit(EXIT_ERROR) from None
         except KeyboardInterrupt:
             err("Interrupted: the index is as it was before this command (embeddings made so far are kept).")
@@ -163,9 +173,13 @@ def print_report(report: WriteReport, as_json: bool) -> None:
         err(f"rejected: {rejection}")
     for missing in report.not_found:
         err(f"not found: {missing!r}")
+    if report.incomplete:
+        err(f"warning: {report.incomplete}")
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
         typer.echo(report.summary())
+    if report.incomplete:
+        raise typer.Exit(EXIT_INCOMPLETE)
     if report.rejected or report.not_found:
         raise typer.Exit(EXIT_REJECTED)
