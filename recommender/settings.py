@@ -151,7 +151,7 @@ class Settings:
     keep_alive_timeout: float = 5.0  # an idle kept-alive connection is closed after this
     max_connections: int = 1_000  # open connections; past it the oldest idle or still-reading one is closed
     max_per_client: int = 32  # uncached requests in flight from one client address; over it: 429
-    max_live_searches: int = 4  # live searches (k beyond the stored list, unmatched filters, free text) at once
+    max_live_searches: int = 2  # live searches (k beyond the stored list, unmatched filters, free text) at once
     cache_bytes: int = 64 * 1024 * 1024  # memory of the in-process cache of encoded GET answers
     #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the client address the limits count).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)

@@ -135,7 +135,7 @@ def serve(
         int | None,
         _limit(
             "--max-live-searches",
-            "Live searches at once (k over 20, unmatched filters, free text); over: 503 [default: 4]",
+            "Live searches at once (k over 20, unmatched filters, free text); over: 503 [default: 2]",
         ),
     ] = None,
     cache_bytes: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,11 @@ from recommender.errors import (
 )
 from recommender.ranking.policy import PolicyError
 from recommender.storage.faults import STORAGE_EXCEPTIONS, storage_error
+
+#: Seconds a refused request (429, 503 overloaded) waits before its answer, so a client that retries at once (a
+#: flood on many connections) costs the server a few refusals a second per connection instead of as many as the
+#: event loop can write: readers of cached answers keep their share of it (the shedding middleware uses it too).
+REFUSAL_DELAY = 0.5
 
 if TYPE_CHECKING:
     from recommender.serving.service import Service
@@ -72,6 +78,8 @@ def install_error_handlers(app: FastAPI, service: Service | None = None) -> None
         if service is not None and isinstance(exc, IndexCorrupt | StorageError | StorageFull):
             service.failed(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
+        if isinstance(exc, Overloaded):  # held while it counts against its client (see middleware.REFUSAL_DELAY)
+            await asyncio.sleep(REFUSAL_DELAY)
         return error_response(status, type(exc).__name__, str(exc), headers)
 
     async def storage_failure(request: Request, exc: Exception) -> JSONResponse:

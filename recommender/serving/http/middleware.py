@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.serving.http.cache import ResponseCache
-from recommender.serving.http.errors import error_response
+from recommender.serving.http.errors import REFUSAL_DELAY, error_response
 from recommender.serving.http.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -92,10 +92,12 @@ class Shed:
         if mine >= self.max_per_client:
             self.metrics.shed.labels("client").inc()
             message = f"more than {self.max_per_client} requests in flight from this client; retry shortly"
+            await asyncio.sleep(REFUSAL_DELAY)
             await error_response(429, "TooManyRequests", message, {"Retry-After": "1"})(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
             self.metrics.shed.labels("overall").inc()
+            await asyncio.sleep(REFUSAL_DELAY)
             response = error_response(
                 503, "Overloaded", "too many requests in flight; retry shortly", {"Retry-After": "1"}
             )
