@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from recommender.cli.common import EXIT_ERROR, IndexOpt, JsonOpt, app, err, handle_errors, load_settings
+from recommender.cli.common import (
+    EXIT_ERROR,
+    IndexOpt,
+    JsonOpt,
+    MaxMemoryOpt,
+    app,
+    err,
+    handle_errors,
+    load_settings,
+    memory_budget,
+)
 
 policy_app = typer.Typer(
     help="Show or change the index's ranking policy (every stored list is recomputed on a change).",
@@ -122,29 +132,13 @@ def policy_apply(index: IndexOpt = None) -> None:
 
 @app.command()
 @handle_errors
-def reindex(
-    index: IndexOpt = None,
-    max_memory: Annotated[
-        str | None,
-        typer.Option(
-            "--max-memory",
-            envvar="RECOMMENDER_MAX_MEMORY",
-            help="RAM budget of the vector index, e.g. 4GB [default: the index's, or no limit]",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
+def reindex(index: IndexOpt = None, max_memory: MaxMemoryOpt = None) -> None:
     """Rebuild the FAISS file and manifest from the catalog's vectors (after a damaged or lost index file, or a
     hand-edited manifest). Nothing is embedded; a damaged catalog cannot be rebuilt this way."""
-    from recommender.storage.vector_index import parse_size
     from recommender.writer import reindex as rebuild
 
     settings = load_settings(index=index, max_memory=max_memory)
-    try:
-        budget = parse_size(settings.max_memory) if settings.max_memory is not None else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
-    manifest = rebuild(settings.index_dir, lock_timeout=settings.lock_timeout, max_memory_bytes=budget)
+    manifest = rebuild(settings.index_dir, lock_timeout=settings.lock_timeout, max_memory_bytes=memory_budget(settings))
     typer.echo(
         f"rebuilt {manifest.index_file} from the catalog: {manifest.articles} articles, "
         f"{manifest.index_entries} index entries, {manifest.index_type}"

@@ -90,6 +90,28 @@ IndexOpt = Annotated[
         "--index", "-i", envvar="RECOMMENDER_INDEX", help="Index folder [default: ./index]", show_default=False
     ),
 ]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        envvar="RECOMMENDER_MAX_MEMORY",
+        help="RAM budget of the vector index, e.g. 4GB or 512MiB; picks a compressed index when needed "
+        "[default: the index's, or no limit]",
+        show_default=False,
+    ),
+]
+
+
+def memory_budget(settings: Settings) -> int | None:
+    """``--max-memory`` in bytes (None: no limit given)."""
+    from recommender.storage.vector_index import parse_size
+
+    try:
+        return parse_size(settings.max_memory) if settings.max_memory is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 KOpt = Annotated[
     int | None,
