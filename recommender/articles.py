@@ -150,7 +150,10 @@ def parse_datetime(value: str) -> str:
     parsed = datetime.fromisoformat(text)  # raises ValueError
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat()
+    try:
+        return parsed.astimezone(UTC).isoformat()
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000 in UTC
+        raise ValueError(f"{value!r} is outside the years 1-9999 once moved to UTC") from None
 
 
 def _string(raw: dict[str, Any], key: str, location: str, limit: int) -> str | None:
@@ -191,10 +194,71 @@ def _tags(raw: dict[str, Any], location: str) -> tuple[str, ...]:
     return tuple(tags)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def reject_lone_surrogates(raw: dict[str, Any], location: str) -> None:
+    """Refuse a record holding a lone UTF-16 surrogate (JSON's ``"\\ud800"``) in any field, key, tag or nested
+    value: it is not Unicode, cannot be encoded as UTF-8, and would otherwise fail the whole batch later."""
+    stack: list[tuple[str, Any]] = [(str(key), value) for key, value in raw.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                raise InvalidArticle(
+                    location, f"field {where!r} contains a lone surrogate (U+{ord(found.group()):04X}), not Unicode"
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    raise InvalidArticle(location, f"a key of field {where!r} contains a lone surrogate, not Unicode")
+                stack.append((where, item))
+        elif isinstance(value, list | tuple):
+            stack.extend((where, item) for item in value)
+    for key in raw:
+        if isinstance(key, str) and _SURROGATE.search(key):
+            raise InvalidArticle(location, "a field name contains a lone surrogate, not Unicode")
+
+
+#: URL schemes a link may have; anything else (``javascript:``, ``data:``, ``vbscript:``...) is refused.
+SAFE_SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def link_problem(url: str) -> str | None:
+    """Why ``url`` may not be stored or written as a link, or None when it is safe: only ``http(s)://host...``
+    and site-relative paths (``/news/1``) are. Browsers drop tabs and newlines inside a URL and spaces and control
+    characters around it (``java\tscript:`` runs as ``javascript:``), so any control character is refused too."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "contains control characters"
+    text = url.strip()
+    scheme = _SCHEME.match(text)
+    if scheme is not None:
+        if scheme.group(1).lower() not in SAFE_SCHEMES:
+            return f"has the scheme {scheme.group(1).lower()!r} (only http and https links are kept)"
+        rest = text[scheme.end() :]
+        if not rest.startswith("//") or not rest[2:].lstrip("/\\"):
+            return "has no host"
+        return None
+    if text.startswith(("//", "/\\", "\\")):
+        return "is protocol-relative (give http:// or https://)"
+    if not text.startswith("/"):
+        return "is neither an http(s) URL nor a site-relative path starting with /"
+    return None
+
+
+def is_safe_link(url: str | None) -> bool:
+    """Whether a renderer may write ``url`` as a link (every renderer checks again: older catalogs may hold
+    links from before they were checked at the edge)."""
+    return url is not None and url != "" and link_problem(url) is None
+
+
 def validate_article(raw: Any, location: str) -> Article:
     """Turn one raw record into an :class:`Article`, or raise :class:`InvalidArticle` naming ``location``."""
     if not isinstance(raw, dict):
         raise InvalidArticle(location, f"expected an object with an 'id', got {type(raw).__name__}")
+    reject_lone_surrogates(raw, location)
     raw_id = raw.get("id")
     if isinstance(raw_id, int) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)  # CMS exports often carry numeric ids
@@ -215,18 +279,24 @@ def validate_article(raw: Any, location: str) -> Article:
     if published_raw:
         try:
             published_at = parse_datetime(published_raw)
-        except ValueError:
-            raise InvalidArticle(where, f"published_at {published_raw!r} is not an ISO 8601 date") from None
+        except ValueError as exc:
+            reason = "is outside the years 1-9999 in UTC" if "outside" in str(exc) else "is not an ISO 8601 date"
+            raise InvalidArticle(where, f"published_at {published_raw!r} {reason}") from None
     metadata = {key: value for key, value in raw.items() if key not in KNOWN_FIELDS}
     try:
         json.dumps(metadata)
     except (TypeError, ValueError):
         raise InvalidArticle(where, "extra fields must be JSON values") from None
+    url = _string(raw, "url", where, MAX_SHORT_FIELD_CHARS)
+    if url is not None:
+        problem = link_problem(url)
+        if problem is not None:
+            raise InvalidArticle(where, f"url {url[:80]!r} {problem}")
     return Article(
         id=article_id,
         title=title,
         body=body,
-        url=_string(raw, "url", where, MAX_SHORT_FIELD_CHARS),
+        url=url,
         published_at=published_at,
         section=_string(raw, "section", where, MAX_SHORT_FIELD_CHARS),
         tags=_tags(raw, where),

@@ -14,22 +14,35 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recommender.articles import Article, article_from_json
 from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
-from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
+from recommender.errors import (
+    BatchRejected,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexNotFound,
+    InvalidArticle,
+    StorageError,
+    StorageFull,
+)
 from recommender.ingest.sources import Loaded, Record, check_sources, read_source
 from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import RankingPolicy
 from recommender.reports import Progress, WriteReport
 from recommender.storage.catalog import Catalog
+from recommender.storage.faults import STORAGE_EXCEPTIONS, storage_error, translated
 from recommender.storage.sql import keyset_pages
-from recommender.storage.store import IndexStore, acquire_write_lock, create_store
+from recommender.storage.store import IndexStore, Manifest, acquire_write_lock, create_store, utcnow
+from recommender.storage.vector_index import new_index
 
 if TYPE_CHECKING:
     from recommender.distributed import RayOptions
@@ -101,8 +114,11 @@ class _Staging:
             rows.append((article.id, json.dumps(article.to_dict(), ensure_ascii=False), article.content_hash, status))
         self.conn.executemany("INSERT INTO staging(id, data, content_hash, status) VALUES (?, ?, ?, ?)", rows)
 
+    def hashes(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT content_hash FROM staging")]
+
     def hashes_to_embed(self, catalog: Catalog) -> list[str]:
-        hashes = [r[0] for r in self.conn.execute("SELECT DISTINCT content_hash FROM staging")]
+        hashes = self.hashes()
         missing = catalog.missing_vectors(hashes)
         return [h for h in hashes if h in missing]
 
@@ -131,6 +147,7 @@ def _embed_missing(
     get_embedder: Callable[[], Embedder],
     report: WriteReport,
     progress: Progress | None,
+    owner: str | None = None,
 ) -> None:
     todo = set(staging.hashes_to_embed(catalog))
     if not todo:
@@ -145,6 +162,8 @@ def _embed_missing(
     def flush() -> None:
         vectors = embedder.embed(texts)
         catalog.store_vectors(hashes, vectors)  # committed: an interrupted build keeps this work
+        if owner is not None:
+            catalog.refresh_claims(owner)  # still alive: other writers' sweeps leave our vectors alone
         report.embedded += len(hashes)
         hashes.clear()
         texts.clear()
@@ -181,8 +200,12 @@ def apply_batch(
     is taken only for the commit; pass None when the caller already holds it. The FAISS side is not touched:
     ``store.catch_up()`` applies the committed changes in memory and ``store.save()`` persists them.
     ``sweep`` also drops every orphaned vector (without it, only the ones this batch replaced).
+
+    The batch's vectors are claimed (:meth:`Catalog.claim_vectors`) from staging to commit, so another writer's
+    sweep, which may run in between, never deletes a vector this batch embedded and is about to use.
     """
     staging = _Staging(store.catalog)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     try:
         batch: list[Record] = []
         for item in loaded:
@@ -196,9 +219,11 @@ def apply_batch(
         staging.stage(store.catalog, batch, report)
         if strict and report.rejected:
             raise BatchRejected(report.rejected)
-        _embed_missing(store.catalog, staging, get_embedder, report, progress)
+        store.catalog.claim_vectors(staging.hashes(), owner)
+        _embed_missing(store.catalog, staging, get_embedder, report, progress, owner)
         with lock if lock is not None else nullcontext():
-            # Another writer may have pruned a vector this batch needs since it was embedded: embed it again.
+            # A vector this batch needs may be gone since it was embedded (claims expire, a hand-made sweep):
+            # embed it again.
             _embed_missing(store.catalog, staging, get_embedder, report, None)
             replaced: list[str | None] = []
             with store.catalog.transaction():
@@ -209,9 +234,19 @@ def apply_batch(
                         report.added += 1
                     else:
                         report.updated += 1
+                store.catalog.release_claims(owner)
                 store.catalog.prune_vectors(None if sweep else [h for h in replaced if h])
     finally:
         staging.drop()
+        _release_quietly(store.catalog, owner)
+
+
+def _release_quietly(catalog: Catalog, owner: str) -> None:
+    """Drop a failed batch's claims if the catalog can still be written (else they expire on their own)."""
+    try:
+        catalog.release_claims(owner)
+    except STORAGE_EXCEPTIONS as exc:
+        log.warning("could not release vector claims (they expire by themselves): %s", exc)
 
 
 def write(
@@ -267,7 +302,7 @@ def write(
         if callable(loaded):
             loaded = loaded(store, model_name, backend_name, report)
         apply_batch(store, loaded, report, get_embedder, strict=strict, progress=progress, sweep=True, lock=lock)
-        with acquire_write_lock(index_dir, lock_timeout):
+        with acquire_write_lock(index_dir, lock_timeout), after_commit(report, report.added + report.updated):
             changed = report.added + report.updated
             if changed or not store.manifest.index_file or store.catalog.last_seq() > store.seq:
                 report.manifest = store.save(
@@ -281,6 +316,25 @@ def write(
             store.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextmanager
+def after_commit(report: WriteReport, committed: int) -> Iterator[None]:
+    """The steps after the catalog commit (FAISS file, manifest, related lists): when one fails on I/O (a full
+    disk) and the commit wrote something, the write is still done -- the catalog is the source of truth, the
+    FAISS file is replayed from its change log at the next open and the lists are finished by the next write --
+    so the failure is reported in ``report.incomplete`` instead of claiming that nothing was written."""
+    try:
+        yield
+    except (*STORAGE_EXCEPTIONS, StorageFull, StorageError) as exc:
+        if not committed:
+            raise
+        reason = storage_error(exc, "the index")
+        report.incomplete = (
+            f"the catalog has the {committed} change(s), but saving the index file or the related lists failed "
+            f"({reason}); they are finished at the next open or write, or with recommender reindex"
+        )
+        log.error("%s", report.incomplete)
 
 
 def update_related_lists(store: IndexStore, policy: RankingPolicy | None = None) -> bool:
@@ -496,9 +550,57 @@ def delete_articles(
         store = IndexStore.open(index_dir)
         try:
             remove(store, ids, report)
-            report.manifest = store.save() if report.deleted else store.manifest
-            update_related_lists(store, policy)
+            with after_commit(report, report.deleted):
+                report.manifest = store.save() if report.deleted else store.manifest
+                update_related_lists(store, policy)
         finally:
             store.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def reindex(index_dir: Path | str, *, lock_timeout: float = 10.0, max_memory_bytes: int | None = None) -> Manifest:
+    """Rebuild the FAISS file and the manifest from the catalog's vectors (the catalog is the source of truth;
+    the FAISS file is a cache): the way back from a damaged, missing or mismatched index file or a hand-edited
+    manifest. Nothing is embedded. The catalog itself must be sound (a damaged one is :class:`IndexCorrupt`:
+    restore it from a backup)."""
+    index_dir = Path(index_dir)
+    path = index_dir / Catalog.FILENAME
+    if not path.exists():
+        raise IndexNotFound(f"no catalog in {index_dir}: nothing to rebuild from (build one with recommender build)")
+    with acquire_write_lock(index_dir, lock_timeout), translated(str(index_dir)):
+        catalog = Catalog(path)
+        try:
+            damage = catalog.quick_check()
+            if damage is not None:
+                raise IndexCorrupt(f"{path}: the catalog is damaged ({damage}); restore it from a backup")
+            model, dimension = catalog.get_meta("model"), catalog.get_meta("dimension")
+            if model is None or dimension is None or not dimension.isdigit() or int(dimension) <= 0:
+                raise IndexCorrupt(f"{path}: the catalog records no model and dimension; build the index again")
+            try:
+                previous: Manifest | None = Manifest.load(index_dir)
+            except IndexCorrupt:
+                previous = None
+            now = utcnow()
+            manifest = Manifest(
+                model=model,
+                backend=previous.backend if previous else DEFAULT_BACKEND,
+                dimension=int(dimension),
+                articles=0,
+                index_type="rebuilt",  # never the wanted type: save() rebuilds from the catalog
+                built_at=now,
+                updated_at=now,
+                catalog_seq=0,
+                index_file="",  # (stray FAISS files, the damaged one too, are removed by save())
+                index_sha256="",
+                index_bytes=0,
+                index_entries=0,
+                max_memory_bytes=previous.max_memory_bytes if previous else None,
+                build=previous.build if previous else {},
+            )
+            store = IndexStore(index_dir, catalog, new_index("flat", int(dimension)), manifest)
+            saved = store.save(rebuild=True, max_memory_bytes=max_memory_bytes)
+        finally:
+            catalog.close()
+    log.info("rebuilt %s from the catalog: %d articles", saved.index_file, saved.articles)
+    return saved

@@ -178,3 +178,29 @@ def test_unknown_format(tmp_path: Path) -> None:
     src.write_bytes(b"\x00\x01binary")
     with pytest.raises(SourceError, match="unknown source format"):
         list(read_source(src))
+
+
+def test_a_fifo_source_is_refused_not_read(tmp_path: Path) -> None:
+    """Issue 15 case 6: a FIFO as SOURCE hung the command (reading it blocks until a writer appears)."""
+    import os
+
+    from recommender.ingest.sources import check_sources, read_source
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceError, match="not a regular file or a folder"):
+        check_sources([fifo])
+    with pytest.raises(SourceError, match="not a regular file or a folder"):
+        list(read_source(fifo))
+
+
+def test_html_folder_does_not_follow_a_link_out_of_it(tmp_path: Path) -> None:
+    """Issue 15 case 6: a symlink inside the folder to a file outside it was read as an article."""
+    secret = tmp_path / "secret.html"
+    secret.write_text("<html><head><title>Private</title></head><body><p>not for the index</p></body></html>")
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "leak.html").symlink_to(secret)
+    items = list(read_source(folder))
+    assert len(items) == 1 and isinstance(items[0], InvalidArticle)
+    assert "outside the folder" in str(items[0]) and str(items[0]).startswith(str(folder / "leak.html"))

@@ -12,28 +12,20 @@ from recommender.cli.common import (
     BackendOpt,
     IndexOpt,
     JsonOpt,
+    MaxMemoryOpt,
     ModelOpt,
     ProgressBar,
     StrictOpt,
     app,
     handle_errors,
     load_settings,
+    memory_budget,
     print_report,
 )
 
 SourcesArg = Annotated[
     list[Path],
     typer.Argument(help="JSONL/JSON/CSV files, folders of .html pages, RSS/Atom feed files.", show_default=False),
-]
-MaxMemoryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--max-memory",
-        envvar="RECOMMENDER_MAX_MEMORY",
-        help="RAM budget of the vector index, e.g. 4GB or 512MiB; picks a compressed index when needed "
-        "[default: the index's, or no limit]",
-        show_default=False,
-    ),
 ]
 
 
@@ -90,14 +82,10 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or bring up to date) an index from SOURCE files. Unchanged articles are not embedded again."""
-    from recommender.storage.vector_index import parse_size
     from recommender.writer import build_index
 
     settings = load_settings(index=index, model=model, backend=backend, max_memory=max_memory)
-    try:
-        max_memory_bytes = parse_size(settings.max_memory) if settings.max_memory is not None else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
+    max_memory_bytes = memory_budget(settings)
     with ProgressBar() as bar:
         report = build_index(
             sources,

@@ -64,12 +64,26 @@ def check_sources(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if not path.exists():
             raise SourceError(f"{path}: no such file or folder")
+        require_file_or_folder(path)
         checked.append(path)
     return checked
 
 
+def require_file_or_folder(path: Path) -> None:
+    """Refuse a SOURCE that is neither a regular file nor a folder: reading a FIFO, a device or a socket would
+    block or never end."""
+    if not (path.is_file() or path.is_dir()):
+        raise SourceError(f"{path}: not a regular file or a folder (a FIFO, device or socket is not a SOURCE)")
+
+
+def outside_folder(folder: Path, path: Path) -> bool:
+    """Whether ``path`` (found under ``folder``) is a link that leads out of it: such a file is not read."""
+    return not path.resolve().is_relative_to(folder.resolve())
+
+
 def read_source(path: Path) -> Iterator[Loaded]:
     """Yield every article (or rejection) of one SOURCE."""
+    require_file_or_folder(path)
     fmt = detect_format(path)
     if fmt == "jsonl":
         yield from read_jsonl(path)
@@ -216,6 +230,9 @@ def html_files(folder: Path) -> list[Path]:
 def read_html_folder(folder: Path, files: Iterable[Path] | None = None) -> Iterator[Loaded]:
     """Every ``.html``/``.htm`` file under ``folder`` (or just ``files`` of it), one article each."""
     for path in html_files(folder) if files is None else files:
+        if outside_folder(folder, path):
+            yield InvalidArticle(str(path), "is a link to a file outside the folder; not read")
+            continue
         yield read_html_file(path, path.relative_to(folder).with_suffix("").as_posix())
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from recommender.articles import is_safe_link
 from recommender.recommender import RelatedList
 
 
 def render_fragment(related: RelatedList, heading: str = "Also read") -> str:
-    """An accessible list (nav + heading + links), or the empty string: never an empty or broken box."""
-    items = [s for s in related.items if s.url]
+    """An accessible list (nav + heading + links), or the empty string: never an empty or broken box. A story
+    whose URL is not a safe link (``javascript:``...; see :func:`recommender.articles.is_safe_link`) is left out."""
+    items = [s for s in related.items if is_safe_link(s.url)]
     if not items:
         return ""
     links = "".join(

@@ -170,16 +170,18 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         return {"id": article_id, "status": "deleted", "index_version": service.index_version}
 
     @router.get("/livez")
-    def livez() -> dict[str, str]:
-        """The process is up."""
+    async def livez() -> dict[str, str]:
+        """The process is up (answered on the event loop: busy worker threads never delay it)."""
         return {"status": "ok"}
 
     @router.get("/readyz", responses={503: {"model": ErrorResponse}})
-    def readyz() -> Response:
-        """The index is loaded and passed its checks."""
+    async def readyz() -> Response:
+        """The index is loaded, passed its checks, and no damage was found while serving it."""
         if not service.ready:
             return error_response(503, "NotReady", service.last_error or "index not loaded yet")
-        info = service.info()
+        if service.damaged:
+            return error_response(503, "IndexCorrupt", service.damaged, {"Retry-After": "30"})
+        info = await run_in_threadpool(service.info)
         return JSONResponse(
             {
                 "status": "ready",
