@@ -25,6 +25,9 @@ def main(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # page extraction narrates every page it finds thin; a failed page is one "rejected:" line
+        for name in ("trafilatura", "htmldate", "courlan"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 __all__ = ["app"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -48,6 +49,15 @@ TimezoneOpt = Annotated[
         "--timezone",
         metavar="ZONE",
         help="Time zone of dates written without one (a CMS's site-local time), e.g. Europe/Berlin [default: UTC]",
+        show_default=False,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        metavar="URL",
+        help="The site's address, to make site-relative links in an export absolute (/politics/story -> URL/...).",
         show_default=False,
     ),
 ]
@@ -118,6 +128,7 @@ def build(
     ray_workers: RayWorkersOpt = None,
     field_map: MapOpt = None,
     timezone: TimezoneOpt = None,
+    base_url: BaseUrlOpt = None,
     concurrency: ConcurrencyOpt = 4,
     as_json: JsonOpt = False,
 ) -> None:
@@ -133,7 +144,7 @@ def build(
         raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
     with ProgressBar() as bar, ProgressBar("fetching") as fetching:
         report = build_index(
-            sources,
+            source_list(sources),
             settings.index_dir,
             model=settings.model,
             backend=settings.backend,
@@ -142,16 +153,27 @@ def build(
             max_memory_bytes=max_memory_bytes,
             lock_timeout=settings.lock_timeout,
             policy=settings.ranking,
-            ingest=ingest_options(field_map, timezone, concurrency, fetching),
+            ingest=ingest_options(field_map, timezone, base_url, concurrency, fetching),
             **_ray_arguments(ray, ray_workers),
         )
     print_report(report, as_json)
 
 
+def source_list(sources: list[str]) -> list[Path | str]:
+    """SOURCE arguments as the library takes them: URLs as strings, everything else as paths."""
+    from recommender.ingest import is_url
+
+    return [source if is_url(source) else Path(source) for source in sources]
+
+
 def ingest_options(
-    field_map: list[str] | None, timezone: str | None, concurrency: int, progress: ProgressBar | None
+    field_map: list[str] | None,
+    timezone: str | None,
+    base_url: str | None,
+    concurrency: int,
+    progress: ProgressBar | None,
 ) -> IngestOptions:
-    """``--map``, ``--timezone`` and ``--concurrency`` as the library's :class:`IngestOptions`."""
+    """``--map``, ``--timezone``, ``--base-url`` and ``--concurrency`` as the library's :class:`IngestOptions`."""
     from recommender.errors import SourceError
     from recommender.ingest import FetchSettings, IngestOptions, parse_field_map, parse_timezone
 
@@ -160,8 +182,14 @@ def ingest_options(
         zone = parse_timezone(timezone)
     except SourceError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if base_url is not None and not base_url.lower().startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{base_url!r} is not an http(s) URL", param_hint="--base-url")
     return IngestOptions(
-        field_map=mapping, timezone=zone, fetch=FetchSettings(concurrency=concurrency), fetch_progress=progress
+        field_map=mapping,
+        timezone=zone,
+        base_url=base_url,
+        fetch=FetchSettings(concurrency=concurrency),
+        fetch_progress=progress,
     )
 
 
@@ -184,6 +212,7 @@ def add(
     strict: StrictOpt = False,
     field_map: MapOpt = None,
     timezone: TimezoneOpt = None,
+    base_url: BaseUrlOpt = None,
     concurrency: ConcurrencyOpt = 4,
     as_json: JsonOpt = False,
 ) -> None:
@@ -194,13 +223,13 @@ def add(
     with ProgressBar() as bar, ProgressBar("fetching") as fetching:
         report = add_articles(
             settings.index_dir,
-            sources,
+            source_list(sources),
             backend=settings.backend,
             strict=strict,
             progress=bar,
             lock_timeout=settings.lock_timeout,
             policy=settings.ranking,
-            ingest=ingest_options(field_map, timezone, concurrency, fetching),
+            ingest=ingest_options(field_map, timezone, base_url, concurrency, fetching),
         )
     print_report(report, as_json)
 

@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from recommender.cli.common import BackendOpt, IndexOpt, ModelOpt, app, err, handle_errors, load_settings
-from recommender.cli.indexing import ConcurrencyOpt, MapOpt, SourcesArg, TimezoneOpt, ingest_options
+from recommender.cli.indexing import (
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    MapOpt,
+    SourcesArg,
+    TimezoneOpt,
+    ingest_options,
+    source_list,
+)
 
 EveryOpt = Annotated[str, typer.Option("--every", help="How often to read the SOURCEs again: 30s, 5m, 1h.")]
 RoundsOpt = Annotated[
@@ -27,6 +35,7 @@ def watch(
     backend: BackendOpt = None,
     field_map: MapOpt = None,
     timezone: TimezoneOpt = None,
+    base_url: BaseUrlOpt = None,
     concurrency: ConcurrencyOpt = 4,
 ) -> None:
     """Read feeds and sitemaps again and again, adding new and changed stories to the index (each enters
@@ -39,7 +48,7 @@ def watch(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--every") from None
     settings = load_settings(index=index, model=model, backend=backend)
-    options = ingest_options(field_map, timezone, concurrency, None)
+    options = ingest_options(field_map, timezone, base_url, concurrency, None)
 
     def show(result: RoundResult) -> None:
         if result.error is not None:
@@ -54,7 +63,7 @@ def watch(
     try:
         done = follow(
             settings.index_dir,
-            sources,
+            source_list(sources),
             every=seconds,
             rounds=rounds,
             ingest=options,

@@ -97,9 +97,19 @@ class _Reasons(logging.Handler):
             return self.reasons.pop(url, None)
 
 
+class _PoolFull(logging.Filter):
+    """urllib3 says "Connection pool is full, discarding connection" when more pages are fetched at once than
+    trafilatura's pool keeps open per host: harmless (the connection is closed), and noise on every crawl."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Connection pool is full")
+
+
 _reasons = _Reasons()
 _downloads_log = logging.getLogger("trafilatura.downloads")
 _downloads_log.addHandler(_reasons)
+_downloads_log.propagate = False  # its failures are reported once, by us, naming the URL and the reason
+logging.getLogger("urllib3.connectionpool").addFilter(_PoolFull())
 
 
 class Fetcher:

@@ -11,15 +11,18 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
 #: A tag, comment or doctype (``<p>``, ``</b>``, ``<!-- wp:... -->``, ``<br/>``), or a character entity.
 _MARKUP_RE = re.compile(r"<(?:[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?|/[a-zA-Z][\w:-]*\s*|!--.*?--|!\[CDATA\[)>?", re.DOTALL)
 _ENTITY_RE = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
-_BLOCK_TAGS = frozenset(
+_BLOCK_TAGS = tuple(
     "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 header hr li "
     "main nav ol p pre section table tbody td th thead tr ul".split()
 )
 _DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object", "svg")
+_TAG_RE = re.compile(r"<[^<>]*>")
 _SPACES_RE = re.compile(r"[^\S\n]+")
 _BLANK_LINES_RE = re.compile(r"\n\s*\n\s*")
 
@@ -33,47 +36,45 @@ def html_to_text(value: str, *, one_line: bool = False) -> str:
     """Plain text of an HTML fragment or document: entities decoded, markup gone, paragraphs kept as blank
     lines (``one_line``: everything on one line, for a title). Text without markup is returned stripped."""
     if not has_markup(value):
-        return " ".join(value.split()) if one_line else value.strip()
-    text = _fragment_text(value) if _MARKUP_RE.search(value) else html.unescape(value)
-    if _ENTITY_RE.search(text):  # double-escaped in the source (``&amp;#8217;``): one more pass
-        text = html.unescape(text)
+        return " ".join(value.split()) if one_line else value.strip()  # plain text: as it was (same hash)
+    text = value
+    for _ in range(3):  # a value escaped twice over in its source (``&lt;p&gt;``, ``&amp;#8217;``) needs more passes
+        if _MARKUP_RE.search(text):
+            text = _fragment_text(text)
+        elif _ENTITY_RE.search(text):
+            text = html.unescape(text)
+        else:
+            break
     if one_line:
         return " ".join(text.split())
     lines = _SPACES_RE.sub(" ", text)
     return _BLANK_LINES_RE.sub("\n\n", "\n".join(line.strip() for line in lines.split("\n"))).strip()
 
 
+@lru_cache(maxsize=1)
+def _parser() -> Any:
+    import lxml.etree
+
+    # a plain HTML parser: lxml.html's element classes cost a Python call per element, and text is all we need
+    return lxml.etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+
+
 def _fragment_text(fragment: str) -> str:
     import lxml.etree
-    import lxml.html
 
     try:
-        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
-    except (lxml.etree.ParserError, ValueError):
-        return html.unescape(fragment)  # unparsable: keep the words rather than lose them
-    for element in list(root.iter(lxml.etree.Comment, lxml.etree.ProcessingInstruction, *_DROP_TAGS)):
-        _drop_keep_tail(element)
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.tag.lower() in _BLOCK_TAGS:
-            element.tail = "\n\n" + (element.tail or "")
-            if element.tag.lower() != "br":
-                element.text = "\n" + (element.text or "")
+        document = lxml.etree.fromstring(f"<html><body><div>{fragment}</div></body></html>", _parser())
+    except (lxml.etree.ParserError, lxml.etree.XMLSyntaxError, ValueError):
+        document = None
+    root = document.find("body/div") if document is not None else None
+    if root is None:
+        return html.unescape(_TAG_RE.sub(" ", fragment))  # unparsable: keep the words rather than lose them
+    lxml.etree.strip_elements(root, *_DROP_TAGS, with_tail=False)
+    for element in root.iter(*_BLOCK_TAGS):
+        element.tail = "\n\n" + (element.tail or "")
+        if element.tag != "br":
+            element.text = "\n" + (element.text or "")
     return "".join(root.itertext())
-
-
-def _drop_keep_tail(element: object) -> None:
-    """Remove an element but keep the text that follows it (lxml stores that text on the element)."""
-    parent = element.getparent()  # type: ignore[attr-defined]
-    if parent is None:
-        return
-    tail = element.tail  # type: ignore[attr-defined]
-    previous = element.getprevious()  # type: ignore[attr-defined]
-    if tail:
-        if previous is not None:
-            previous.tail = (previous.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-    parent.remove(element)
 
 
 # -- titles ---------------------------------------------------------------------------------------------------
@@ -137,7 +138,10 @@ def split_title(title: str, site_name: str | None, section: str | None = None) -
 
 
 def clean_title(title: str, site_name: str | None = None, section: str | None = None) -> str:
-    """A headline as plain text on one line, without the site's name (see :func:`split_title`)."""
+    """A headline as plain text on one line, without the site's name (see :func:`split_title`). A plain title
+    with no site name to cut is returned as it was, so its article's text (and hash) does not change."""
+    if not site_name and not has_markup(title):
+        return title.strip()
     text = html_to_text(title, one_line=True)
     site = html_to_text(site_name, one_line=True) if site_name else None
     return split_title(text, site, section)[0]
