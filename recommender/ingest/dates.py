@@ -120,14 +120,13 @@ def _iso(text: str) -> datetime | None:
 def _rfc822(text: str) -> datetime | None:
     if not re.search(r"\d{4}", text) or not re.search(r"[A-Za-z]{3}", text):
         return None
+    zone = re.search(r"([A-Za-z]{2,5})\s*$", text)
+    if zone and zone.group(1).upper() not in ("GMT", "UT", "UTC", "Z"):
+        return None  # a zone name (IST, CEST): email.utils would read an unknown one as UTC; dateutil uses our table
     try:
-        parsed = email.utils.parsedate_to_datetime(text)
+        return email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    if parsed is None:
-        return None
-    # parsedate_to_datetime reads "-0000" and a missing zone alike as naive: RFC 822 dates without a zone are GMT
-    return parsed
 
 
 def _free_form(text: str) -> datetime | None:

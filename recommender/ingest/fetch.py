@@ -10,6 +10,7 @@ that names the URL.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import urllib.robotparser
@@ -90,11 +91,23 @@ class _Reasons(logging.Handler):
         args = record.args if isinstance(record.args, tuple) else ()
         if len(args) >= 2 and isinstance(args[0], str):
             with self._guard:
-                self.reasons[args[0]] = " ".join(str(args[1]).split())[:300]
+                self.reasons[args[0]] = short_reason(str(args[1]))
 
     def pop(self, url: str) -> str | None:
         with self._guard:
             return self.reasons.pop(url, None)
+
+
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_CAUSE_RE = re.compile(r"\(Caused by (?:\w+Error\()?['\"]?([^'\"()]+)")
+
+
+def short_reason(message: str) -> str:
+    """urllib3's nested error text reduced to what a person needs: ``Connection refused``,
+    ``too many 503 error responses``, ``Read timed out``."""
+    message = " ".join(message.split())
+    match = _ERRNO_RE.search(message) or _CAUSE_RE.search(message)
+    return (match.group(1).strip() if match else message)[:200]
 
 
 class _PoolFull(logging.Filter):
@@ -159,7 +172,7 @@ class Fetcher:
             if status >= 400:
                 raise FetchError(url, f"HTTP {status}")
             return Page(str(response.url or url), bytes(response.data), status, dict(response.headers or {}))
-        raise FetchError(url, f"{reason} (after {self.settings.retries + 1} tries)")
+        raise FetchError(url, f"{reason}, after {self.settings.retries + 1} tries")
 
     def allowed(self, url: str) -> bool:
         """Whether robots.txt of the URL's host lets this user agent fetch it (no robots.txt: yes)."""
