@@ -46,3 +46,31 @@ def test_html_fragment_takes_the_widgets_url_template(fake_index: Path, fake: Fa
         for bad in ("javascript:alert(1)//{id}", "/stories/no-placeholder", 'https://x/{id}" onclick="x'):
             r = client.get("/v1/articles/a1/related.html", params={"url_template": bad})
             assert r.status_code == 422, bad
+
+
+def test_put_from_a_cms_hook_takes_the_same_ingest_step(fake_index: Path, fake: FakeEmbedder) -> None:
+    service = Service(fake_index, embedder=fake, check_interval=0.02, autosave_seconds=0)
+    with TestClient(create_app(service, Settings(api_key="k"))) as client:
+        body = {
+            "title": "Flood &#8211; <em>river</em> city",
+            "body": "<!-- wp:paragraph --><p>Rain &amp; wind flooded the river city.</p><!-- /wp:paragraph -->",
+            "url": "https://news.example/flood-put?utm_source=hook",
+            "published_at": "2026-06-12T18:11:51+03:00",
+            "language": "en-GB",
+        }
+        r = client.put("/v1/articles/put-1", json=body, headers={"Authorization": "Bearer k"})
+        assert r.status_code == 200, r.text
+    with Recommender.open(fake_index) as rec:
+        article = rec.store.catalog.get("put-1").article
+    assert (article.title, article.body) == ("Flood \u2013 river city", "Rain & wind flooded the river city.")
+    assert article.url == "https://news.example/flood-put" and article.language == "en"
+    assert article.published_at == "2026-06-12T15:11:51+00:00"
+
+
+def test_python_api_dicts_take_the_same_ingest_step(fake_index: Path, fake: FakeEmbedder) -> None:
+    from recommender import add_articles
+
+    add_articles(fake_index, articles=[{"id": "api-1", "title": "Q&amp;A: <b>floods</b>", "tags": "a, A, b"}])
+    with Recommender.open(fake_index) as rec:
+        article = rec.store.catalog.get("api-1").article
+    assert article.title == "Q&A: floods" and article.tags == ("a", "b")

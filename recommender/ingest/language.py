@@ -11,7 +11,6 @@ is no answer, so a headline of three words does not get a wrong language.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from typing import Any
 
 from recommender.articles import normalise_language
@@ -22,14 +21,24 @@ DETECT_CHARS = 600
 MIN_CONFIDENCE = 0.5
 
 _lock = threading.Lock()
+_loaded: list[Any] = []
 
 
-@lru_cache(maxsize=1)
 def _identifier() -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    """The model, loaded once per process (about a second: it is unpacked from the wheel)."""
+    if not _loaded:
+        with _lock:
+            if not _loaded:
+                from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    with _lock:
-        return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                _loaded.append(LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
+    return _loaded[0]
+
+
+def warm_up_in_background() -> None:
+    """Load the model on a daemon thread, so a long-running process (the server) does not make its first
+    write wait for it."""
+    threading.Thread(target=_identifier, name="language-model", daemon=True).start()
 
 
 def detect_language(text: str) -> str | None:

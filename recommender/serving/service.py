@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.articles import Article, validate_article
+from recommender.articles import Article
 from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
-from recommender.ingest.sources import Record
+from recommender.ingest.language import warm_up_in_background
+from recommender.ingest.records import Record, to_record
 from recommender.ranking import lists as related_lists
 from recommender.ranking.policy import NO_FILTERS, Filters
 from recommender.recommender import Recommender, RelatedList
@@ -87,6 +88,7 @@ class Service:
         self._follower: threading.Thread | None = None
         self.last_error: str | None = None
         self.reloads = 0
+        warm_up_in_background()  # a PUT without a language detects it: the model loads before the first one
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -279,7 +281,10 @@ class Service:
         if body_id is not None and str(body_id) != article_id:
             raise InvalidArticle(location, f"body id {body_id!r} differs from the URL's {article_id!r}")
         raw["id"] = article_id
-        article = validate_article(raw, location)
+        loaded = to_record(raw, location)  # the ingest step every source takes: clean text, dates, language
+        if isinstance(loaded, InvalidArticle):
+            raise loaded
+        article = loaded.article
         rec = self._current()
         with self._lock:
             needs_vector = bool(rec.store.catalog.missing_vectors([article.content_hash]))
