@@ -368,3 +368,14 @@ def test_a_missing_source_file_creates_nothing(tmp_path: Path, fake: FakeEmbedde
     result = run(command, tmp_path / "missing.jsonl", "--index", index_dir, *model)
     assert result.exit_code == 1 and "no such file or folder" in result.stderr
     assert not index_dir.exists()
+
+
+def test_a_home_page_url_reads_the_sitemaps_robots_txt_lists(fake: FakeEmbedder, site: ScriptedSite) -> None:
+    site.routes["/robots.txt"] = (
+        200,
+        "text/plain",
+        f"User-agent: *\nDisallow: /private/\nSitemap: {site.url}/sitemap-archive.xml.gz\n".encode(),
+    )
+    site.page("/", page("Riverside Gazette", ["Front page teaser one. " * 5, "Front page teaser two. " * 5]))
+    items = list(read_source(f"{site.url}/", IngestOptions(fetch=FetchSettings(retries=0))))
+    assert [i.article.id for i in items if isinstance(i, Record)] == [f"{site.url}/culture/fruehburgunder"]

@@ -1,5 +1,5 @@
 """A site that has only a website: its sitemap, a list of its URLs, or any URL of it (a feed, a WordPress REST
-endpoint, one page).
+endpoint, one page, or its home page, whose robots.txt names its sitemaps).
 
 ``recommender build https://site/sitemap.xml`` reads the sitemap (a sitemap index is followed, ``.xml.gz``
 unpacked, Google News entries give ``news:title``, ``news:publication_date`` and ``news:language``), then
@@ -142,11 +142,33 @@ def read_url_source(url: str, options: IngestOptions | None = None) -> Iterator[
         yield from read_feed(data, url, options, feed_url=page.url)
     elif kind == "json":
         yield from _read_json_api(fetcher, url, page, options)
+    elif kind == "html" and urlsplit(url).path in ("", "/"):
+        yield from _read_site(fetcher, url, page, options)
     elif kind == "html":
         yield _page_to_record(page, url, None, options)
     else:
         entries = (SitemapEntry(u) for u in url_lines(page.text, base=page.url))
         yield from fetch_pages(entries, fetcher, options)
+
+
+def _read_site(fetcher: Fetcher, url: str, home: Page, options: IngestOptions) -> Iterator[Loaded]:
+    """A site's home page: its sitemaps, as its robots.txt lists them (trafilatura's reading of robots.txt);
+    without any, the home page itself."""
+    from trafilatura.sitemaps import extract_robots_sitemaps
+
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    try:
+        robots = fetcher.get(f"{base}/robots.txt", check_robots=False).text
+    except FetchError:
+        robots = None
+    sitemaps = extract_robots_sitemaps(robots, base)
+    if not sitemaps:
+        yield _page_to_record(home, url, None, options)
+        return
+    log.info("%s: reading the sitemaps its robots.txt lists: %s", url, ", ".join(sitemaps))
+    for sitemap in sitemaps:
+        yield from read_url_source(sitemap, options)
 
 
 def read_url_list(path: Path, options: IngestOptions | None = None) -> Iterator[Loaded]:
