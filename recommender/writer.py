@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from recommender.articles import Article, article_from_json
 from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
-from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
+from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle, SourceError
 from recommender.ingest.records import IngestOptions, Loaded, Record, to_record
 from recommender.ingest.sources import Source, check_sources, read_source
 from recommender.ranking.policy import RankingPolicy
@@ -387,6 +387,8 @@ def build_index(
         started = time.monotonic()
         if articles:
             raise ValueError("a build on Ray reads SOURCE files; add in-memory articles with add_articles()")
+        if ingest is not None and (ingest.field_map or ingest.timezone or ingest.base_url):
+            raise SourceError("--map, --timezone and --base-url are not applied on Ray yet: build without --ray")
         with ray_job(paths, address=ray_address, options=ray_options, strict=strict, progress=progress) as job:
             report = write(
                 index_dir,

@@ -74,3 +74,16 @@ def test_python_api_dicts_take_the_same_ingest_step(fake_index: Path, fake: Fake
     with Recommender.open(fake_index) as rec:
         article = rec.store.catalog.get("api-1").article
     assert article.title == "Q&A: floods" and article.tags == ("a", "b")
+
+
+def test_reader_options_are_refused_on_ray_rather_than_ignored(tmp_path: Path, articles_file: Path) -> None:
+    import pytest
+
+    from recommender import build_index
+    from recommender.errors import SourceError
+    from recommender.ingest import IngestOptions, parse_timezone
+
+    options = IngestOptions(timezone=parse_timezone("Europe/Berlin"))
+    with pytest.raises(SourceError, match="not applied on Ray"):
+        build_index([articles_file], tmp_path / "index", ray_address="local", ingest=options)
+    assert not (tmp_path / "index").exists()
