@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -31,7 +32,7 @@ class Article:
     title: str = ""
     body: str = ""
     url: str | None = None
-    published_at: str | None = None  # ISO 8601, normalised to UTC
+    published_at: str | None = None  # ISO 8601, normalised to UTC (metadata "published_at_source": where from)
     section: str | None = None
     tags: tuple[str, ...] = ()
     language: str | None = None
@@ -142,18 +143,80 @@ def url_key(url: str) -> str:
     return key
 
 
-def parse_datetime(value: str) -> str:
-    """Parse an ISO 8601 date or date-time; naive values are taken as UTC. Returns ISO 8601 in UTC."""
+def parse_datetime(value: str, default_tz: tzinfo | None = None) -> str:
+    """Parse an ISO 8601 date or date-time, keeping its zone; a naive value is in ``default_tz`` (UTC when None).
+    Returns ISO 8601 in UTC, so stored dates compare as strings."""
     text = value.strip()
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)  # raises ValueError
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.replace(tzinfo=default_tz or UTC)
     try:
         return parsed.astimezone(UTC).isoformat()
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000 in UTC
         raise ValueError(f"{value!r} is outside the years 1-9999 once moved to UTC") from None
+
+
+# -- stored URLs: cleaned once, here ---------------------------------------------------------------------------
+
+
+def resolve_url(url: str, base: str | None) -> str:
+    """``url`` made absolute against ``base`` (the page's or the feed channel's address) when it is relative
+    (``/world/2023/...``, ``story.html``, ``//host/path``); an absolute URL, or no base, is returned as is."""
+    from urllib.parse import urljoin, urlsplit
+
+    url = url.strip()
+    if not base or urlsplit(url).scheme:
+        return url
+    return urljoin(base.strip(), url)
+
+
+#: Newsroom trackers courlan's list does not have (the Guardian's ``CMP``, MSN's ``ocid``, HubSpot, Marketo).
+_MORE_TRACKERS = frozenset({"cmp", "ocid", "_hsenc", "_hsmi", "mkt_tok", "s_cid", "ito", "ns_mchannel", "ns_source"})
+
+
+def _is_tracker(name: str) -> bool:
+    from courlan.clean import TRACKERS_RE
+
+    name = name.lower()
+    return name in _MORE_TRACKERS or bool(TRACKERS_RE.search(name))
+
+
+def strip_tracking(url: str) -> str:
+    """``url`` without the query parameters that only track the reader (``utm_*``, ``fbclid``, ``gclid``,
+    ``mc_cid``, ...: courlan's list, the library trafilatura uses, and a few more) and without a tracking
+    fragment. Everything else -- scheme, host, path, other parameters and their order -- is kept as it was."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query and not parts.fragment:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not _is_tracker(k)]
+    query = parts.query if len(kept) == len(pairs) else urlencode(kept)
+    fragment = "" if parts.fragment and _is_tracker(parts.fragment.split("=", 1)[0]) else parts.fragment
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
+
+
+def clean_url(url: str, base: str | None = None) -> str:
+    """The URL to store for an article: relative links resolved against ``base``, tracking parameters dropped.
+    A relative URL without a base stays site-relative."""
+    return strip_tracking(resolve_url(url, base))
+
+
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
+
+
+def normalise_language(value: str | None) -> str | None:
+    """A language tag as its lowercase primary subtag: ``en-US``, ``EN_gb`` and ``en`` are all ``en``; ``de-AT``
+    is ``de``. Not a tag (empty, ``und``, ``x-default``, a name): None, so the language can be detected."""
+    if not value:
+        return None
+    primary = value.strip().replace("_", "-").split("-", 1)[0].lower()
+    if not _LANGUAGE_RE.fullmatch(primary) or primary in ("und", "mul", "zxx"):
+        return None
+    return primary
 
 
 def _string(raw: dict[str, Any], key: str, location: str, limit: int) -> str | None:
@@ -171,6 +234,8 @@ def _string(raw: dict[str, Any], key: str, location: str, limit: int) -> str | N
 
 
 def _tags(raw: dict[str, Any], location: str) -> tuple[str, ...]:
+    """Tags as a list: a comma-separated string is split, entities (``&amp;``) unescaped, and repeats (in any
+    letter case) dropped, keeping the first spelling."""
     value = raw.get("tags")
     if value is None or value == "":
         return ()
@@ -183,13 +248,15 @@ def _tags(raw: dict[str, Any], location: str) -> tuple[str, ...]:
             location, f"field 'tags' must be a list or a comma-separated string, not {type(value).__name__}"
         )
     tags: list[str] = []
+    seen: set[str] = set()
     for item in items:
         if not isinstance(item, str):
             raise InvalidArticle(location, "field 'tags' must hold only strings")
-        item = item.strip()
+        item = " ".join(html.unescape(item).split())
         if len(item) > MAX_SHORT_FIELD_CHARS:
             raise InvalidArticle(location, f"a tag is {len(item):,} characters (limit {MAX_SHORT_FIELD_CHARS:,})")
-        if item:
+        if item and item.casefold() not in seen:
+            seen.add(item.casefold())
             tags.append(item)
     return tuple(tags)
 
@@ -254,8 +321,11 @@ def is_safe_link(url: str | None) -> bool:
     return url is not None and url != "" and link_problem(url) is None
 
 
-def validate_article(raw: Any, location: str) -> Article:
-    """Turn one raw record into an :class:`Article`, or raise :class:`InvalidArticle` naming ``location``."""
+def validate_article(raw: Any, location: str, *, default_tz: tzinfo | None = None) -> Article:
+    """Turn one raw record into an :class:`Article`, or raise :class:`InvalidArticle` naming ``location``.
+
+    A ``published_at`` without a zone is in ``default_tz`` (UTC when None); the stored URL has its tracking
+    parameters removed (:func:`clean_url`)."""
     if not isinstance(raw, dict):
         raise InvalidArticle(location, f"expected an object with an 'id', got {type(raw).__name__}")
     reject_lone_surrogates(raw, location)
@@ -278,7 +348,7 @@ def validate_article(raw: Any, location: str) -> Article:
     published_at = None
     if published_raw:
         try:
-            published_at = parse_datetime(published_raw)
+            published_at = parse_datetime(published_raw, default_tz)
         except ValueError as exc:
             reason = "is outside the years 1-9999 in UTC" if "outside" in str(exc) else "is not an ISO 8601 date"
             raise InvalidArticle(where, f"published_at {published_raw!r} {reason}") from None
@@ -296,10 +366,10 @@ def validate_article(raw: Any, location: str) -> Article:
         id=article_id,
         title=title,
         body=body,
-        url=url,
+        url=clean_url(url) if url else None,
         published_at=published_at,
         section=_string(raw, "section", where, MAX_SHORT_FIELD_CHARS),
         tags=_tags(raw, where),
-        language=_string(raw, "language", where, MAX_SHORT_FIELD_CHARS),
+        language=normalise_language(_string(raw, "language", where, MAX_SHORT_FIELD_CHARS)),
         metadata=metadata,
     )

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +32,12 @@ from recommender.errors import (
     IndexMismatch,
     IndexNotFound,
     InvalidArticle,
+    SourceError,
     StorageError,
     StorageFull,
 )
-from recommender.ingest.sources import Loaded, Record, check_sources, read_source
+from recommender.ingest.records import IngestOptions, Loaded, Record, to_record
+from recommender.ingest.sources import Source, check_sources, read_source
 from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import RankingPolicy
 from recommender.reports import Progress, WriteReport
@@ -55,12 +58,12 @@ EMBED_CHUNK = 256
 LoadedFor = Callable[[IndexStore, str, str, "WriteReport"], Iterable[Loaded]]
 
 
-def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
+def read_batch(sources: Iterable[Source], options: IngestOptions | None = None) -> Iterable[Loaded]:
     """Every record of every SOURCE, duplicates of an id already seen in this batch turned into rejections."""
-    paths = check_sources(Path(s) for s in sources)
+    paths = check_sources(sources, fetch_check=False)  # checked (and URLs probed) before the write began
     seen: dict[str, str] = {}
     for path in paths:
-        for item in read_source(path):
+        for item in read_source(path, options):
             if isinstance(item, Record):
                 first = seen.get(item.article.id)
                 if first is not None:
@@ -73,17 +76,16 @@ def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
 
 
 def records_from_articles(articles: Iterable[Article | dict[str, Any]]) -> Iterable[Loaded]:
-    """Records for articles handed over in Python (a CMS hook, a notebook); dicts are validated here."""
-    from recommender.articles import validate_article
-
+    """Records for articles handed over in Python (a CMS hook, a notebook); dicts go through the same ingest
+    step as files (clean text, dates with zones, language) and are validated here."""
     seen: set[str] = set()
     for number, item in enumerate(articles, start=1):
         location = f"article {number}"
-        try:
-            article = item if isinstance(item, Article) else validate_article(item, location)
-        except InvalidArticle as exc:
-            yield exc
+        loaded = Record(location, item) if isinstance(item, Article) else to_record(item, location)
+        if isinstance(loaded, InvalidArticle):
+            yield loaded
             continue
+        article = loaded.article
         if article.id in seen:
             yield InvalidArticle(location, f"duplicate id {article.id!r} in this batch; kept the first")
             continue
@@ -395,15 +397,38 @@ def refresh_lists(index_dir: Path | str, *, lock_timeout: float = 10.0) -> int:
             store.close()
 
 
-def _source_list(sources: Iterable[Path | str]) -> list[Path]:
-    """SOURCE paths, checked before anything is created: a typo must not leave a folder or half an index."""
+def _source_list(sources: Iterable[Source], ingest: IngestOptions | None = None) -> list[Source]:
+    """SOURCEs checked before anything is created (a path exists, a URL answers): a typo must not leave a
+    folder or half an index."""
     if isinstance(sources, str | Path):
         raise TypeError(f"sources must be a list of paths, not one {type(sources).__name__}: use [{str(sources)!r}]")
-    return check_sources(Path(s) for s in sources)
+    return check_sources(sources, fetch=ingest.fetch if ingest else None)
+
+
+def _loaded_for(
+    paths: Sequence[Source], articles: Iterable[Article | dict[str, Any]], options: IngestOptions | None
+) -> LoadedFor:
+    """The records of a write, read once the store is open: a sitemap page whose ``lastmod`` the catalog
+    already holds is not fetched again, and counts as skipped."""
+
+    def loaded(store: IndexStore, _model: str, _backend: str, report: WriteReport) -> Iterable[Loaded]:
+        def known_lastmod(url: str) -> str | None:
+            stored = store.catalog.get(url) or store.catalog.get_by_url(url)
+            value = stored.article.metadata.get("sitemap_lastmod") if stored else None
+            return value if isinstance(value, str) else None
+
+        def on_unchanged(count: int) -> None:
+            report.skipped += count
+
+        base = options or IngestOptions()
+        reading = replace(base, known_lastmod=known_lastmod, on_unchanged=on_unchanged)
+        return _loaded(paths, articles, reading)
+
+    return loaded
 
 
 def build_index(
-    sources: Iterable[Path | str] = (),
+    sources: Iterable[Source] = (),
     index_dir: Path | str = "index",
     *,
     articles: Iterable[Article | dict[str, Any]] = (),
@@ -417,9 +442,13 @@ def build_index(
     policy: RankingPolicy | None = None,
     ray_address: str | None = None,
     ray_options: RayOptions | None = None,
+    ingest: IngestOptions | None = None,
 ) -> WriteReport:
     """Create (or bring up to date) the index in ``index_dir`` from SOURCE files and/or ``articles`` (dicts in
     the article shape, or :class:`Article`); re-running embeds nothing new.
+
+    A SOURCE is a file or folder, or an http(s) URL (a sitemap, a feed, a WordPress REST listing, a list of
+    URLs); ``ingest`` (:class:`IngestOptions`) carries ``--map``, ``--timezone`` and how pages are fetched.
 
     ``policy`` (:class:`RankingPolicy`) is recorded with a new index; for an existing one, a different policy
     is recorded and every list recomputed. None keeps the index's (the defaults for a new one).
@@ -432,7 +461,7 @@ def build_index(
     same index. Needs the ``ray`` extra (:class:`DistributedError` says so when it is missing).
     """
     index_dir = Path(index_dir)
-    paths = _source_list(sources)
+    paths = _source_list(sources, ingest)
     if ray_address is not None or ray_options is not None:
         if embedder is not None:
             raise ValueError(
@@ -443,6 +472,8 @@ def build_index(
         started = time.monotonic()
         if articles:
             raise ValueError("a build on Ray reads SOURCE files; add in-memory articles with add_articles()")
+        if ingest is not None and (ingest.field_map or ingest.timezone or ingest.base_url):
+            raise SourceError("--map, --timezone and --base-url are not applied on Ray yet: build without --ray")
         with ray_job(paths, address=ray_address, options=ray_options, strict=strict, progress=progress) as job:
             report = write(
                 index_dir,
@@ -464,7 +495,7 @@ def build_index(
         return report
     return write(
         index_dir,
-        _loaded(paths, articles),
+        _loaded_for(paths, articles, ingest),
         create=True,
         model=model,
         backend=backend,
@@ -481,7 +512,7 @@ def build_index(
 
 def add_articles(
     index_dir: Path | str,
-    sources: Iterable[Path | str] = (),
+    sources: Iterable[Source] = (),
     *,
     articles: Iterable[Article | dict[str, Any]] = (),
     backend: str | None = None,
@@ -490,13 +521,15 @@ def add_articles(
     progress: Progress | None = None,
     lock_timeout: float = 10.0,
     policy: RankingPolicy | None = None,
+    ingest: IngestOptions | None = None,
 ) -> WriteReport:
-    """Upsert articles (from SOURCE files and/or Python objects) into an existing index, without a rebuild."""
+    """Upsert articles (from SOURCEs -- files, folders, URLs -- and/or Python objects) into an existing index,
+    without a rebuild."""
     index_dir = Path(index_dir)
-    paths = _source_list(sources)
+    paths = _source_list(sources, ingest)
     return write(
         index_dir,
-        _loaded(paths, articles),
+        _loaded_for(paths, articles, ingest),
         create=False,
         model=None,
         backend=backend,
@@ -510,10 +543,12 @@ def add_articles(
     )
 
 
-def _loaded(paths: Sequence[Path], articles: Iterable[Article | dict[str, Any]]) -> Iterable[Loaded]:
-    """Records of SOURCE files, then of in-memory articles (an id seen in a file is a duplicate in both)."""
+def _loaded(
+    paths: Sequence[Source], articles: Iterable[Article | dict[str, Any]], options: IngestOptions | None = None
+) -> Iterable[Loaded]:
+    """Records of SOURCEs, then of in-memory articles (an id seen in a SOURCE is a duplicate in both)."""
     seen: dict[str, str] = {}
-    for item in read_batch(paths):
+    for item in read_batch(paths, options):
         if isinstance(item, Record):
             seen[item.article.id] = item.location
         yield item

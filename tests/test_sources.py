@@ -120,7 +120,8 @@ def test_html_folder_uses_a_real_extractor(tmp_path: Path) -> None:
     assert page.title == "Flood hits river city"
     assert "hundreds of residents were evacuated" in page.body
     assert "Subscribe" not in page.body and "Cookie" not in page.body and not page.body.startswith("Flood hits")
-    assert page.published_at == "2024-03-01T00:00:00+00:00"
+    assert page.published_at == "2024-03-01T10:00:00+00:00"  # the time is kept, not cut to the day
+    assert page.metadata["published_at_source"] == "meta article:published_time"
     assert page.section == "Local"
     assert len(bad) == 1 and bad[0].location.endswith("empty.html")
 
@@ -148,9 +149,9 @@ def test_rss_feed(tmp_path: Path) -> None:
     good, bad = loaded(src)
     assert [r.article.id for r in good] == ["https://news.example/a/1", "https://news.example/a/2"]
     first = good[0].article
-    assert first.body == "Heavy rain flooded the city. Residents evacuated."
+    assert first.body == "Heavy rain flooded the city.\n\nResidents evacuated."  # paragraphs kept
     assert first.published_at == "2024-03-04T09:00:00+00:00"
-    assert first.section == "Local" and first.url.startswith("https://news.example/a/1")
+    assert first.section == "Local" and first.url == "https://news.example/a/1"  # utm_source stripped
     assert bad[0].location.startswith(f"{src} entry 3 (id ") and "neither title nor body" in bad[0].reason
 
 

@@ -158,7 +158,8 @@ def make_filters(
 class ProgressBar:
     """A rich progress bar on a terminal; log lines every few thousand texts otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "embedding") -> None:
+        self.label = label
         self._progress: Any = None
         self._task: Any = None
         self._last_logged = 0
@@ -169,13 +170,13 @@ class ProgressBar:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
                 self._progress = Progress(
-                    TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+                    TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
                 )
                 self._progress.start()
                 self._task = self._progress.add_task("embed", total=total)
             self._progress.update(self._task, completed=done)
         elif done == total or done - self._last_logged >= 5000:
-            log.info("embedded %d/%d", done, total)
+            log.info("%s %d/%d", self.label, done, total)
             self._last_logged = done
 
     def close(self) -> None:

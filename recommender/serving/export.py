@@ -1,4 +1,5 @@
-"""Static export: one JSON file per article (the GET response's shape) plus an index file, for a CDN.
+"""Static export: one JSON file per article (the GET response's shape) plus an index file, for a CDN, and
+``widget.js`` beside them, so the folder alone serves the widget (``data-static-base``).
 
 File names: an id made only of ``A-Z a-z 0-9 . _ -`` (not starting with a dot, no ``..``, at most 150
 characters, and not ``index`` in any case, which would overwrite ``index.json``) is used as it is; any other id
@@ -18,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 from recommender.recommender import Recommender
@@ -25,6 +27,7 @@ from recommender.serving.service import Served
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
 INDEX_FILE = "index.json"
+WIDGET_FILE = "widget.js"
 MAX_ENCODED = 200
 
 
@@ -97,4 +100,5 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 5) -> ExportRe
         "files": files,
     }
     _write_atomic(out / INDEX_FILE, json.dumps(index, ensure_ascii=False, indent=1))
+    _write_atomic(out / WIDGET_FILE, resources.files("recommender").joinpath("static/widget.js").read_text("utf-8"))
     return report

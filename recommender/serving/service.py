@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.articles import Article, is_safe_link, validate_article
+from recommender.articles import Article, is_safe_link
 from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, IndexCorrupt, InvalidArticle, NotReady, Overloaded, RecommenderError
-from recommender.ingest.sources import Record
+from recommender.ingest.language import warm_up_in_background
+from recommender.ingest.records import Record, to_record
 from recommender.ranking.lists import related_seq
 from recommender.ranking.policy import NO_FILTERS, Filters
 from recommender.recommender import Recommender, RelatedList
@@ -102,6 +103,7 @@ class Service:
         #: Live searches (a list no stored list can answer, free text) running at once; more are shed at once
         #: (:class:`Overloaded`) so that they never queue in front of stored-list reads.
         self._live = threading.BoundedSemaphore(settings.max_live_searches)
+        warm_up_in_background()  # a PUT without a language detects it: the model loads before the first one
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -337,7 +339,10 @@ class Service:
         if body_id is not None and str(body_id) != article_id:
             raise InvalidArticle(location, f"body id {body_id!r} differs from the URL's {article_id!r}")
         raw["id"] = article_id
-        article = validate_article(raw, location)
+        loaded = to_record(raw, location)  # the ingest step every source takes: clean text, dates, language
+        if isinstance(loaded, InvalidArticle):
+            raise loaded
+        article = loaded.article
         rec = self._current()
         with self._lock:
             needs_vector = bool(rec.store.catalog.missing_vectors([article.content_hash]))

@@ -36,6 +36,7 @@ from recommender.serving.http.schemas import (
     Since,
     TextQuery,
     Until,
+    UrlTemplate,
     WriteResponse,
 )
 from recommender.serving.service import Served, Service
@@ -87,14 +88,16 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         since: Since = None,
         until: Until = None,
         exclude: Exclude = [],  # noqa: B006 - FastAPI copies defaults
+        url_template: UrlTemplate = None,
     ) -> Response:
-        """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show)."""
+        """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show); links go to
+        ``url_template`` with ``{id}`` filled in when given, as the widget's ``data-url-template`` does."""
         filters = Filters.build(section, language, since, until, exclude)
         return await answer(
             request,
             lambda: service.related_nowait(article_id, k, filters),
             lambda: service.related(article_id, k, filters),
-            lambda served: render_fragment(served.related).encode("utf-8"),
+            lambda served: render_fragment(served.related, url_template=url_template).encode("utf-8"),
             "text/html; charset=utf-8",
         )
 
