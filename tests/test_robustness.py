@@ -121,8 +121,12 @@ def test_kill_9_during_a_burst_of_puts_loses_no_acknowledged_write(
                     n += 1
 
         thread = threading.Thread(target=writer)
+        before = len(acknowledged)
         thread.start()
-        time.sleep(rng.uniform(0.5, 2.0))
+        deadline = time.monotonic() + 60  # a loaded machine: the kill lands after the first acknowledged write
+        while len(acknowledged) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.2, 1.5))
         server.stop(signal.SIGKILL)
         stop.set()
         thread.join()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from recommender.articles import Article, clean_url, compose_text, validate_article
+from recommender.articles import Article, clean_url, compose_text, reject_lone_surrogates, validate_article
 from recommender.errors import InvalidArticle, SourceError
 from recommender.ingest.dates import parse_date, to_utc_iso
 from recommender.ingest.fields import UTC_DATE_COLUMNS
@@ -79,6 +79,10 @@ def to_record(
     relative ``url``."""
     if not isinstance(raw, dict):
         return _validated(raw, location, None)
+    try:
+        reject_lone_surrogates(raw, location)  # before any cleaning: no step below can hold one
+    except InvalidArticle as exc:
+        return exc
     raw = dict(raw)
     if isinstance(raw.get("title"), str):
         section = raw.get("section") if isinstance(raw.get("section"), str) else None
@@ -95,7 +99,11 @@ def to_record(
         source = str(raw.get("published_at_source") or "")
         moment = parse_date(published, None if source.lower() in UTC_DATE_COLUMNS else timezone)
         if moment is not None:
-            raw["published_at"] = to_utc_iso(moment)
+            try:
+                raw["published_at"] = to_utc_iso(moment)
+            except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000 in UTC
+                reason = f"published_at {published!r} is outside the years 1-9999 in UTC"
+                return InvalidArticle(f"{location} (id {raw.get('id')!r})", reason)
         elif not isinstance(published, str):
             raw["published_at"] = str(published)  # let the validator name what is wrong
     if isinstance(raw.get("title"), str | None) and isinstance(raw.get("body"), str | None):

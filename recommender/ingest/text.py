@@ -59,9 +59,14 @@ def _parser() -> Any:
     return lxml.etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
 
 
+#: Characters XML (and so lxml) cannot hold: C0 controls but tab, newline and carriage return.
+_NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _fragment_text(fragment: str) -> str:
     import lxml.etree
 
+    fragment = _NOT_XML_RE.sub(" ", fragment)
     try:
         document = lxml.etree.fromstring(f"<html><body><div>{fragment}</div></body></html>", _parser())
     except (lxml.etree.ParserError, lxml.etree.XMLSyntaxError, ValueError):
