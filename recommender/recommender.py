@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from recommender.articles import Article
+from recommender.controls.rules import RuleBook
 from recommender.embedding import Embedder, load_embedder
 from recommender.errors import ArticleNotFound, IndexMismatch
 from recommender.ranking.keywords import KeywordWeights
@@ -49,9 +50,16 @@ class Suggestion:
     #: The ranking score the list is ordered by (cosine blended with keyword evidence, times freshness); None
     #: where unknown (lists stored before it was kept).
     relevance: float | None = None
+    #: Placed by an editor's pin (recommender.controls.rules), not by the ranking.
+    pinned: bool = False
+    #: "Why this?": a short sentence from the evidence (only when asked for: ``explain``).
+    reason: str | None = None
+    #: same-day, follow-up or background (recommender.ranking.relation); None when either story has no date.
+    relation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The JSON shape of one link; ``relation``, ``pinned`` and ``reason`` appear only when they apply."""
+        out: dict[str, Any] = {
             "id": self.id,
             "title": self.title,
             "url": self.url,
@@ -60,6 +68,13 @@ class Suggestion:
             "published_at": self.published_at,
             "section": self.section,
         }
+        if self.relation is not None:
+            out["relation"] = self.relation
+        if self.pinned:
+            out["pinned"] = True
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,7 @@ class Recommender:
         self._backend = backend or store.manifest.backend
         self._policy = read_policy(store.catalog)
         self._lists_version = lists_version(store.catalog)
+        self._rules = RuleBook.load(store.catalog)
 
     @classmethod
     def open(
@@ -171,6 +187,18 @@ class Recommender:
         return True
 
     @property
+    def rules(self) -> RuleBook:
+        """Editors' rules (pins, blocks, exclusions) as of the catalog's rules version; applied at read time."""
+        return self._rules
+
+    def follow_rules(self) -> bool:
+        """Pick up rules another process (or this one) changed in the catalog. True when they had changed."""
+        if self.store.catalog.rules_version() == self._rules.version:
+            return False
+        self._rules = RuleBook.load(self.store.catalog)
+        return True
+
+    @property
     def options(self) -> RankingOptions:
         return self._options(5, NO_FILTERS)
 
@@ -178,12 +206,14 @@ class Recommender:
     def index_version(self) -> str:
         """Changes whenever the article set changes (for ETags and cache keys): the build plus the catalog's
         change number. Both are shared by every process serving the folder (not the FAISS file's checksum,
-        which each save changes), so replicas behind one load balancer agree on it."""
+        which each save changes), so replicas behind one load balancer agree on it. Editors' rules add their
+        version and the count of expiries passed, so a rule change or an expiry changes it too."""
         import hashlib
+        from datetime import UTC, datetime
 
         manifest = self.store.manifest
         build = hashlib.sha256(f"{manifest.model}\n{manifest.built_at}".encode()).hexdigest()[:12]
-        return f"{build}-{self._lists_version}-{self.store.seq}"
+        return f"{build}-{self._lists_version}-{self.store.seq}{self._rules.version_tag(datetime.now(UTC))}"
 
     def get(self, article_id: str) -> Article:
         stored = self.store.catalog.get(article_id)
@@ -215,23 +245,59 @@ class Recommender:
         return current
 
     # -- related ----------------------------------------------------------------------------------------------
-    def related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
+    def related(
+        self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, *, explain: bool = False
+    ) -> RelatedList:
         """The k most related stories to an indexed article: never itself, never a copy of its text.
 
         The one read call: the CLI's ``similar``, the HTTP API, the widget and the static export all show what
         it returns. It is the article's stored list (filtered), and a live search only when the stored list
-        cannot answer (k deeper than stored, filters that leave fewer than k, no list yet).
+        cannot answer (k deeper than stored, filters that leave fewer than k, no list yet). Editors' active
+        rules apply (:mod:`recommender.controls.editorial`); each suggestion says how it relates in time, and
+        with ``explain`` why it is there.
         """
-        stored = self.stored_related(article_id, k, filters)
-        if stored is not None:
-            return stored
-        return self.live_related(article_id, k, filters)
+        answer = self._related(article_id, k, filters, explain, live=True)
+        assert answer is not None  # a live search always answers
+        return answer
 
-    def stored_related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList | None:
+    def stored_related(
+        self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, *, explain: bool = False
+    ) -> RelatedList | None:
         """:meth:`related` from the stored list alone; None where that needs a live search."""
+        return self._related(article_id, k, filters, explain, live=False)
+
+    def _related(self, article_id: str, k: int, filters: Filters, explain: bool, live: bool) -> RelatedList | None:
+        from recommender.controls import editorial
         from recommender.ranking import lists
 
-        return lists.lookup(self, article_id, k, filters)
+        plan = editorial.plan(self, article_id, filters)  # the rules hook: blocks and exclusions as filters, pins
+        if plan.hidden:
+            return RelatedList([], True)
+        ranked = lists.lookup(self, article_id, k, plan.organic)
+        if ranked is None:
+            if not live:
+                return None
+            ranked = self.live_related(article_id, k, plan.organic)
+        return editorial.finish(self, plan, ranked, k, explain)
+
+    def shared_terms(self, article_id: str, other_id: str, n: int = 3) -> list[str]:
+        """The ``n`` key words that weigh most in both stories' keyword vectors, strongest first ("why this?")."""
+        catalog = self.store.catalog
+        keys = {article_id: catalog.key_of(article_id), other_id: catalog.key_of(other_id)}
+        rows = catalog.get_many([key for key in keys.values() if key is not None])
+        vectors = []
+        for story, key in keys.items():
+            row = rows.get(key) if key is not None else None
+            if row is None:
+                raise ArticleNotFound(story)
+            vectors.append(self.keywords.for_article(row.article, row.content_hash))
+        mine, theirs = vectors[0], vectors[-1]
+        shared = mine.keys() & theirs.keys()
+        # a word in more than half the archive ("the", "said") is no evidence that two stories belong together
+        common = catalog.doc_freqs(shared)
+        half = catalog.count() / 2
+        shared = {term for term in shared if common.get(term, 0) <= half}
+        return sorted(shared, key=lambda term: (-mine[term] * theirs[term], term))[:n]
 
     def live_related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
         """The list ranked now from a search (what a stored list holds, computed afresh)."""
@@ -281,9 +347,11 @@ class Recommender:
     ) -> RelatedList:
         """:meth:`related_to_text` for a text already embedded (a server embeds outside its index lock)."""
         import hashlib
+        from datetime import UTC, datetime
 
         from recommender.articles import normalise_for_copy
 
+        filters = filters.merged(self.rules.everywhere(datetime.now(UTC)))  # the rules hook: blocks, exclusions
         copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
         query = QueryContext(copy_key=copy_key, vector=vector, terms=self.keywords.vector(text))
         ranked = self._search_until_k(query, vector, self._options(k, filters))

@@ -106,6 +106,8 @@ SPECS: dict[str, Spec] = {
     "cache_max_age": Spec(int, 0, 31_536_000),
     "max_in_flight": Spec(int, 1, 100_000),
     "workers": Spec(int, 1, 64),
+    "events_dir": Spec(str),
+    "events_rate": Spec(float, 0, 1_000_000),
 }
 
 
@@ -128,6 +130,8 @@ class Settings:
     cache_max_age: int = 60
     max_in_flight: int = 64
     workers: int = 1
+    events_dir: str | None = None  # where POST /v1/events stores impressions and clicks; None: INDEX/events
+    events_rate: float = 50.0  # event requests per second per client address before 429 (0: no limit)
     #: The ``[ranking]`` table of the config file, applied over the defaults; None when the file has none (an
     #: index then keeps the policy it records).
     ranking: RankingPolicy | None = None
@@ -135,6 +139,11 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return Path(self.index)
+
+    @property
+    def events_folder(self) -> Path:
+        """The event store (:mod:`recommender.events.log`): ``events_dir``, else ``events`` in the index folder."""
+        return Path(self.events_dir) if self.events_dir else self.index_dir / "events"
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -1,6 +1,7 @@
 """The ``recommender`` command: a thin typer layer that parses, calls the library, and formats.
 
-Commands live in modules by what they do (:mod:`.indexing`, :mod:`.querying`, :mod:`.admin`, :mod:`.serving`);
+Commands live in modules by what they do (:mod:`.indexing`, :mod:`.querying`, :mod:`.admin`, :mod:`.serving`,
+:mod:`.rules`, :mod:`.report`);
 this module registers them on the one typer app and sets up logging. Exit codes: see :mod:`.common`.
 """
 
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from recommender.cli import admin, indexing, querying, serving  # noqa: F401 - importing registers the commands
+from recommender.cli import admin, indexing, querying, report, rules, serving  # noqa: F401 - registers commands
 from recommender.cli.common import app
 
 

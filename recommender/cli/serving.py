@@ -89,6 +89,24 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    events_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--events-dir",
+            envvar="RECOMMENDER_EVENTS_DIR",
+            help="Where POST /v1/events stores impressions and clicks [default: INDEX/events]",
+            show_default=False,
+        ),
+    ] = None,
+    events_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--events-rate",
+            envvar="RECOMMENDER_EVENTS_RATE",
+            help="Event requests per second per client address before 429; 0 = no limit [default: 50]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve related stories over HTTP (FastAPI + uvicorn), with the widget at /widget.js and a /demo page."""
     from recommender.serving.http.workers import serve_settings
@@ -105,6 +123,8 @@ def serve(
         cache_max_age=cache_max_age,
         max_in_flight=max_in_flight,
         workers=workers,
+        events_dir=events_dir,
+        events_rate=events_rate,
     )
     if settings.ranking is not None:
         from recommender.writer import apply_policy

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from recommender.articles import Article, validate_article
+from recommender.controls.rules import Rule, remove_rules, save_rule
 from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
+from recommender.events.variants import DEFAULT_VARIANT
 from recommender.ingest.sources import Record
 from recommender.ranking import lists as related_lists
 from recommender.ranking.policy import NO_FILTERS, Filters
@@ -43,16 +45,20 @@ class Served:
     version: str
     model: str
     related: RelatedList
+    variant: str | None = None  # the ranking variant the list was read with (A/B tests), when one was asked for
 
     def body(self, article_id: str | None) -> dict[str, Any]:
         """The JSON shape of the HTTP API, the static export and ``similar --json``'s items."""
-        return {
+        out = {
             "article_id": article_id,
             "related": [s.to_dict() for s in self.related.items],
             "short": self.related.short,
             "model": self.model,
             "index_version": self.version,
         }
+        if self.variant is not None:
+            out["variant"] = self.variant
+        return out
 
 
 class Service:
@@ -176,6 +182,7 @@ class Service:
             self._reload_in_background()
             return
         rec.follow_lists()  # another process recomputed every list (a policy change, a full refresh)
+        rec.follow_rules()  # another process changed the editors' rules
         pending = rec.store.catalog.last_seq() - rec.store.seq
         if 0 < pending <= INLINE_CATCH_UP_LIMIT:
             rec.store.catch_up()
@@ -210,18 +217,41 @@ class Service:
             self._reloading = False
 
     # -- reads ------------------------------------------------------------------------------------------------
-    def _served(self, rec: Recommender, related: RelatedList) -> Served:
-        return Served(rec.index_version, rec.manifest.model, related)
+    def _served(self, rec: Recommender, related: RelatedList, variant: str | None = None) -> Served:
+        return Served(rec.index_version, rec.manifest.model, related, variant)
 
-    def related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served:
+    def variants(self) -> tuple[str, ...]:
+        """The ranking variants a reader can be assigned to (A/B tests).
+
+        Only :data:`~recommender.events.variants.DEFAULT_VARIANT` until the index records named policy variants
+        (``Recommender.variants``, with their own precomputed lists); then their names."""
+        return (DEFAULT_VARIANT,)
+
+    def related(
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        *,
+        explain: bool = False,
+        variant: str | None = None,
+    ) -> Served:
         """The article's list (:meth:`Recommender.related`: the stored list, filtered; a live search only when
-        it cannot answer)."""
+        it cannot answer). ``variant`` (one of :meth:`variants`) labels the answer for the A/B events."""
         with self._lock:
             self._maybe_refresh()
             rec = self._current()
-            return self._served(rec, rec.related(article_id, k, filters))
+            return self._served(rec, rec.related(article_id, k, filters, explain=explain), variant)
 
-    def related_nowait(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served | None:
+    def related_nowait(
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        *,
+        explain: bool = False,
+        variant: str | None = None,
+    ) -> Served | None:
         """:meth:`related` if it cannot wait: the index is free right now and the stored list answers it (a
         lookup of well under a millisecond, cheaper on the event loop than a thread hop); else None at once.
         Neither a write holding the lock nor a live search may stall the event loop."""
@@ -229,8 +259,8 @@ class Service:
             return None
         try:
             rec = self._current()
-            related = rec.stored_related(article_id, k, filters)
-            return None if related is None else self._served(rec, related)
+            related = rec.stored_related(article_id, k, filters, explain=explain)
+            return None if related is None else self._served(rec, related, variant)
         finally:
             self._lock.release()
 
@@ -312,6 +342,31 @@ class Service:
                 remove(rec.store, [article_id], report)
                 self._after_write(rec)
         return report.deleted == 1
+
+    # -- editors' rules ----------------------------------------------------------------------------------------
+    def rules(self) -> list[Rule]:
+        with self._lock:
+            rec = self._current()
+            rec.follow_rules()
+            return list(rec.rules.rules)
+
+    def add_rule(self, rule: Rule) -> Rule:
+        """Store an editor's rule (durable before this returns); it applies to this process's answers at once
+        and to other processes' within their check interval."""
+        with acquire_write_lock(self.index_dir, self.lock_timeout):
+            with self._lock:
+                rec = self._current()
+                stored = save_rule(rec.store.catalog, rule)
+                rec.follow_rules()
+        return stored
+
+    def delete_rules(self, ids: list[int]) -> list[int]:
+        with acquire_write_lock(self.index_dir, self.lock_timeout):
+            with self._lock:
+                rec = self._current()
+                gone = remove_rules(rec.store.catalog, ids)
+                rec.follow_rules()
+        return gone
 
     def _after_write(self, rec: Recommender) -> None:
         rec.store.catch_up()

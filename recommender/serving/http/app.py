@@ -7,6 +7,8 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``)::
     POST   /v1/related            {"text": ..., "k": 5} or {"url": ...}           drafts and pages
     PUT    /v1/articles/{id}      article JSON (API key)                          publish / edit
     DELETE /v1/articles/{id}      (API key)                                       unpublish
+    GET/POST /v1/rules, DELETE /v1/rules/{id}   (API key)                         editors' rules (.controls)
+    POST   /v1/events             {"events": [...]}                               impressions, clicks (.events)
     GET    /livez  /readyz  /metrics  /widget.js  /demo
 
 Errors always have the shape ``{"error": {"type": ..., "message": ...}}`` (:mod:`.errors`); shapes are in
@@ -24,8 +26,11 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from recommender import __version__
 from recommender.errors import RecommenderError
+from recommender.events.log import EventLog
 from recommender.serving.http.cache import ResponseCache
+from recommender.serving.http.controls import build_rules_router
 from recommender.serving.http.errors import install_error_handlers
+from recommender.serving.http.events import build_events_router
 from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.middleware import BodyLimit, CachedAnswers, Observe
 from recommender.serving.http.routes import build_router
@@ -44,6 +49,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     cache = ResponseCache(RESPONSE_CACHE_SIZE)
+    events = EventLog(settings.events_folder if settings.events_dir else service.index_dir / "events")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +62,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         service.start()
         yield
         service.close()
+        events.close()
 
     app = FastAPI(
         title="recommender",
@@ -66,6 +73,8 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(build_router(service, settings, cache, metrics))
+    app.include_router(build_rules_router(service, settings))
+    app.include_router(build_events_router(events, settings, metrics))
     # added innermost first: metrics see everything, then the body limit, CORS, and replayed answers
     app.add_middleware(CachedAnswers, service=service, cache=cache, max_age=settings.cache_max_age)
     app.add_middleware(

@@ -17,10 +17,14 @@ from recommender.errors import (
     IndexMismatch,
     IndexNotFound,
     InvalidArticle,
+    InvalidRequest,
+    InvalidRule,
+    InvalidTime,
     ModelUnavailable,
     NotReady,
     Overloaded,
     RecommenderError,
+    RuleNotFound,
     SourceError,
 )
 from recommender.ranking.policy import PolicyError
@@ -30,6 +34,10 @@ log = logging.getLogger(__name__)
 #: One table from domain error to HTTP status (the first matching class wins).
 ERROR_STATUS: dict[type[RecommenderError], int] = {
     ArticleNotFound: 404,
+    RuleNotFound: 404,
+    InvalidRule: 422,
+    InvalidRequest: 422,
+    InvalidTime: 422,
     InvalidArticle: 422,
     BatchRejected: 422,
     SourceError: 422,
