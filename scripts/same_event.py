@@ -7,6 +7,7 @@ event label, by embedding cosine (default model and backend; embeddings cached u
     .venv/bin/python scripts/same_event.py ../shared/data/allsides-dev.jsonl
 """
 
+# ruff: noqa: T201 - a script prints its report
 from __future__ import annotations
 
 import argparse
