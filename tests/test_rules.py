@@ -35,7 +35,7 @@ def ids(rec: Recommender, article_id: str, k: int = 5, filters: Filters | None =
     return rec.related(article_id, k, filters or Filters()).ids
 
 
-# -- the rule model ------------------------------------------------------------------------------------------------
+# -- the rule model ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -124,7 +124,7 @@ def test_rulebook_applies_by_scope_and_expiry() -> None:
     assert RuleBook([], 0).version_tag(NOW) == ""  # an index that never had rules keeps its version
 
 
-# -- applied in the one read call ----------------------------------------------------------------------------------
+# -- applied in the one read call --------------------------------------------------------------------------------------
 def test_pin_goes_to_its_position_flagged_and_only_once(fake_index: Path) -> None:
     with Recommender.open(fake_index) as rec:
         before = ids(rec, "a1", 3)
@@ -265,7 +265,7 @@ def test_export_shows_the_rules(fake_index: Path, tmp_path: Path) -> None:
     assert index["rules"] == 2 and index["valid_until"].endswith("Z")  # re-export before the pin expires
 
 
-# -- CLI --------------------------------------------------------------------------------------------------------------
+# -- CLI ---------------------------------------------------------------------------------------------------------------
 def cli(*args: str | Path) -> object:
     result = runner.invoke(app, [str(a) for a in args])
     assert "Traceback" not in result.output, result.output
@@ -310,7 +310,7 @@ def test_cli_refuses_bad_rules_in_one_line(fake_index: Path, args: tuple[str, ..
     assert cli("rule", "list", "--index", fake_index).stdout.strip() == "no rules"  # nothing was stored
 
 
-# -- HTTP -------------------------------------------------------------------------------------------------------------
+# -- HTTP --------------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def client(fake_index: Path, fake: FakeEmbedder) -> Iterator[TestClient]:
     service = Service(fake_index, embedder=fake, check_interval=0.02, autosave_seconds=0)

@@ -127,7 +127,7 @@ class EventLog:
             self._fd = None
         self.folder.mkdir(parents=True, exist_ok=True)
         self._segments += 1
-        name = f"{PREFIX}{now:%Y%m%dT%H%M%S}-{os.getpid()}-{self._segments}{SUFFIX}"
+        name = f"{PREFIX}{now:%Y%m%dT%H%M%S}-{os.getpid()}-{self._segments:06d}{SUFFIX}"
         self._fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self._size = 0
         self._day = now.strftime("%Y%m%d")
