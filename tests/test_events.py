@@ -33,7 +33,7 @@ def test_events_are_checked_at_the_door() -> None:
     seen = parse_event({"type": "impression", "story": "a1", "items": ["a2", "a3"], "version": "v1", "view": "x"})
     assert seen.items == ("a2", "a3") and seen.variant is None
     click = parse_event({"type": "click", "story": "a1", "target": "a3", "position": 2, "variant": "b"})
-    record = click.record(datetime(2026, 11, 30, 12, tzinfo=UTC))
+    record = click.record("2026-11-30T12:00:00Z")
     assert record == {
         "ts": "2026-11-30T12:00:00Z",
         "type": "click",
@@ -84,7 +84,7 @@ def test_the_store_keeps_every_acknowledged_event_across_rotations(tmp_path: Pat
     store = EventLog(tmp_path / "events", segment_bytes=400)
     threads = [
         threading.Thread(
-            target=lambda n=n: [store.write([{"ts": "t", "type": "click", "n": n, "m": m}]) for m in range(25)]
+            target=lambda n=n: [store.append([{"ts": "t", "type": "click", "n": n, "m": m}]) for m in range(25)]
         )
         for n in range(4)
     ]
@@ -104,7 +104,7 @@ def test_the_store_keeps_every_acknowledged_event_across_rotations(tmp_path: Pat
 
 def test_a_torn_last_line_is_skipped_not_fatal(tmp_path: Path) -> None:
     store = EventLog(tmp_path)
-    store.write([{"ts": "2026-11-30T10:00:00Z", "type": "click"}, {"ts": "2026-11-30T12:00:00Z", "type": "click"}])
+    store.append([{"ts": "2026-11-30T10:00:00Z", "type": "click"}, {"ts": "2026-11-30T12:00:00Z", "type": "click"}])
     store.close()
     with segments(tmp_path)[0].open("ab") as handle:
         handle.write(b'{"ts": "2026-11-30T13:00:00Z", "ty')  # a crash in the middle of a write
@@ -311,7 +311,7 @@ def test_variant_by_reader_is_stable_and_in_the_answer(fake_index: Path, fake: F
 def test_report_command_json_html_and_since(fake_index: Path, fake: FakeEmbedder, tmp_path: Path) -> None:
     store = EventLog(fake_index / "events")
     old = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    store.write(
+    store.append(
         [
             impression("v1", None, "a1", "a2", "a3") | {"ts": old},
             impression("v2", None, "b1", "b2"),
@@ -342,3 +342,21 @@ def test_report_command_json_html_and_since(fake_index: Path, fake: FakeEmbedder
     assert text.exit_code == 0 and "overall" in text.stdout and "Only one variant ('default') ran" in text.stdout
     bad = runner.invoke(app, ["report", "--index", str(fake_index), "--since", "lately"])
     assert bad.exit_code == 2 and "is not a date" in bad.output
+
+
+def test_the_documented_route_answers_alike_without_the_fast_path(tmp_path: Path) -> None:
+    """/openapi.json documents POST /v1/events through the route; mounted alone, the route does the same work."""
+    from fastapi import FastAPI
+
+    from recommender.serving.http.events import EventIntake, build_events_router
+    from recommender.serving.http.metrics import Metrics
+
+    store = EventLog(tmp_path / "events")
+    bare = FastAPI()
+    bare.include_router(build_events_router(EventIntake(store, Settings(), Metrics())))
+    with TestClient(bare) as client:
+        assert client.post("/v1/events", content=body(SEEN, FOLLOWED)).json() == {"accepted": 2, "rejected": []}
+        assert client.post("/v1/events", content="x" * 70_000).status_code == 413
+        assert "/v1/events" in client.get("/openapi.json").json()["paths"]
+    store.close()
+    assert len(list(EventReader(tmp_path / "events"))) == 2

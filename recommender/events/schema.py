@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from recommender.articles import MAX_ID_CHARS
 from recommender.settings import MAX_K
-from recommender.when import iso
 
 KINDS = ("impression", "click")
 #: Longest version, variant and view strings accepted.
@@ -41,9 +39,10 @@ class Event:
     target: str | None = None  # click: the id followed
     position: int | None = None  # click: its place in the list, from 1
 
-    def record(self, received: datetime) -> dict[str, Any]:
-        """The line the store keeps: these fields and the server's receipt time (``ts``)."""
-        out: dict[str, Any] = {"ts": iso(received), "type": self.type, "story": self.story}
+    def record(self, received: str) -> dict[str, Any]:
+        """The line the store keeps: these fields and the server's receipt time (``ts``, as
+        :func:`recommender.when.iso` writes it)."""
+        out: dict[str, Any] = {"ts": received, "type": self.type, "story": self.story}
         for name in ("version", "variant", "view", "target", "position"):
             value = getattr(self, name)
             if value is not None:

@@ -30,7 +30,7 @@ from recommender.events.log import EventLog
 from recommender.serving.http.cache import ResponseCache
 from recommender.serving.http.controls import build_rules_router
 from recommender.serving.http.errors import install_error_handlers
-from recommender.serving.http.events import build_events_router
+from recommender.serving.http.events import EventIntake, EventsEndpoint, build_events_router
 from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.middleware import BodyLimit, CachedAnswers, Observe
 from recommender.serving.http.routes import build_router
@@ -74,8 +74,10 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(build_router(service, settings, cache, metrics))
     app.include_router(build_rules_router(service, settings))
-    app.include_router(build_events_router(events, settings, metrics))
-    # added innermost first: metrics see everything, then the body limit, CORS, and replayed answers
+    intake = EventIntake(events, settings, metrics)
+    app.include_router(build_events_router(intake))
+    # added innermost first: metrics see everything, then the body limit, CORS, replayed answers and events
+    app.add_middleware(EventsEndpoint, intake=intake)
     app.add_middleware(CachedAnswers, service=service, cache=cache, max_age=settings.cache_max_age)
     app.add_middleware(
         CORSMiddleware,
