@@ -237,7 +237,14 @@
     var timer = setTimeout(function () { if (controller) controller.abort(); }, TIMEOUT_MS);
     where
       .then(function (url) {
-        return fetch(url, { mode: "cors", credentials: "omit", signal: controller ? controller.signal : undefined });
+        // "no-cache": revalidate with the ETag on every page view (a 304 has no body), so a new story or an
+        // editor's pin or block shows on the next page view rather than after the answer's max-age
+        return fetch(url, {
+          mode: "cors",
+          credentials: "omit",
+          cache: "no-cache",
+          signal: controller ? controller.signal : undefined
+        });
       })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (data) { render(el, data, k, eventsUrl); })
