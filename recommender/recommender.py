@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recommender.articles import Article
+from recommender.controls import editorial
 from recommender.controls.rules import RuleBook
 from recommender.embedding import Embedder, load_embedder
 from recommender.errors import ArticleNotFound, IndexMismatch
-from recommender.ranking.keywords import KeywordWeights
-from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions, rank
+from recommender.ranking.keywords import KeywordModel, shared_terms
+from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
-from recommender.storage.catalog import Catalog
+from recommender.ranking.search import Entry, language_of
 from recommender.storage.store import IndexStore, Manifest
-
-
-def read_policy(catalog: Catalog) -> RankingPolicy:
-    """The policy recorded in a catalog (the defaults for an index that never recorded one)."""
-    import json
-
-    raw = catalog.get_meta("ranking_policy")
-    return RankingPolicy.from_mapping(json.loads(raw)) if raw else RankingPolicy()
-
-
-def lists_version(catalog: Catalog) -> int:
-    """How many times every stored list was recomputed (a build, a policy change): part of the index version."""
-    return int(catalog.get_meta("lists_version") or 0)
-
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +84,9 @@ class RelatedList:
         return [s.id for s in self.items]
 
 
-def _suggestion(c: Candidate) -> Suggestion:
-    a = c.article
-    return Suggestion(a.id, a.title, a.url, float(c.similarity), a.published_at, a.section, float(c.rank_score))
+def _pinned(card: Article, score: float) -> Suggestion:
+    """A link an editor pinned (no ranking score: it was placed, not ranked)."""
+    return Suggestion(card.id, card.title, card.url, score, card.published_at, card.section, None, pinned=True)
 
 
 def _built_with(build: dict[str, Any]) -> str | None:
@@ -115,8 +104,7 @@ class Recommender:
         self.store = store
         self._embedder = embedder
         self._backend = backend or store.manifest.backend
-        self._policy = read_policy(store.catalog)
-        self._lists_version = lists_version(store.catalog)
+        self.lists = Lists(store)
         self._rules = RuleBook.load(store.catalog)
 
     @classmethod
@@ -151,9 +139,9 @@ class Recommender:
         return self.store.manifest
 
     def info(self) -> dict[str, Any]:
-        """Model, dimension, article count, index type, build time (what ``recommender info`` prints)."""
+        """Model, dimension, article count, index type, build time, ranking policy (``recommender info``)."""
         m = self.store.manifest
-        return {
+        facts: dict[str, Any] = {
             "model": m.model,
             "backend": m.backend,
             "dimension": m.dimension,
@@ -168,23 +156,24 @@ class Recommender:
             "index_dir": str(self.store.folder),
             "ranking": self.policy.to_dict(),
         }
+        if self.variants:
+            facts["variants"] = {name: p.to_dict() for name, p in self.variants.items()}
+        return facts
 
     @property
     def policy(self) -> RankingPolicy:
         """The ranking policy the stored lists were computed with (recorded in the catalog)."""
-        return self._policy
+        return self.lists.policy()
 
-    def adopt_policy(self, policy: RankingPolicy) -> None:
-        """Rank with ``policy`` from now on (inside the transaction that records it and recomputes the lists)."""
-        self._policy = policy
+    @property
+    def variants(self) -> dict[str, RankingPolicy]:
+        """Named ranking policies under A/B test, each with lists of its own (:func:`recommender.writer.apply_policy`
+        with ``variant=``)."""
+        return {name: p for name, p in self.lists.policies.items() if name != DEFAULT_VARIANT}
 
     def follow_lists(self) -> bool:
-        """Pick up lists another process recomputed (a policy change, a full refresh). True when they were."""
-        current = lists_version(self.store.catalog)
-        if current == self._lists_version:
-            return False
-        self._policy, self._lists_version = read_policy(self.store.catalog), current
-        return True
+        """Pick up lists another process recomputed (a policy change, a full refresh). True when it did."""
+        return self.lists.reload()
 
     @property
     def rules(self) -> RuleBook:
@@ -199,21 +188,16 @@ class Recommender:
         return True
 
     @property
-    def options(self) -> RankingOptions:
-        return self._options(5, NO_FILTERS)
-
-    @property
     def index_version(self) -> str:
-        """Changes whenever the article set changes (for ETags and cache keys): the build plus the catalog's
-        change number. Both are shared by every process serving the folder (not the FAISS file's checksum,
-        which each save changes), so replicas behind one load balancer agree on it. Editors' rules add their
-        version and the count of expiries passed, so a rule change or an expiry changes it too."""
-        import hashlib
-        from datetime import UTC, datetime
-
+        """Changes whenever what a list shows may change (for ETags and cache keys): the build, the lists'
+        version (every list recomputed) and the catalog's change number. All are shared by every process
+        serving the folder (not the FAISS file's checksum, which each save changes), so replicas behind one
+        load balancer agree on it. Editors' rules add their version and the count of expiries passed, so a rule
+        change or an expiry changes it too."""
         manifest = self.store.manifest
         build = hashlib.sha256(f"{manifest.model}\n{manifest.built_at}".encode()).hexdigest()[:12]
-        return f"{build}-{self._lists_version}-{self.store.seq}{self._rules.version_tag(datetime.now(UTC))}"
+        rules = self._rules.version_tag(datetime.now(UTC))
+        return f"{build}-{self.lists.version}-{self.store.seq}{rules}"
 
     def get(self, article_id: str) -> Article:
         stored = self.store.catalog.get(article_id)
@@ -237,183 +221,130 @@ class Recommender:
         return self._embedder
 
     @property
-    def keywords(self) -> KeywordWeights:
-        """TF-IDF vectors against this catalog's document frequencies (keyword evidence for the ranking)."""
-        current = getattr(self, "_keywords", None)
-        if current is None or current.catalog is not self.store.catalog:
-            current = self._keywords = KeywordWeights(self.store.catalog)
-        return current
+    def keywords(self) -> KeywordModel:
+        """TF-IDF vectors against this catalog's keyword snapshot (keyword evidence for the ranking)."""
+        return self.lists.keywords()
+
+    def shared_terms(self, article_id: str, other_id: str, n: int = 3) -> list[str]:
+        """The terms that tie two stories together most (for "why this?")."""
+        ranker = self.lists.ranker()
+        a, b = self.store.catalog.get(article_id), self.store.catalog.get(other_id)
+        if a is None or b is None:
+            raise ArticleNotFound(article_id if a is None else other_id)
+        return shared_terms(ranker.terms_of(a), ranker.terms_of(b), n)
 
     # -- related ----------------------------------------------------------------------------------------------
     def related(
-        self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, *, explain: bool = False
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        variant: str = DEFAULT_VARIANT,
+        *,
+        explain: bool = False,
     ) -> RelatedList:
         """The k most related stories to an indexed article: never itself, never a copy of its text.
 
         The one read call: the CLI's ``similar``, the HTTP API, the widget and the static export all show what
         it returns. It is the article's stored list (filtered), and a live search only when the stored list
-        cannot answer (k deeper than stored, filters that leave fewer than k, no list yet). Editors' active
-        rules apply (:mod:`recommender.controls.editorial`); each suggestion says how it relates in time, and
-        with ``explain`` why it is there.
+        cannot answer (k deeper than stored, filters that leave fewer than k, no list yet); both are the same
+        pipeline over the same catalog, so they agree. Editors' active rules apply
+        (:mod:`recommender.controls.editorial`); each link says how it relates in time, and with ``explain``
+        why it is there.
         """
-        answer = self._related(article_id, k, filters, explain, live=True)
+        answer = self._related(article_id, k, filters, variant, explain, live=True)
         assert answer is not None  # a live search always answers
         return answer
 
     def stored_related(
-        self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, *, explain: bool = False
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        variant: str = DEFAULT_VARIANT,
+        *,
+        explain: bool = False,
     ) -> RelatedList | None:
         """:meth:`related` from the stored list alone; None where that needs a live search."""
-        return self._related(article_id, k, filters, explain, live=False)
+        return self._related(article_id, k, filters, variant, explain, live=False)
 
-    def _related(self, article_id: str, k: int, filters: Filters, explain: bool, live: bool) -> RelatedList | None:
-        from recommender.controls import editorial
-        from recommender.ranking import lists
-
-        plan = editorial.plan(self, article_id, filters)  # the rules hook: blocks and exclusions as filters, pins
+    def _related(
+        self, article_id: str, k: int, filters: Filters, variant: str, explain: bool, live: bool
+    ) -> RelatedList | None:
+        # the rules hook: blocks and exclusions become filters (the lookup refills from deeper entries), then pins
+        plan = editorial.plan(self.store.catalog, self._rules, article_id, filters)
         if plan.hidden:
             return RelatedList([], True)
-        ranked = lists.lookup(self, article_id, k, plan.organic)
-        if ranked is None:
-            if not live:
-                return None
-            ranked = self.live_related(article_id, k, plan.organic)
-        return editorial.finish(self, plan, ranked, k, explain)
-
-    def shared_terms(self, article_id: str, other_id: str, n: int = 3) -> list[str]:
-        """The ``n`` key words that weigh most in both stories' keyword vectors, strongest first ("why this?")."""
-        catalog = self.store.catalog
-        keys = {article_id: catalog.key_of(article_id), other_id: catalog.key_of(other_id)}
-        rows = catalog.get_many([key for key in keys.values() if key is not None])
-        vectors = []
-        for story, key in keys.items():
-            row = rows.get(key) if key is not None else None
-            if row is None:
-                raise ArticleNotFound(story)
-            vectors.append(self.keywords.for_article(row.article, row.content_hash))
-        mine, theirs = vectors[0], vectors[-1]
-        shared = mine.keys() & theirs.keys()
-        # a word in more than half the archive ("the", "said") is no evidence that two stories belong together
-        common = catalog.doc_freqs(shared)
-        half = catalog.count() / 2
-        shared = {term for term in shared if common.get(term, 0) <= half}
-        return sorted(shared, key=lambda term: (-mine[term] * theirs[term], term))[:n]
-
-    def live_related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
-        """The list ranked now from a search (what a stored list holds, computed afresh)."""
-        ranked = self.rank_for(article_id, k, filters)
-        return RelatedList([_suggestion(c) for c in ranked.items], ranked.short)
-
-    def _query_for(self, article_id: str) -> tuple[QueryContext, np.ndarray]:
-        stored = self.store.catalog.get(article_id)
-        if stored is None:
-            raise ArticleNotFound(article_id)
-        vector = self.store.catalog.vector_for(stored.content_hash)
-        if vector is None:  # pragma: no cover - the catalog guarantees a vector per article
-            raise ArticleNotFound(article_id)
-        query = QueryContext(
-            article_id=stored.article.id,
-            copy_key=stored.copy_key,
-            url=stored.article.url,
-            published=stored.article.published,
-            vector=vector,
-            terms=self.keywords.for_article(stored.article, stored.content_hash),
+        found = self.lists.lookup(article_id, k, plan.organic, variant)
+        if found is not None:
+            ranked = self._suggestions(*found)
+        elif live:
+            ranked = self.live_related(article_id, k, plan.organic, variant)
+        else:
+            return None
+        terms = self.shared_terms if explain else None
+        archive = int(self.store.index.ntotal)
+        items, short = editorial.finish(
+            self.store.catalog, plan, ranked.items, ranked.short, k, _pinned, terms, archive
         )
-        return query, vector
+        return RelatedList(items, short)
 
-    def rank_for(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Ranked:
-        """Like :meth:`live_related`, but the ranked candidates themselves (with catalog keys), for precomputing."""
-        query, vector = self._query_for(article_id)
-        return self._search_until_k(query, vector, self._options(k, filters))
+    def live_related(
+        self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
+    ) -> RelatedList:
+        """The list ranked now from a search (what a stored list holds, computed afresh)."""
+        ranker = self.lists.ranker(variant)
+        ranked = ranker.rank(ranker.subject(article_id), k, filters)
+        return self._suggestions(ranked.entries, ranked.short)
 
-    def rerank(self, article_id: str, keys: Sequence[int], k: int) -> Ranked:
-        """Rank a given candidate set (e.g. a stored list plus a newly published story) for an article."""
-        query, vector = self._query_for(article_id)
-        return rank(query, self.candidates_for_keys(vector, keys), self._options(k, NO_FILTERS))
-
-    def related_to_url(self, url: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
+    def related_to_url(
+        self, url: str, k: int = 5, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
+    ) -> RelatedList:
         """Related stories for an indexed page, found by its URL (tracking parameters and variants ignored)."""
         stored = self.store.catalog.get_by_url(url)
         if stored is None:
             raise ArticleNotFound(url)
-        return self.related(stored.article.id, k, filters)
+        return self.related(stored.article.id, k, filters, variant)
 
-    def related_to_text(self, text: str, k: int = 5, filters: Filters = NO_FILTERS) -> RelatedList:
+    def related_to_text(
+        self,
+        text: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        variant: str = DEFAULT_VARIANT,
+        language: str | None = None,
+    ) -> RelatedList:
         """Related stories for free text (a draft not yet published, a search box)."""
-        return self.related_to_vector(text, self.embedder.embed([text])[0], k, filters)
+        return self.related_to_vector(text, self.embedder.embed([text])[0], k, filters, variant, language)
 
     def related_to_vector(
-        self, text: str, vector: np.ndarray, k: int = 5, filters: Filters = NO_FILTERS
+        self,
+        text: str,
+        vector: np.ndarray,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        variant: str = DEFAULT_VARIANT,
+        language: str | None = None,
     ) -> RelatedList:
         """:meth:`related_to_text` for a text already embedded (a server embeds outside its index lock)."""
-        import hashlib
-        from datetime import UTC, datetime
+        filters = filters.merged(self._rules.everywhere(datetime.now(UTC)))  # the rules hook: blocks, exclusions
+        ranker = self.lists.ranker(variant)
+        ranked = ranker.rank(ranker.text_subject(text, vector, language_of(language)), k, filters)
+        return self._suggestions(ranked.entries, ranked.short)
 
-        from recommender.articles import normalise_for_copy
-
-        filters = filters.merged(self.rules.everywhere(datetime.now(UTC)))  # the rules hook: blocks, exclusions
-        copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
-        query = QueryContext(copy_key=copy_key, vector=vector, terms=self.keywords.vector(text))
-        ranked = self._search_until_k(query, vector, self._options(k, filters))
-        return RelatedList([_suggestion(c) for c in ranked.items], ranked.short)
-
-    def _options(self, k: int, filters: Filters) -> RankingOptions:
-        policy = self.policy
-        return RankingOptions(
-            k=k,
-            min_similarity=policy.min_similarity,
-            near_copy=policy.near_copy,
-            keyword_weight=policy.keyword_weight,
-            section=filters.section,
-            language=filters.language,
-            since=filters.since,
-            until=filters.until,
-            exclude=filters.exclude,
-            filters=filters,
-            half_life_days=policy.time_half_life_days if policy.time_weight > 0 else None,
-            freshness_weight=policy.time_weight,
-            diversity_lambda=1.0 - policy.diversity,
-        )
-
-    def _search_until_k(self, query: QueryContext, vector: np.ndarray, opts: RankingOptions) -> Ranked:
-        """Ask the index for more candidates until k survive the pipeline or the archive is exhausted.
-
-        Filters applied after a nearest-neighbour search otherwise silently shrink the list.
-        """
-        total = int(self.store.index.ntotal)
-        n = min(total, max(4 * opts.k + 16, 32))
-        while True:
-            candidates = self._candidates(vector, n)
-            ranked = rank(query, candidates, opts)
-            exhausted = n >= total
-            weakest = candidates[-1].similarity if candidates else -1.0
-            # Stop when the list is full, the archive is exhausted, or every further candidate is below the cut.
-            if len(ranked.items) >= opts.k or exhausted or weakest < opts.min_similarity:
-                return ranked
-            n = min(total, n * 4)
-
-    def _candidates(self, vector: np.ndarray, n: int) -> list[Candidate]:
-        """Nearest entries, mapped to catalog rows and re-scored exactly from the stored vectors."""
-        _, keys = self.store.search(vector, n)
-        return self.candidates_for_keys(vector, [int(k) for k in keys])
-
-    def candidates_for_keys(self, vector: np.ndarray, keys: Sequence[int]) -> list[Candidate]:
-        """Catalog keys as candidates scored against ``vector``, best first; deleted keys (tombstones) dropped."""
-        unique = list(dict.fromkeys(int(k) for k in keys))
-        rows = self.store.catalog.get_many(unique)
-        vectors = self.store.catalog.vectors_for_keys(list(rows))
-        out = []
-        for key in unique:
-            row = rows.get(key)
-            if row is None or key not in vectors:
-                continue  # deleted since the index was written (a tombstone)
-            vec = vectors[key]
-            terms = self.keywords.for_article(row.article, row.content_hash)
-            out.append(Candidate(key, row.article, row.copy_key, float(np.dot(vec, vector)), vec, terms=terms))
-        out.sort(key=lambda c: c.similarity, reverse=True)
-        return out
+    def _suggestions(self, entries: Sequence[Entry], short: bool) -> RelatedList:
+        """Entries as links (one read of their cards), in order."""
+        cards = self.store.catalog.cards([e.key for e in entries])
+        items = [
+            Suggestion(a.id, a.title, a.url, e.similarity, a.published_at, a.section, e.score)
+            for e in entries
+            if (a := cards.get(e.key)) is not None
+        ]
+        return RelatedList(items, short or len(items) < len(entries))
 
     # -- staying current ----------------------------------------------------------------------------------------
     def refresh(self) -> int:
         """Apply catalog changes written by another process since this index was opened; returns how many."""
-        return self.store.catch_up()
+        count = self.store.catch_up()
+        self.lists.reload()
+        return count

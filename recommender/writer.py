@@ -24,6 +24,7 @@ from recommender.articles import Article, article_from_json
 from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
 from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
 from recommender.ingest.sources import Loaded, Record, check_sources, read_source
+from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import RankingPolicy
 from recommender.reports import Progress, WriteReport
 from recommender.storage.catalog import Catalog
@@ -200,7 +201,7 @@ def apply_batch(
             # Another writer may have pruned a vector this batch needs since it was embedded: embed it again.
             _embed_missing(store.catalog, staging, get_embedder, report, None)
             replaced: list[str | None] = []
-            with store.catalog.transaction(), store.catalog.batched_terms():
+            with store.catalog.transaction():
                 for article, _status in staging.articles():
                     _, old_hash = store.catalog.upsert(article)
                     replaced.append(old_hash)
@@ -289,24 +290,53 @@ def update_related_lists(store: IndexStore, policy: RankingPolicy | None = None)
     transaction: readers see the old lists until the new ones are all there). Returns whether that happened.
     The caller holds the write lock.
     """
-    from recommender.ranking import lists as related_lists
-    from recommender.recommender import Recommender, read_policy
-
-    if policy is not None and policy != read_policy(store.catalog):
-        related_lists.refresh_all(Recommender(store), policy)
-        store.record_policy(policy.to_dict())
+    lists = Lists(store)
+    if policy is not None and policy != lists.policy():
+        lists.refresh_all(policy)
+        store.record_policy(lists.policies)
         return True
-    related_lists.catch_up(Recommender(store))
+    lists.catch_up()
     return False
 
 
-def apply_policy(index_dir: Path | str, policy: RankingPolicy, *, lock_timeout: float = 10.0) -> bool:
-    """Record ``policy`` with the index and recompute every stored list; False when it already had it."""
+def apply_policy(
+    index_dir: Path | str,
+    policy: RankingPolicy | None,
+    *,
+    variant: str = DEFAULT_VARIANT,
+    lock_timeout: float = 10.0,
+) -> bool:
+    """Record ``policy`` for ``variant`` (``""``: the site's policy; another name: an A/B variant with lists of
+    its own) and recompute every stored list. ``policy=None`` with a variant name removes that variant. Returns
+    False when nothing changed."""
     index_dir = Path(index_dir)
     with acquire_write_lock(index_dir, lock_timeout):
         store = IndexStore.open(index_dir)
         try:
-            return update_related_lists(store, policy)
+            lists = Lists(store)
+            lists.catch_up()
+            if policy is None:
+                changed = lists.remove_variant(variant)
+            elif lists.policies.get(variant) == policy:
+                changed = False
+            else:
+                lists.refresh_all(policy, variant)
+                changed = True
+            if changed:
+                store.record_policy(lists.policies)
+            return changed
+        finally:
+            store.close()
+
+
+def refresh_lists(index_dir: Path | str, *, lock_timeout: float = 10.0) -> int:
+    """Recompute every stored list and re-take the keyword snapshot (what a large build does by itself).
+    Returns how many lists were written."""
+    index_dir = Path(index_dir)
+    with acquire_write_lock(index_dir, lock_timeout):
+        store = IndexStore.open(index_dir)
+        try:
+            return Lists(store).refresh_all()
         finally:
             store.close()
 

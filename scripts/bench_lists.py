@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recommender import Recommender, bulk_lists, related_lists  # noqa: E402
+from recommender import Recommender  # noqa: E402
+from recommender.ranking import bulk  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -31,14 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     with Recommender.open(args.index) as rec:
         before = peak_mb()
         started = time.perf_counter()
-        archive = bulk_lists.load_archive(rec.store.catalog)
+        archive = bulk.load_archive(rec.store.catalog, rec.policy)
         print(
             f"load archive: {time.perf_counter() - started:.1f} s, peak RSS {peak_mb():.0f} MB "
             f"(index open: {before:.0f} MB), arrays {archive.nbytes / 1e6:.0f} MB, {len(archive.keys):,} articles"
         )
         del archive
         started = time.perf_counter()
-        count = related_lists.refresh_all(rec)
+        count = rec.lists.refresh_all()
         print(f"refresh_all: {count:,} lists in {time.perf_counter() - started:.1f} s")
     return 0
 

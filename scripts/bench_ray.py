@@ -136,11 +136,11 @@ def driver_side(n: int, folder: Path) -> dict[str, float]:
         index, _ = build_faiss(store.catalog, "hnsw", 384)
         hnsw_s = time.monotonic() - started
         store.index = index
-        rec = Recommender(store)
+        ranker = Recommender(store).lists.ranker()
         sample = [articles[i].id for i in rng.choice(len(articles), size=min(200, len(articles)), replace=False)]
         started = time.monotonic()
         for article_id in sample:
-            rec.rank_for(article_id, related_lists.DEPTH)
+            ranker.rank(ranker.subject(article_id), related_lists.DEPTH)
         per_list_ms = (time.monotonic() - started) / len(sample) * 1000
     finally:
         store.close()

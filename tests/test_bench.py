@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -12,7 +12,6 @@ import pytest
 from recommender import Recommender, build_index
 from recommender.ranking import bulk as bulk_lists
 from recommender.ranking import lists as related_lists
-from recommender.ranking.pipeline import RankingOptions
 from recommender.ranking.policy import RankingPolicy
 from recommender.storage import vector_index
 from recommender.writer import add_articles, delete_articles
@@ -61,31 +60,38 @@ def corpus(seed: int, stories: int, copies_every: int = 7) -> list[dict]:
     return rows
 
 
-def assert_lists_match_live_ranking(index_dir: Path) -> None:
+def assert_lists_match_live_ranking(index_dir: Path, variant: str = "") -> None:
+    """Every stored list is what a live ranking of the same catalog gives: same stories, same order, same
+    cosines and scores; and the reverse table mirrors the lists."""
     with Recommender.open(index_dir, embedder=fakes.SHARED) as rec:
         catalog = rec.store.catalog
+        ranker = rec.lists.ranker(variant)
         checked = 0
         for stored in catalog.iter_articles():
-            live = rec.rank_for(stored.article.id, related_lists.DEPTH)
-            entry = related_lists.load(catalog, stored.key)
+            live = ranker.rank(ranker.subject(stored.article.id), related_lists.DEPTH)
+            entry = related_lists.load(catalog, stored.key, variant)
             assert entry is not None, stored.article.id
-            assert [k for k, _ in entry.items] == [c.key for c in live.items], stored.article.id
+            assert [e.key for e in entry.entries] == [e.key for e in live.entries], stored.article.id
             assert entry.short == live.short, stored.article.id
-            np.testing.assert_allclose([s for _, s in entry.items], [c.similarity for c in live.items], atol=2e-6)
-            np.testing.assert_allclose(entry.scores or [], [c.rank_score for c in live.items], atol=2e-6)
+            np.testing.assert_allclose(
+                [e.similarity for e in entry.entries], [e.similarity for e in live.entries], atol=2e-6
+            )
+            assert [e.score for e in entry.entries] == [e.score for e in live.entries], stored.article.id
             checked += 1
         assert checked == catalog.count()
-        refs = {tuple(r) for r in catalog.conn.execute("SELECT dst, src FROM related_refs")}
+        sql = "SELECT dst, src FROM related_refs WHERE variant = ?"
+        refs = {tuple(r) for r in catalog.conn.execute(sql, (variant,))}
         expected = {
             (k, key)
-            for key, items in catalog.conn.execute("SELECT key, items FROM related")
+            for key, items in catalog.conn.execute("SELECT key, items FROM related WHERE variant = ?", (variant,))
             for k, *_ in json.loads(items)
         }
         assert refs == expected  # the reverse table: which lists show each story
-        plan = catalog.conn.execute("EXPLAIN QUERY PLAN DELETE FROM related_refs WHERE src = 1").fetchall()
-        assert "related_refs_src" in " ".join(str(tuple(r)) for r in plan)  # its src index is back
+        plan = catalog.conn.execute("EXPLAIN QUERY PLAN DELETE FROM related_refs WHERE variant = '' AND src = 1")
+        assert "related_refs_src" in " ".join(str(tuple(r)) for r in plan.fetchall())  # its src index is back
 
 
+@pytest.mark.thorough
 def test_bulk_refresh_equals_story_by_story_ranking(
     tmp_path: Path, fake: fakes.FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,6 +101,7 @@ def test_bulk_refresh_equals_story_by_story_ranking(
     assert_lists_match_live_ranking(tmp_path / "index")
 
 
+@pytest.mark.thorough
 def test_bulk_refresh_on_a_graph_index_with_tombstones(
     tmp_path: Path, fake: fakes.FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,10 +117,11 @@ def test_bulk_refresh_on_a_graph_index_with_tombstones(
     add_articles(index_dir, articles=edited, embedder=fakes.SHARED)
     with Recommender.open(index_dir, embedder=fakes.SHARED) as rec:
         assert rec.store.tombstones > 0
-        assert related_lists.refresh_all(rec) == rec.store.catalog.count()
+        assert rec.lists.refresh_all() == rec.store.catalog.count()
     assert_lists_match_live_ranking(index_dir)
 
 
+@pytest.mark.thorough
 def test_stories_whose_first_pool_is_not_enough_are_searched_deeper(
     tmp_path: Path, fake: fakes.FakeEmbedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -124,43 +132,31 @@ def test_stories_whose_first_pool_is_not_enough_are_searched_deeper(
     build_index([write_jsonl(tmp_path / "a.jsonl", rows)], tmp_path / "index", model=fakes.FAKE_MODEL)
     with Recommender.open(tmp_path / "index", embedder=fakes.SHARED) as rec:
         with caplog.at_level("INFO", logger="recommender.ranking.lists"):
-            related_lists.refresh_all(rec)
+            rec.lists.refresh_all()
     assert any("needed a deeper search" in r.getMessage() for r in caplog.records)
     assert_lists_match_live_ranking(tmp_path / "index")
 
 
-def test_options_the_bulk_path_cannot_reproduce_use_the_story_by_story_ranking(fake_index: Path) -> None:
-    assert bulk_lists.supports(RankingOptions())
-    assert not bulk_lists.supports(RankingOptions(diversity_lambda=0.7))
-    assert not bulk_lists.supports(RankingOptions(half_life_days=3))
-    assert not bulk_lists.supports(RankingOptions(section="sport"))
-    with Recommender.open(fake_index, embedder=fakes.SHARED) as rec:
-        related_lists.refresh_all(rec, RankingPolicy(diversity=0.5))
-        for stored in rec.store.catalog.iter_articles():
-            entry = related_lists.load(rec.store.catalog, stored.key)
-            live = rec.rank_for(stored.article.id, related_lists.DEPTH)
-            assert entry is not None and [k for k, _ in entry.items] == [c.key for c in live.items]
-
-
-def test_rank_row_keeps_one_link_per_copy_group() -> None:
-    """The copy rule alone, on hand-made arrays: candidates 1 and 2 are copies (same copy group), 3 is a near
-    copy of 1 by vector, 4 stands alone; the best-ranked of each group stays."""
-    import scipy.sparse as sp
-
-    archive = bulk_lists.Archive(
-        keys=np.array([10, 11, 12, 13, 14]),
-        vectors=np.eye(5, dtype=np.float32),
-        copy_codes=np.array([0, 1, 1, 2, 3]),
-        url_codes=np.array([-1, -1, -1, -1, -1]),
-        terms=sp.csr_matrix((5, 1)),
-    )
-    rows = np.array([1, 2, 3, 4])
-    sims = np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32)
-    pairwise = np.eye(4, dtype=np.float32)
-    pairwise[0, 2] = pairwise[2, 0] = 0.99
-    out = bulk_lists.rank_row(0, rows, sims, np.zeros(4), pairwise, archive, RankingOptions(k=5), exhausted=True)
-    assert [k for k, _, _ in out.items] == [11, 14]
-    assert out.short and out.complete
+@pytest.mark.parametrize(
+    "policy",
+    [
+        RankingPolicy(diversity=0.5),
+        RankingPolicy(time_half_life_days=2, time_weight=0.5),
+        RankingPolicy(keyword_weight=0.3, keyword_gate=0.5, keyword_prior_docs=50, language="same"),
+    ],
+    ids=["diversity", "time", "gate-prior-language"],
+)
+def test_every_policy_gives_the_same_lists_in_bulk_and_live(
+    tmp_path: Path, fake: fakes.FakeEmbedder, policy: RankingPolicy
+) -> None:
+    """There is one pipeline: whatever the policy, the batch precompute and a live search agree."""
+    rows = corpus(6, 90)
+    for n, row in enumerate(rows):
+        row["published_at"] = f"2024-03-{1 + n % 28:02d}T{n % 24:02d}:00:00Z" if n % 5 else None
+        row["language"] = "de" if n % 11 == 0 else "en"
+    source = write_jsonl(tmp_path / "a.jsonl", rows)
+    build_index([source], tmp_path / "index", model=fakes.FAKE_MODEL, policy=policy)
+    assert_lists_match_live_ranking(tmp_path / "index")
 
 
 def test_build_output_is_unchanged_json(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
@@ -188,7 +184,7 @@ def test_stories_without_keywords_have_an_empty_row(
     rows.append({**blank, "id": "blank-last"})
     build_index([write_jsonl(tmp_path / "a.jsonl", rows)], tmp_path / "index", model=fakes.FAKE_MODEL)
     with Recommender.open(tmp_path / "index", embedder=fakes.SHARED) as rec:
-        archive = bulk_lists.load_archive(rec.store.catalog)
+        archive = bulk_lists.load_archive(rec.store.catalog, rec.policy)
         lengths = np.diff(archive.terms.indptr)
         norms = np.sqrt(np.asarray(archive.terms.multiply(archive.terms).sum(axis=1)).ravel())
         assert (lengths == 0).sum() == 3

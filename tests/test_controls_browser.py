@@ -11,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from recommender.cli.app import app
 from tests.fakes import FakeEmbedder
 from tests.servers import ApiServer, StaticSite
+
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
+
 
 KEY = "newsroom-key"
 

@@ -9,9 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from recommender import Recommender, build_index
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
+
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
 
 HELPER = Path(__file__).with_name("cli_with_fake.py")
 

@@ -13,6 +13,8 @@ import pytest
 from tests.fakes import FakeEmbedder
 from tests.servers import ApiServer
 
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
+
 KEY = "e2e-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 

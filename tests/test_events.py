@@ -360,3 +360,40 @@ def test_the_documented_route_answers_alike_without_the_fast_path(tmp_path: Path
         assert "/v1/events" in client.get("/openapi.json").json()["paths"]
     store.close()
     assert len(list(EventReader(tmp_path / "events"))) == 2
+
+
+def test_readers_are_split_between_named_variants_with_their_own_lists(fake_index: Path, fake: FakeEmbedder) -> None:
+    """A site names a second policy (`policy set --variant b`); the API assigns readers by their anonymous value
+    and answers each from that variant's precomputed lists."""
+    from recommender import Recommender
+
+    runner = CliRunner()
+    named = runner.invoke(app, ["policy", "set", "--variant", "b", "keyword_weight=0", "--index", str(fake_index)])
+    assert named.exit_code == 0 and "variant 'b' changed" in named.stdout, named.output
+    assert (
+        runner.invoke(app, ["policy", "set", "--variant", "default", "k=1", "--index", str(fake_index)]).exit_code == 2
+    )
+    client, service = make_client(fake_index, fake)
+    with client, Recommender.open(fake_index) as rec:
+        assert service.variants() == ("default", "b")
+        readers = {f"r{n}": assign_variant(f"r{n}", ["default", "b"]) for n in range(40)}
+        assert set(readers.values()) == {"default", "b"}
+        for reader, expected in list(readers.items())[:8]:
+            answer = client.get("/v1/articles/a1/related", params={"k": 5, "reader": reader}).json()
+            assert answer["variant"] == expected
+            own = rec.related("a1", 5, variant="b" if expected == "b" else "")
+            assert [i["id"] for i in answer["related"]] == own.ids
+            again = client.get("/v1/articles/a1/related", params={"k": 5, "reader": reader}).json()
+            assert again["variant"] == expected  # stable
+        forced = client.get("/v1/articles/a1/related", params={"variant": "b"}).json()
+        assert forced["variant"] == "b"
+        for line in [
+            {"type": "impression", "story": "a1", "items": ["a2"], "view": "x1", "variant": "b"},
+            {"type": "click", "story": "a1", "target": "a2", "position": 1, "view": "x1", "variant": "b"},
+            {"type": "impression", "story": "a1", "items": ["a2"], "view": "x2", "variant": "default"},
+        ]:
+            assert client.post("/v1/events", content=body(line)).status_code == 200
+    data = json.loads(runner.invoke(app, ["report", "--index", str(fake_index), "--json"]).stdout)
+    assert data["by_variant"]["b"]["clicked"] == 1 and data["by_variant"]["default"]["views"] == 1
+    removed = runner.invoke(app, ["policy", "remove-variant", "b", "--index", str(fake_index)])
+    assert removed.exit_code == 0 and removed.stdout.strip() == "variant 'b' removed"

@@ -20,6 +20,8 @@ from recommender.events.log import EventReader
 from tests.fakes import FakeEmbedder
 from tests.servers import ApiServer
 
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
+
 
 def _load(url: str, stop: threading.Event, acked: list[str], failures: list[str], name: str) -> None:
     n = 0

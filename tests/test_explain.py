@@ -74,16 +74,18 @@ def test_terms_are_shown_as_the_stories_write_them(term: str, texts: list[str], 
     assert display_term(term, texts) == shown
 
 
-def test_shared_terms_are_the_strongest_common_words_and_never_the_commonest(fake_index: Path) -> None:
+def test_reasons_name_shared_words_but_never_the_commonest(fake_index: Path) -> None:
+    from recommender.controls.rules import Rule, add_rule
+
     with Recommender.open(fake_index) as rec:
         terms = rec.shared_terms("a1", "a2", 3)
-        assert terms and "flood" in terms
         a1, a2 = (set(tokenize(f"{a['title']} {a['body']}")) for a in ARTICLES[:2])
-        assert set(terms) <= a1 & a2
-        everywhere = rec.store.catalog.doc_freqs(a1 & a2)
-        assert all(everywhere[t] <= len(ARTICLES) / 2 for t in terms)  # "the" (in most stories) is no evidence
-        assert rec.shared_terms("a1", "c1", 3) == []  # a flood and a football final share nothing that counts
-        assert rec.shared_terms("a1", "a2", 1) == terms[:1]
+        assert "flood" in terms and set(terms) <= a1 & a2
+    add_rule(fake_index, Rule.pin("a1", "c1", 1))  # a football final under a flood: only "the", "in" in common
+    with Recommender.open(fake_index) as rec:
+        assert set(rec.shared_terms("a1", "c1", 3)) <= {"the", "in"}
+        pinned = rec.related("a1", 3, explain=True).items[0]
+        assert pinned.id == "c1" and pinned.reason == "Picked by an editor; background, 10 months earlier."
 
 
 def test_every_suggestion_has_a_reason_when_asked_and_none_otherwise(fake_index: Path) -> None:

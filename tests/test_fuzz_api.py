@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -29,6 +30,7 @@ def documented_error_shape(ctx: Any, response: Any, case: Any) -> None:
     assert isinstance(body["error"].get("type"), str) and isinstance(body["error"].get("message"), str), body
 
 
+@pytest.mark.thorough
 def test_no_server_errors(fake_index: Path, fake: FakeEmbedder) -> None:
     """Every operation of the schema, with and without the API key (schemathesis's strategies + Hypothesis).
 

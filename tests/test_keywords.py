@@ -1,4 +1,5 @@
-"""Keyword evidence: tokenisation, TF-IDF weights (equal to scikit-learn's), document frequencies in the catalog."""
+"""Keyword evidence: tokenisation, TF-IDF weights (scikit-learn's with no background), the background list for
+a small archive, and the snapshot that keeps weights still between full recomputes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender import Recommender, add_articles, delete_articles
-from recommender.ranking.keywords import KeywordWeights, cosine, distinct_terms, idf, term_counts, tokenize, weigh
+from recommender import Recommender, add_articles, build_index
+from recommender.ranking.keywords import (
+    KeywordModel,
+    background_share,
+    cosine,
+    idf,
+    shared_terms,
+    term_counts,
+    tokenize,
+    weigh_rows,
+)
+from recommender.ranking.policy import RankingPolicy
 from recommender.storage.catalog import Catalog
-from tests.conftest import ARTICLES
-from tests.fakes import FakeEmbedder
+from recommender.writer import refresh_lists
+from tests.conftest import write_jsonl
+from tests.fakes import FAKE_MODEL, FakeEmbedder
 
 
 def test_tokenize_any_script() -> None:
@@ -27,101 +39,129 @@ def test_tokenize_any_script() -> None:
     assert tokenize("東京 Tokyo") == ["東京", "tokyo"]
 
 
-def test_weights_match_scikit_learn() -> None:
+def vector(text: str, df: dict[str, int], n_docs: int, prior: float = 0.0, language: str | None = None) -> dict:
+    counts = term_counts(text)
+    terms = list(counts)
+    background = background_share(terms, language) if prior else None
+    idfs = idf(np.array([df.get(t, 0) for t in terms]), n_docs, prior, 0.0 if background is None else background)
+    weights = weigh_rows(np.array([len(terms)]), np.array(list(counts.values())), idfs)
+    return dict(zip(terms, weights.tolist(), strict=True))
+
+
+def test_weights_without_a_background_are_scikit_learns() -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = ["Flood waters rise in the river city", "River city flood: evacuation", "Central bank raises rates rates"]
     sk = TfidfVectorizer(sublinear_tf=True).fit(texts)
     matrix = sk.transform(texts)
-    df = distinct_terms(texts)
-    ours = [weigh(term_counts(t), df.__getitem__, len(texts)) for t in texts]
-    vocab = sk.vocabulary_
-    for row, vector in enumerate(ours):
-        expected = {t: matrix[row, i] for t, i in vocab.items() if matrix[row, i]}
-        assert vector.keys() == expected.keys()
-        assert all(vector[t] == pytest.approx(expected[t], rel=1e-5) for t in vector)
-    assert cosine(ours[0], ours[1]) == pytest.approx(float((matrix[0] @ matrix[1].T).toarray()[0, 0]), rel=1e-5)
+    df: dict[str, int] = {}
+    for t in texts:
+        for term in set(tokenize(t)):
+            df[term] = df.get(term, 0) + 1
+    ours = [vector(t, df, len(texts)) for t in texts]
+    for row, vec in enumerate(ours):
+        expected = {t: matrix[row, i] for t, i in sk.vocabulary_.items() if matrix[row, i]}
+        assert vec.keys() == expected.keys()
+        assert all(vec[t] == pytest.approx(expected[t], rel=1e-9) for t in vec)
+    assert cosine(ours[0], ours[1]) == pytest.approx(float((matrix[0] @ matrix[1].T).toarray()[0, 0]), rel=1e-9)
     assert cosine(ours[0], ours[2]) == 0.0
 
 
+def test_weigh_rows_gives_each_text_the_same_weights_alone_or_in_a_batch() -> None:
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 40, size=50)
+    counts = rng.integers(1, 9, size=int(lengths.sum()))
+    idfs = rng.uniform(1, 9, size=int(lengths.sum()))
+    batch = weigh_rows(lengths, counts, idfs)
+    start = 0
+    for length in lengths:
+        alone = weigh_rows(np.array([length]), counts[start : start + length], idfs[start : start + length])
+        assert np.array_equal(alone, batch[start : start + length])  # bit for bit
+        start += length
+
+
+def test_a_background_list_makes_weights_sane_in_a_small_archive() -> None:
+    """Three articles: every word is rare by the archive's own counts, so "the" or "said" would look as telling
+    as a name. With the background list, common words weigh little from the first article on."""
+    df = {"the": 1, "said": 1, "minister": 1, "macron": 1}
+    plain = vector("the minister said macron", df, 3)
+    blended = vector("the minister said macron", df, 3, prior=1000, language="en")
+    assert plain["the"] == pytest.approx(plain["macron"])  # nothing tells them apart
+    assert blended["macron"] > blended["minister"] > blended["said"] > blended["the"]
+    assert background_share(["the", "zxqv"], "en").tolist()[1] == 0.0  # an unknown word: rare
+    assert background_share(["the"], "xx") is None  # no list for the language: the archive's counts alone
+    # a large archive's own counts win over the background
+    many = vector(
+        "the minister said macron",
+        {"the": 90_000, "said": 50_000, "minister": 9_000, "macron": 10},
+        100_000,
+        prior=1000,
+        language="en",
+    )
+    assert many["macron"] > many["minister"] > many["said"] > many["the"]
+
+
 def test_idf_is_smoothed() -> None:
-    assert idf(0, 10) > idf(1, 10) > idf(10, 10) == pytest.approx(1.0)
+    assert float(idf(0, 10)) > float(idf(1, 10)) > float(idf(10, 10)) == pytest.approx(1.0)
 
 
-def catalog_df(index_dir: Path) -> dict[str, int]:
+def test_shared_terms_are_the_biggest_contributions() -> None:
+    a = {"flood": 0.6, "river": 0.5, "city": 0.2, "rain": 0.59}
+    b = {"flood": 0.7, "city": 0.7, "rain": 0.1}
+    assert shared_terms(a, b, 2) == ["flood", "city"]
+
+
+def snapshot(index_dir: Path) -> tuple[int, dict[str, int]]:
     catalog = Catalog(index_dir / Catalog.FILENAME, read_only=True)
     try:
-        return dict(catalog.conn.execute("SELECT term, df FROM terms").fetchall())
+        docs = int(catalog.get_meta("terms_docs") or 0)
+        return docs, dict(catalog.conn.execute("SELECT term, df FROM terms").fetchall())
     finally:
         catalog.close()
 
 
-def test_catalog_keeps_document_frequencies_through_add_edit_delete(fake_index: Path, fake: FakeEmbedder) -> None:
-    texts = {a["id"]: f"{a['title']}. {a['body']}" for a in ARTICLES}
-    assert catalog_df(fake_index) == dict(distinct_terms(texts.values()))
-    add_articles(fake_index, articles=[{"id": "a2", "title": "Zebra crossing", "body": "A zebra crossed."}])
-    texts["a2"] = "Zebra crossing. A zebra crossed."
-    add_articles(fake_index, articles=[{"id": "n1", "title": "Quokka", "body": "A quokka smiled."}])
-    texts["n1"] = "Quokka. A quokka smiled."
-    delete_articles(fake_index, ["b1"])
-    del texts["b1"]
-    assert catalog_df(fake_index) == dict(distinct_terms(texts.values()))
+def test_keyword_snapshot_is_taken_with_every_full_recompute_and_still_in_between(
+    tmp_path: Path, fake: FakeEmbedder
+) -> None:
+    rows = [{"id": f"r{i}", "title": f"flood river story {i}", "body": "rain water"} for i in range(6)]
+    index_dir = tmp_path / "index"
+    build_index([write_jsonl(tmp_path / "a.jsonl", rows)], index_dir, model=FAKE_MODEL)
+    docs, df = snapshot(index_dir)
+    assert docs == 6 and df["flood"] == 6 and df["story"] == 6 and "zebra" not in df
+    with Recommender.open(index_dir) as rec:
+        before = rec.keywords.vector("flood zebra", "en")
+    add_articles(index_dir, articles=[{"id": "z", "title": "zebra flood", "body": "zebra escapes"}])
+    assert snapshot(index_dir) == (docs, df)  # a write does not move any weight ...
+    with Recommender.open(index_dir) as rec:
+        assert rec.keywords.vector("flood zebra", "en") == before
+    assert refresh_lists(index_dir) == 7  # ... a full recompute re-takes the counts
+    docs, df = snapshot(index_dir)
+    assert docs == 7 and df["zebra"] == 1 and df["flood"] == 7
 
 
-def test_old_catalog_gets_its_frequencies_backfilled(fake_index: Path) -> None:
-    conn = Catalog(fake_index / Catalog.FILENAME).conn
-    conn.execute("DELETE FROM terms")
-    conn.execute("DELETE FROM meta WHERE key = 'terms_version'")
-    conn.close()
-    assert catalog_df(fake_index) == {}
-    Catalog(fake_index / Catalog.FILENAME).close()  # a writer's open backfills once
-    texts = [f"{a['title']}. {a['body']}" for a in ARTICLES]
-    assert catalog_df(fake_index) == dict(distinct_terms(texts))
-
-
-def test_keyword_weights_follow_the_catalog(fake_index: Path, fake: FakeEmbedder) -> None:
-    with Recommender.open(fake_index) as rec:
-        before = rec.keywords.vector("zebra flood")
-        assert set(before) == {"zebra", "flood"}
-        assert before["zebra"] > before["flood"]  # unseen terms are rarer than a common one
-        assert np.isclose(sum(w * w for w in before.values()), 1.0)
-    add_articles(fake_index, articles=[{"id": f"z{i}", "title": "Zebra", "body": "zebra zebra"} for i in range(20)])
-    with Recommender.open(fake_index) as rec:
-        weights = rec.keywords
-        after = weights.vector("zebra flood")
-        assert after["zebra"] < after["flood"]  # now zebra is everywhere
-        assert isinstance(weights, KeywordWeights)
-
-
-def test_cached_weights_equal_the_pure_function(fake_index: Path) -> None:
-    """KeywordWeights computes each term's idf once per refresh and looks small tf up in a table; the vectors
-    must be exactly weigh()'s, for counts below and above the table's end."""
+def test_model_weights_equal_the_pure_functions(fake_index: Path) -> None:
     catalog = Catalog(fake_index / Catalog.FILENAME, read_only=True)
     try:
-        weights = KeywordWeights(catalog)
-        n_docs = catalog.count()
-        texts = ["flood " * 70 + "river city " * 3 + "unseenword", "Central bank rates", "?"]
-        for text in texts:
-            counts = term_counts(text)
-            df = catalog.doc_freqs(counts)
-            expected = weigh(counts, lambda t, df=df: df.get(t, 0), n_docs)
-            assert weights.vector(text) == expected
-            assert weights.vector(text, f"hash-{text[:12]}") == expected
+        docs, df = int(catalog.get_meta("terms_docs") or 0), dict(catalog.conn.execute("SELECT term, df FROM terms"))
+        for prior, language in ((0.0, None), (500.0, "en"), (500.0, None)):
+            model = KeywordModel(catalog, prior)
+            for text in ["flood " * 70 + "river city " * 3 + "unseenword", "Central bank rates", "?"]:
+                used_prior = prior if language else 0.0
+                expected = vector(text, df, docs, used_prior, language)
+                assert model.vector(text, language) == expected
+                assert model.vector(text, language, f"hash-{text[:12]}") == expected
     finally:
         catalog.close()
 
 
-def test_cached_vectors_share_their_term_strings(fake_index: Path) -> None:
-    """A server caches tens of thousands of these vectors: a term used by many articles is one string object,
-    not one per article (half the cache's memory)."""
-    catalog = Catalog(fake_index / Catalog.FILENAME, read_only=True)
-    try:
-        weights = KeywordWeights(catalog)
-        first = weights.vector("Flood waters rise in the river city", "h1")
-        second = weights.vector("River city flood: evacuation continues", "h2")
-        shared = first.keys() & second.keys()
-        assert shared >= {"flood", "river", "city"}
-        for term in shared:
-            assert next(k for k in first if k == term) is next(k for k in second if k == term)
-    finally:
-        catalog.close()
+def test_the_prior_is_a_policy_knob(tmp_path: Path, fake: FakeEmbedder) -> None:
+    rows = [{"id": f"r{i}", "title": f"the flood said {i}", "body": "the rain", "language": "en"} for i in range(4)]
+    build_index(
+        [write_jsonl(tmp_path / "a.jsonl", rows)],
+        tmp_path / "index",
+        model=FAKE_MODEL,
+        policy=RankingPolicy(keyword_prior_docs=1000),
+    )
+    with Recommender.open(tmp_path / "index") as rec:
+        weights = rec.keywords.vector("the flood", "en")
+        assert weights["flood"] > weights["the"]

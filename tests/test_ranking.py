@@ -1,157 +1,174 @@
-from __future__ import annotations
+"""The pipeline's rules, one at a time, on hand-made pools (pure functions, no index)."""
 
-from datetime import UTC, datetime
+from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recommender.articles import Article
-from recommender.ranking.pipeline import (
-    Candidate,
-    QueryContext,
-    RankingOptions,
-    collapse_copies,
-    drop_query_copies,
-    freshness_factor,
-    mmr,
-    passes_filters,
-    rank,
-)
+from recommender.ranking.pipeline import Pool, Query, keyword_gate, pool_size, rank, scores, select, time_factor
+from recommender.ranking.policy import KNOBS, Filters, PolicyError, RankingPolicy
+
+NAN = float("nan")
 
 
-def unit(*xs: float) -> np.ndarray:
-    v = np.asarray(xs, dtype=np.float32)
-    return v / np.linalg.norm(v)
-
-
-def cand(
-    key: int,
-    sim: float,
+def pool(
+    sims: list[float],
     *,
-    vec: np.ndarray | None = None,
-    copy: str | None = None,
-    url: str | None = None,
-    section: str | None = None,
-    published: str | None = None,
-    title: str = "t",
-) -> Candidate:
-    article = Article(id=f"id{key}", title=title, url=url, section=section, published_at=published)
-    return Candidate(key, article, copy or f"copy{key}", sim, vec)
+    keyword: list[float] | None = None,
+    copies: list[int] | None = None,
+    urls: list[int] | None = None,
+    days: list[float] | None = None,
+    languages: list[int] | None = None,
+    pairwise: np.ndarray | None = None,
+    allowed: list[bool] | None = None,
+) -> Pool:
+    n = len(sims)
+    return Pool(
+        keys=np.arange(10, 10 + n, dtype=np.int64),
+        sims=np.asarray(sims, dtype=np.float64),
+        keyword=np.asarray(keyword or [0.0] * n, dtype=np.float64),
+        copy_codes=np.asarray(copies or list(range(100, 100 + n)), dtype=np.int64),
+        url_codes=np.asarray(urls or [-1] * n, dtype=np.int64),
+        days=np.asarray(days or [NAN] * n, dtype=np.float64),
+        languages=np.asarray(languages or [-1] * n, dtype=np.int64),
+        pairwise=np.eye(n) if pairwise is None else pairwise,
+        allowed=None if allowed is None else np.asarray(allowed),
+    )
+
+
+def keys(ranked: object, p: Pool) -> list[int]:
+    return [int(p.keys[i]) for i in ranked.picks]  # type: ignore[attr-defined]
+
+
+PLAIN = RankingPolicy(keyword_weight=0.0)
+QUERY = Query(key=1, copy_code=1, url_code=1, days=NAN, language=0)
 
 
 def test_never_self_nor_copy_of_self() -> None:
-    query = QueryContext(article_id="id1", copy_key="same", url="https://n.example/a")
-    pool = [
-        cand(1, 1.0),  # itself
-        cand(2, 0.99, copy="same"),  # exact copy of its text
-        cand(3, 0.9, url="https://www.n.example/a/?utm_source=x"),  # URL variant
-        cand(4, 0.98),  # near copy
-        cand(5, 0.8),
-    ]
-    assert [c.key for c in drop_query_copies(query, pool, near_copy=0.97)] == [5]
+    p = pool([0.99, 0.9, 0.8, 0.7], copies=[100, 1, 102, 103], urls=[-1, -1, 1, -1])
+    p.keys[3] = 1  # the story itself
+    ranked = rank(QUERY, p, PLAIN, 5, exhausted=True)
+    assert keys(ranked, p) == []  # a near copy (>= 0.97), the same text, the same page, itself
+    assert ranked.short and ranked.complete
 
 
-def test_two_identical_wire_copies_give_one_link() -> None:
-    v = unit(1, 0, 0)
-    pool = [cand(2, 0.8, copy="wire", vec=v), cand(3, 0.8, copy="wire", vec=v), cand(4, 0.7, vec=unit(0, 1, 0))]
-    assert [c.key for c in collapse_copies(pool, 0.97)] == [2, 4]
+def test_one_link_per_copy_group_the_best_ranked_stays() -> None:
+    pairwise = np.eye(4)
+    pairwise[0, 2] = pairwise[2, 0] = 0.99  # 10 and 12: near copies by vector
+    p = pool([0.9, 0.8, 0.7, 0.6], copies=[5, 5, 6, 7], urls=[-1, -1, -1, 3], pairwise=pairwise)
+    assert keys(rank(QUERY, p, PLAIN, 5, exhausted=True), p) == [10, 13]
+    p = pool([0.9, 0.8], urls=[4, 4])  # URL variants of one page
+    assert keys(rank(QUERY, p, PLAIN, 5, exhausted=True), p) == [10]
 
 
-def test_near_copies_collapse_by_vector() -> None:
-    pool = [cand(2, 0.8, vec=unit(1, 0.01, 0)), cand(3, 0.79, vec=unit(1, 0.02, 0)), cand(4, 0.7, vec=unit(0, 1, 0))]
-    assert [c.key for c in collapse_copies(pool, 0.97)] == [2, 4]
+def test_filters_and_minimum_similarity_give_a_short_list_not_padding() -> None:
+    p = pool([0.9, 0.8, 0.5, 0.1], allowed=[True, False, True, True])
+    ranked = rank(QUERY, p, PLAIN, 3, exhausted=False)
+    assert keys(ranked, p) == [10, 12] and ranked.short
+    assert ranked.complete  # the weakest candidate is below the cut: searching deeper finds nothing better
+    deeper = rank(QUERY, pool([0.9, 0.8, 0.5], allowed=[True, False, True]), PLAIN, 3, exhausted=False)
+    assert not deeper.complete  # everything was related and a filter took one: search deeper
 
 
-def test_url_variants_collapse() -> None:
-    pool = [cand(2, 0.8, url="https://n.example/x"), cand(3, 0.7, url="http://www.n.example/x/")]
-    assert [c.key for c in collapse_copies(pool, 0.97)] == [2]
+def test_equal_scores_are_ordered_by_key_whatever_the_search_order() -> None:
+    p = pool([0.5, 0.5, 0.5])
+    p.keys[:] = [30, 10, 20]
+    assert keys(rank(QUERY, p, PLAIN, 3, exhausted=True), p) == [10, 20, 30]
 
 
-def test_filters() -> None:
-    a = Article(id="x", title="t", section="Sport", language="en", published_at="2024-03-01T00:00:00+00:00")
-    assert passes_filters(a, RankingOptions(section="sport"))
-    assert not passes_filters(a, RankingOptions(section="local"))
-    assert not passes_filters(a, RankingOptions(language="fr"))
-    assert not passes_filters(a, RankingOptions(exclude=frozenset({"x"})))
-    assert passes_filters(a, RankingOptions(since=datetime(2024, 2, 1, tzinfo=UTC)))
-    assert not passes_filters(a, RankingOptions(since=datetime(2024, 4, 1, tzinfo=UTC)))
-    assert not passes_filters(a, RankingOptions(until=datetime(2024, 2, 1, tzinfo=UTC)))
-    undated = Article(id="y", title="t")
-    assert not passes_filters(undated, RankingOptions(since=datetime(2024, 2, 1, tzinfo=UTC)))
+def test_keyword_evidence_reorders_related_stories_but_never_lifts_a_distant_one() -> None:
+    policy = RankingPolicy(keyword_weight=0.7, keyword_gate=0.5, min_similarity=0.2)
+    # 10: related by the model, few shared words; 11: related, many shared words; 12: distant, a shared name
+    p = pool([0.6, 0.55, 0.25], keyword=[0.1, 0.6, 0.9])
+    ranked = rank(QUERY, p, policy, 3, exhausted=True)
+    assert keys(ranked, p) == [11, 10, 12]  # reordered among the related; the distant one stays last
+    np.testing.assert_allclose(keyword_gate(np.array([0.2, 0.35, 0.5, 0.9]), policy), [0.0, 0.5, 1.0, 1.0])
+    open_gate = RankingPolicy(keyword_weight=0.7, keyword_gate=0.2)
+    assert keys(rank(QUERY, p, open_gate, 3, exhausted=True), p)[0] == 12  # what an ungated blend does
 
 
-@pytest.mark.parametrize(
-    ("age", "half_life", "weight", "expected"),
-    [
-        (0, 30, 0.2, 1.0),
-        (30, 30, 0.2, 0.9),
-        (-30, 30, 0.2, 0.9),
-        (3000, 30, 0.2, 0.8),
-        (30, None, 0.2, 1.0),
-        (None, 30, 0.2, 1.0),
-    ],
-)
-def test_freshness_factor(age: float | None, half_life: float | None, weight: float, expected: float) -> None:
-    assert freshness_factor(age, half_life, weight) == pytest.approx(expected, abs=1e-6)
+def test_time_proximity_is_a_boost_not_a_cliff() -> None:
+    policy = RankingPolicy(keyword_weight=0.0, time_half_life_days=3, time_weight=0.5)
+    factor = time_factor(100.0, np.array([100.0, 103.0, 97.0, 200.0, NAN]), policy)
+    np.testing.assert_allclose(factor, [1.0, 0.75, 0.75, 0.5 + 0.5 * 2 ** (-100 / 3), 0.5])
+    query = Query(key=1, copy_code=1, days=100.0)
+    same_week = pool([0.45, 0.46, 0.95, 0.46], days=[101.0, 160.0, 900.0, NAN])
+    # a far better match from years ago still beats a weak fresh one; a close follow-up beats an equal match
+    # from months ago; an undated story gets no boost and nothing worse
+    assert keys(rank(query, same_week, policy, 4, exhausted=True), same_week) == [12, 10, 11, 13]
+    undated_query = Query(key=1, copy_code=1)
+    assert list(time_factor(undated_query.days, same_week.days, policy)) == [1.0, 1.0, 1.0, 1.0]
 
 
-def test_freshness_prefers_todays_follow_up_over_old_piece_of_same_weight() -> None:
-    query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=UTC))
-    old = cand(2, 0.80, published="2021-03-01T00:00:00+00:00")
-    new = cand(3, 0.79, published="2024-03-01T12:00:00+00:00")
-    ranked = rank(query, [old, new], RankingOptions(k=2, half_life_days=30))
-    assert [c.key for c in ranked.items] == [3, 2]
-    # ... but a far better old match still wins: a boost, not a sort
-    much_better_old = cand(4, 0.95, published="2021-03-01T00:00:00+00:00")
-    weak_new = cand(5, 0.5, published="2024-03-01T12:00:00+00:00")
-    assert rank(query, [weak_new, much_better_old], RankingOptions(k=1, half_life_days=30)).items[0].key == 4
+def test_a_list_keeps_to_its_storys_language() -> None:
+    p = pool([0.9, 0.8, 0.7], languages=[1, 0, -1])
+    same = RankingPolicy(keyword_weight=0.0, language="same")
+    assert keys(rank(QUERY, p, same, 3, exhausted=True), p) == [11, 12]  # unknown languages are not excluded
+    assert keys(rank(QUERY, p, PLAIN, 3, exhausted=True), p) == [10, 11, 12]
 
 
-def test_mmr_spreads_angles() -> None:
-    a1, a2, b = unit(1, 0, 0), unit(0.95, 0.31, 0), unit(0, 0, 1)
-    pool = [cand(1, 0.9, vec=a1), cand(2, 0.89, vec=a2), cand(3, 0.8, vec=b)]
-    assert [c.key for c in mmr(pool, 2, 1.0)] == [1, 2]
-    assert [c.key for c in mmr(pool, 2, 0.5)] == [1, 3]
+def test_a_language_the_model_does_not_read_is_ranked_by_keywords() -> None:
+    query = Query(key=1, copy_code=1, model_language=False)
+    p = pool([0.9, 0.3, 0.1], keyword=[0.0, 0.2, 0.5])
+    ranked = rank(query, p, RankingPolicy(), 3, exhausted=True)
+    assert keys(ranked, p) == [12, 11]  # by shared words; no shared word, no link
 
 
-def test_min_similarity_gives_a_short_list_not_padding() -> None:
-    ranked = rank(QueryContext(article_id="q"), [cand(2, 0.6), cand(3, 0.1)], RankingOptions(k=5, min_similarity=0.2))
-    assert [c.key for c in ranked.items] == [2] and ranked.short
+def test_diversity_spreads_near_identical_angles() -> None:
+    pairwise = np.eye(3)
+    pairwise[0, 1] = pairwise[1, 0] = 0.95
+    p = pool([0.9, 0.89, 0.8], pairwise=pairwise)
+    assert keys(rank(QUERY, p, PLAIN, 2, exhausted=True), p) == [10, 11]
+    diverse = RankingPolicy(keyword_weight=0.0, diversity=0.3)
+    assert keys(rank(QUERY, p, diverse, 2, exhausted=True), p) == [10, 12]
 
 
-def test_keyword_evidence_reorders_but_keeps_the_cosine() -> None:
-    from recommender.ranking.pipeline import blend_keywords
-
-    query = QueryContext(article_id="q", terms={"cheeks": 0.8, "hired": 0.6})
-    generic = Candidate(2, Article(id="g", title="t"), "g", 0.80, terms={"coach": 1.0})
-    named = Candidate(3, Article(id="n", title="t"), "n", 0.70, terms={"cheeks": 0.6, "hired": 0.8})
-    out = blend_keywords(query, [generic, named], weight=0.7)
-    assert [c.key for c in out] == [3, 2]
-    assert out[0].similarity == 0.70  # the cosine stays for min_similarity and display
-    assert out[0].rank_score == pytest.approx(0.3 * 0.70 + 0.7 * 0.96)
-    assert out[1].rank_score == pytest.approx(0.3 * 0.80)
-    # weight 0, or a query without keyword vector: embedding order untouched
-    assert [c.key for c in blend_keywords(query, [generic, named], weight=0.0)] == [2, 3]
-    assert [c.key for c in blend_keywords(QueryContext(article_id="q"), [generic, named], 0.7)] == [2, 3]
+def test_select_with_given_scores_is_what_rank_does() -> None:
+    p = pool([0.9, 0.7, 0.5], keyword=[0.1, 0.9, 0.2])
+    policy = RankingPolicy()
+    given = scores(QUERY, p, policy)
+    assert np.array_equal(
+        select(QUERY, p, given, policy, 3, exhausted=True).picks, rank(QUERY, p, policy, 3, exhausted=True).picks
+    )
 
 
-def test_rank_uses_the_blend_and_still_drops_copies() -> None:
-    query = QueryContext(article_id="q", copy_key="qk", terms={"flood": 1.0})
-    v = unit(1, 0, 0)
-    pool = [
-        Candidate(1, Article(id="copy", title="t"), "qk", 0.9, v, terms={"flood": 1.0}),  # a copy of the story
-        Candidate(2, Article(id="w1", title="t"), "wire", 0.5, unit(0, 1, 0), terms={"flood": 1.0}),
-        Candidate(3, Article(id="w2", title="t"), "wire", 0.5, unit(0, 1, 0), terms={"flood": 1.0}),  # same wire
-        Candidate(4, Article(id="o", title="t"), "o", 0.6, unit(0, 0, 1), terms={"rates": 1.0}),
-    ]
-    ranked = rank(query, pool, RankingOptions(k=5))
-    assert [c.key for c in ranked.items] == [2, 4]  # keyword match first, one wire link, never the copy
+def test_pool_size() -> None:
+    assert pool_size(5) == 36 and pool_size(20) == 96 and pool_size(1) == 32
 
 
-def test_freshness_multiplies_the_blended_score() -> None:
-    from recommender.ranking.pipeline import apply_freshness
+def test_policy_values_are_checked_with_one_line_errors() -> None:
+    assert RankingPolicy.from_assignments(["keyword_weight=0.3", "time-half-life-days=none"]) == RankingPolicy(
+        keyword_weight=0.3, time_half_life_days=None
+    )
+    with pytest.raises(PolicyError, match=r"ranking.keyword_weight = 'five': must be a number from 0 to 1"):
+        RankingPolicy.from_assignments(["keyword_weight=five"])
+    with pytest.raises(PolicyError, match="unknown ranking setting"):
+        RankingPolicy.from_mapping({"colour": "red"})
+    with pytest.raises(PolicyError, match="one of same, any"):
+        RankingPolicy.from_mapping({"language": "fr"})
+    with pytest.raises(PolicyError):
+        RankingPolicy(diversity=1.5)
+    assert set(KNOBS) == set(RankingPolicy().to_dict())
 
-    query = QueryContext(article_id="q", published=datetime(2024, 3, 1, tzinfo=UTC))
-    c = Candidate(2, Article(id="a", title="t", published_at="2024-01-31T00:00:00+00:00"), "a", 0.5, score=0.8)
-    out = apply_freshness(query, [c], RankingOptions(half_life_days=30, freshness_weight=0.2))
-    assert out[0].rank_score == pytest.approx(0.8 * freshness_factor(30, 30, 0.2))
+
+def test_filters_read_a_link_card() -> None:
+    from datetime import UTC, datetime
+
+    from recommender.articles import Article
+
+    card = Article(
+        id="x",
+        title="t",
+        section="Sport",
+        language="en",
+        tags=("Obituaries",),
+        published_at="2024-01-02T00:00:00+00:00",
+    )
+    assert Filters(section="sport").passes(card) and not Filters(section="local").passes(card)
+    assert not Filters(exclude=frozenset({"x"})).passes(card)
+    assert not Filters(exclude_tags=frozenset({"obituaries"})).passes(card)
+    assert not Filters(exclude_sections=frozenset({"SPORT"})).passes(card)
+    assert not Filters(since=datetime(2024, 2, 1, tzinfo=UTC)).passes(card)
+    assert not Filters(since=datetime(2024, 2, 1, tzinfo=UTC)).passes(Article(id="y", title="undated"))
+    merged = Filters(section="sport").merged(Filters(exclude=frozenset({"x"})))
+    assert merged.section == "sport" and merged.exclude == {"x"}

@@ -13,11 +13,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from recommender import Recommender, add_articles, build_index
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 from tests.servers import ApiServer
+
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
 
 KEY = "replica-key"
 

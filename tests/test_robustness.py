@@ -20,10 +20,12 @@ import httpx
 import pytest
 
 from recommender import Recommender, build_index
-from recommender.storage.integrity import check_index
+from recommender.integrity import check_index
 from tests.conftest import ARTICLES, write_jsonl
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 from tests.servers import HELPER, ApiServer
+
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
 
 #: Short rounds in CI; the long variants run with ``-m slow`` (deselected by default).
 ROUNDS = pytest.mark.parametrize(

@@ -170,7 +170,7 @@ def test_a_pin_never_beats_a_block(fake_index: Path) -> None:
 
 def test_exclude_a_section_a_tag_or_everything_under_some_stories(fake_index: Path) -> None:
     with Recommender.open(fake_index) as rec:
-        assert "a1-wire" in ids(rec, "a2", 7) and "a1" not in ids(rec, "a2", 7)  # one link per copy group
+        assert len({"a1", "a1-wire"} & set(ids(rec, "a2", 7))) == 1  # one link per copy group
     add_rule(fake_index, Rule.exclude(section="Wire"))  # compared case-insensitively
     with Recommender.open(fake_index) as rec:
         assert "a1-wire" not in ids(rec, "a2", 7) and "a3" in ids(rec, "a2", 7)

@@ -9,9 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.fakes import FakeEmbedder
 from tests.servers import ApiServer, StaticSite
+
+pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
+
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Flood hits river city</title>
 <style>.also-read__link {{ color: rgb(200, 0, 0); }}</style></head>

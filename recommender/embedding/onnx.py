@@ -109,7 +109,7 @@ class ModelFolder:
         return digest.hexdigest()[:16]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
@@ -135,7 +135,7 @@ def local_model_folder(name: str) -> Path:
 
 def describe_model(folder: Path, label: str | None = None) -> ModelFolder:
     """Read a sentence-transformers folder: transformer module, pooling mode, maximum sequence length."""
-    modules = _read_json(folder / "modules.json") if (folder / "modules.json").exists() else []
+    modules: list[dict[str, Any]] = _read_json(folder / "modules.json") if (folder / "modules.json").exists() else []
     transformer = folder
     pooling = "mean"
     for module in modules:

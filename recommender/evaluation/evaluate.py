@@ -187,9 +187,9 @@ def tfidf_lists(articles: Sequence[Article], depth: int = MRR_DEPTH) -> dict[str
         for row, sims in enumerate(block):
             me = start + row
             sims[me] = -np.inf
-            top = np.argpartition(-sims, min(depth, len(sims) - 1))[: depth + 1]
-            top = sorted((t for t in top if t != me), key=lambda t: (-sims[t], t))[:depth]
-            out[ids[me]] = [ids[t] for t in top]
+            nearest = np.argpartition(-sims, min(depth, len(sims) - 1))[: depth + 1]
+            best = sorted((int(t) for t in nearest if t != me), key=lambda t: (-sims[t], t))[:depth]
+            out[ids[me]] = [ids[t] for t in best]
     return out
 
 
@@ -365,18 +365,23 @@ def evaluate_lee(
 
 
 def pair_scores(rec: Recommender, ids: Sequence[str]) -> np.ndarray:
-    """The ranking score of every pair of indexed articles: the embedding cosine blended with keyword cosine
-    exactly as :func:`recommender.ranking.pipeline.blend_keywords` does (what orders an "Also Read" list)."""
-    from recommender.ranking.keywords import cosine
+    """The ranking score of every pair of indexed articles, from the pipeline's own
+    :func:`recommender.ranking.pipeline.scores` (what orders an "Also Read" list); 1 on the diagonal."""
+    from recommender.ranking.pipeline import scores
 
-    weight = rec.policy.keyword_weight
-    stored = [rec.store.catalog.get(i) for i in ids]
-    if any(s is None for s in stored):
-        raise RecommenderError("an article to score is not in the index")
-    vectors = np.vstack([rec.store.catalog.vector_for(s.content_hash) for s in stored if s is not None])
-    terms = [rec.keywords.vector(s.article.text, s.content_hash) for s in stored if s is not None]
-    out = (1.0 - weight) * (vectors @ vectors.T)
-    for i in range(len(ids)):
-        for j in range(len(ids)):
-            out[i, j] += weight * cosine(terms[i], terms[j])
+    ranker = rec.lists.ranker()
+    keys = []
+    for article_id in ids:
+        stored = rec.store.catalog.get(article_id)
+        if stored is None:
+            raise RecommenderError(f"article {article_id!r} to score is not in the index")
+        keys.append(stored.key)
+    out = np.eye(len(ids))
+    for i, article_id in enumerate(ids):
+        query, pool = ranker.pool(ranker.subject(article_id), keys)
+        position = {int(k): j for j, k in enumerate(pool.keys)}
+        row = scores(query, pool, ranker.policy)
+        for j, key in enumerate(keys):
+            if j != i:
+                out[i, j] = row[position[key]]
     return out

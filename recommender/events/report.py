@@ -49,7 +49,7 @@ class Rate:
     def interval(self) -> tuple[float, float] | None:
         if not self.views:
             return None
-        from scipy.stats import binomtest  # type: ignore[import-untyped]
+        from scipy.stats import binomtest
 
         ci = binomtest(self.clicked, self.views).proportion_ci(confidence_level=0.95, method="wilson")
         return float(ci.low), float(ci.high)

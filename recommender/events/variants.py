@@ -11,8 +11,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-#: The variant of an index that names no others: its one ranking policy.
+#: What the API, the widget, the events and the report call the index's own policy (the lists' unnamed
+#: variant, :data:`recommender.ranking.lists.DEFAULT_VARIANT`).
 DEFAULT_VARIANT = "default"
+
+
+def lists_variant(name: str | None) -> str:
+    """The lists' key of a variant as the API names it: ``default`` (or none) is the index's own policy."""
+    from recommender.ranking.lists import DEFAULT_VARIANT as OWN
+
+    return OWN if name in (None, DEFAULT_VARIANT) else name
 
 
 def assign_variant(reader: str, variants: Iterable[str], experiment: str = "") -> str:

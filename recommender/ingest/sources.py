@@ -228,6 +228,7 @@ def read_html_file(path: Path, fallback_id: str) -> Loaded:
 
     location = str(path)
     data = path.read_bytes()
+    html: str | bytes
     try:
         html = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -1,20 +1,18 @@
-"""Every "Also Read" list at once, vectorised: what :func:`recommender.ranking.lists.refresh_all` runs after a build.
+"""Every "Also Read" list at once, vectorised: what :func:`recommender.ranking.lists.refresh_all` runs.
 
-Ranking one story at a time (:meth:`recommender.Recommender.rank_for`) costs about 8 ms in Python: a search,
-catalog reads, a keyword cosine and a copy check per candidate. At a million stories that is hours. This module
-computes the same lists in batches instead:
+Ranking one story at a time (:class:`recommender.ranking.search.Ranker`) reads its candidates from the catalog:
+fine for one list, hours for a million. Here:
 
 1. one streaming pass over the catalog loads what the ranking reads from every article into arrays
-   (:class:`Archive`): its vector, copy group, normalised URL and unit TF-IDF row (a sparse matrix);
-2. a batch of stories is searched in one FAISS call (every thread), candidate similarities are one ``einsum``,
-   keyword cosines one sparse element-wise product, the pairwise cosines for the copy check one batched matmul;
-3. a short per-story step applies the pipeline's order-dependent rules (:func:`rank_row`).
+   (:class:`Archive`): its vector, copy group, page, date, language and unit TF-IDF row (a sparse matrix); the
+   same pass counts document frequencies, which become the catalog's new keyword snapshot;
+2. a batch of stories is searched in one FAISS call (every thread); candidate cosines, keyword cosines and
+   the cosines between candidates are each one array operation for the whole batch;
+3. each story's :class:`~recommender.ranking.pipeline.Pool` goes through the one pipeline
+   (:func:`recommender.ranking.pipeline.rank`), exactly as a live search's does.
 
-The result is the same list :func:`recommender.ranking.pipeline.rank` gives with the same options (checked by
-``tests/test_bulk_lists.py``), up to float rounding of near-ties. Options the vectorised path does not cover
-(editors' filters, freshness, diversity) make :func:`supports` false and the caller ranks story by story; a
-story whose first candidate pool leaves its list short while more related stories may exist is also ranked
-the slow way (the search-until-k rule).
+A story whose first pool leaves its list short while more related stories may exist is ranked again by a live
+search (the search-until-k rule); ``tests/test_bulk_lists.py`` checks both paths give the same lists.
 """
 
 from __future__ import annotations
@@ -25,15 +23,19 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.articles import article_from_json
-from recommender.ranking.keywords import idf, tokenize
-from recommender.ranking.pipeline import RankingOptions
+from recommender.ranking.keywords import idf_for, tokenize, weigh_rows
+from recommender.ranking.pipeline import Pool, Query, Ranked, pool_size, rank
+from recommender.ranking.policy import RankingPolicy
+from recommender.ranking.search import days_of, language_of
 from recommender.storage.catalog import Catalog
 from recommender.storage.sql import keyset_pages
+from recommender.storage.vector_index import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +43,6 @@ log = logging.getLogger(__name__)
 ROW_BLOCK = 50_000
 #: Stories ranked per FAISS call and per vectorised step (memory: about BATCH x 100 candidates x 1.5 KB).
 BATCH = 512
-
-
-def supports(options: RankingOptions) -> bool:
-    """Whether :func:`rank_row` reproduces :func:`recommender.ranking.pipeline.rank` for these options."""
-    return (
-        options.section is None
-        and options.language is None
-        and options.since is None
-        and options.until is None
-        and not options.exclude
-        and options.half_life_days is None
-        and options.diversity_lambda >= 1.0
-    )
-
-
-def candidate_count(k: int) -> int:
-    """Candidates fetched for a list of k: the same first pool :meth:`Recommender._search_until_k` asks for."""
-    return max(4 * k + 16, 32)
 
 
 @dataclass
@@ -69,51 +53,44 @@ class Archive:
     vectors: np.ndarray  # float32 (n, d)
     copy_codes: np.ndarray  # int64: equal = copies of one text
     url_codes: np.ndarray  # int64: equal = one page; -1 = no URL
+    days: np.ndarray  # float64: published (days since the epoch); nan = undated
+    languages: np.ndarray  # int64 language code; -1 = unknown
     terms: sp.csr_matrix  # float64 (n, vocabulary): unit TF-IDF rows (empty row = no keyword evidence)
+    vocabulary: list[str]  # column -> term
+    df: np.ndarray  # int64: articles containing each column's term (the new keyword snapshot)
 
     def rows_of(self, keys: np.ndarray) -> np.ndarray:
         """Row of each key, -1 for keys not in the archive (deleted: tombstones in a graph index)."""
-        pos = np.searchsorted(self.keys, keys)
-        pos = np.minimum(pos, len(self.keys) - 1)
-        found = self.keys[pos] == keys
-        return np.where(found, pos, -1)
+        if len(self.keys) == 0:
+            return np.full(keys.shape, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[pos] == keys, pos, -1)
 
     @property
     def nbytes(self) -> int:
         t = self.terms
-        return int(
-            self.keys.nbytes
-            + self.vectors.nbytes
-            + self.copy_codes.nbytes
-            + self.url_codes.nbytes
-            + t.data.nbytes
-            + t.indices.nbytes
-            + t.indptr.nbytes
-        )
+        arrays = (self.keys, self.vectors, self.copy_codes, self.url_codes, self.days, self.languages, self.df)
+        return int(sum(a.nbytes for a in arrays) + t.data.nbytes + t.indices.nbytes + t.indptr.nbytes)
 
 
-def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
-    """One pass over the catalog (a page at a time); TF-IDF weights against its stored document frequencies,
-    exactly as :class:`recommender.ranking.keywords.KeywordWeights` computes them."""
-    n_docs = expected = catalog.count()
-    vocabulary: dict[str, int] = {}
-    idfs: list[float] = []
-    for term, df in catalog.conn.execute("SELECT term, df FROM terms"):
-        vocabulary[term] = len(idfs)
-        idfs.append(idf(int(df), n_docs))
-    idf_array = np.asarray(idfs, dtype=np.float64)
-    unknown_idf = idf(0, n_docs)  # a term the table lacks counts as df 0, like KeywordWeights
-
+def load_archive(catalog: Catalog, policy: RankingPolicy, page: int = 5000) -> Archive:
+    """One pass over the catalog (a page at a time). Keyword weights use the document frequencies counted in
+    this same pass (the snapshot the caller records), exactly as :class:`~recommender.ranking.keywords.
+    KeywordModel` computes them from the recorded snapshot."""
+    expected = catalog.count()
     copy_ids: dict[str, int] = {}  # copy key -> small integer (equal = copies)
     url_ids: dict[str, int] = {}  # normalised URL -> small integer
+    language_ids: dict[str, int] = {}
+    vocabulary: dict[str, int] = {}
     keys = np.empty(expected, dtype=np.int64)
     copies = np.empty(expected, dtype=np.int64)
     urls = np.empty(expected, dtype=np.int64)
-    vectors: np.ndarray | None = None
+    days = np.empty(expected, dtype=np.float64)
+    languages = np.empty(expected, dtype=np.int64)
     lengths = np.empty(expected, dtype=np.int64)
+    vectors: np.ndarray | None = None
     columns = array("i")  # term column of each (article, term) entry, article after article
     counts = array("I")  # ... and its count in the article
-    extra_terms: dict[str, int] = {}
     n = 0
     sql = (
         "SELECT a.key, a.url_key, a.copy_key, a.data, v.vector FROM articles a "
@@ -124,169 +101,141 @@ def load_archive(catalog: Catalog, page: int = 5000) -> Archive:
             vector = np.frombuffer(blob, dtype=np.float32)
             if vectors is None:
                 vectors = np.empty((expected, vector.shape[0]), dtype=np.float32)
+            article = article_from_json(data)
+            language = language_of(article.language)
             keys[n] = key
             vectors[n] = vector
             copies[n] = copy_ids.setdefault(ckey, len(copy_ids))
             urls[n] = url_ids.setdefault(ukey, len(url_ids)) if ukey else -1
-            tally = Counter(tokenize(article_from_json(data).text))
+            days[n] = days_of(_published(article.published_at))
+            languages[n] = language_ids.setdefault(language, len(language_ids)) if language else -1
+            tally = Counter(tokenize(article.text))
             for term, count in tally.items():
-                col = vocabulary.get(term)
-                if col is None:
-                    col = extra_terms.get(term)
-                    if col is None:
-                        col = extra_terms[term] = len(vocabulary) + len(extra_terms)
-                columns.append(col)
+                column = vocabulary.get(term)
+                if column is None:
+                    column = vocabulary[term] = len(vocabulary)
+                columns.append(column)
                 counts.append(count)
             lengths[n] = len(tally)
             n += 1
     if vectors is None:
         vectors = np.zeros((0, 0), dtype=np.float32)
-
-    vocab_size = len(vocabulary) + len(extra_terms)
-    all_idf = np.concatenate([idf_array, np.full(len(extra_terms), unknown_idf)])
-    col = np.array(columns, dtype=np.int32)
+    col = np.frombuffer(columns, dtype=np.int32) if len(columns) else np.zeros(0, dtype=np.int32)
     tf = np.frombuffer(counts, dtype=np.uint32) if len(counts) else np.zeros(0, dtype=np.uint32)
-    del columns
     lengths = lengths[:n]
+    terms = list(vocabulary)
+    df = np.bincount(col, minlength=len(terms)).astype(np.int64)  # each term once per article (a Counter)
+    # each article's terms weigh with the idf of its language (the background list differs by language)
+    row_language = languages[:n]
+    entry_language = np.repeat(row_language, lengths)
+    idfs = np.empty(len(col), dtype=np.float64)
+    names = {code: name for name, code in language_ids.items()}
+    for code in np.unique(row_language):
+        table = idf_for(df, n, policy.keyword_prior_docs, terms, names.get(int(code)))
+        mask = entry_language == code
+        idfs[mask] = table[col[mask]]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     weights = np.empty(len(tf), dtype=np.float64)
-    # sublinear tf x idf (as keywords.weigh), then unit rows; in blocks of rows, so that no temporary is the
-    # size of the whole matrix (at 1M articles each would be about 1.4 GB)
-    for r0 in range(0, n, ROW_BLOCK):
+    for r0 in range(0, n, ROW_BLOCK):  # no temporary the size of the whole matrix (1.4 GB each at 1M articles)
         r1 = min(n, r0 + ROW_BLOCK)
         e0, e1 = int(indptr[r0]), int(indptr[r1])
-        block = np.log(tf[e0:e1], dtype=np.float64)
-        block += 1.0
-        block *= all_idf[col[e0:e1]]
-        # row norms, each row summed in its own term order (as keywords.weigh does): bincount adds sequentially,
-        # so two identical texts get bit-identical rows wherever they sit (a SIMD reduction's order depends on
-        # memory alignment, and a 1e-17 difference decides which of two copies a list keeps)
-        rows_of = np.repeat(np.arange(r1 - r0), lengths[r0:r1])
-        norms = np.sqrt(np.bincount(rows_of, weights=block * block, minlength=r1 - r0))
-        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        block *= np.repeat(scale, lengths[r0:r1])
-        weights[e0:e1] = block
-    del tf, counts
-    matrix = sp.csr_matrix((weights, col, indptr), shape=(n, max(vocab_size, 1)), copy=False)
-    return Archive(keys=keys[:n], vectors=vectors[:n], copy_codes=copies[:n], url_codes=urls[:n], terms=matrix)
+        weights[e0:e1] = weigh_rows(lengths[r0:r1], tf[e0:e1], idfs[e0:e1])
+    del idfs, entry_language
+    matrix = sp.csr_matrix((weights, col, indptr), shape=(n, max(len(terms), 1)), copy=False)
+    return Archive(
+        keys=keys[:n],
+        vectors=vectors[:n],
+        copy_codes=copies[:n],
+        url_codes=urls[:n],
+        days=days[:n],
+        languages=row_language,
+        terms=matrix,
+        vocabulary=terms,
+        df=df,
+    )
 
 
-@dataclass(frozen=True)
-class RowList:
-    """One story's list: ``(catalog key, similarity, ranking score)`` best first, and whether it is short.
-    ``complete`` False: the first candidate pool was not enough; rank this story the slow way."""
-
-    items: list[tuple[int, float, float]]
-    short: bool
-    complete: bool
-
-
-def rank_row(
-    query_row: int,
-    rows: np.ndarray,
-    sims: np.ndarray,
-    keyword: np.ndarray,
-    pairwise: np.ndarray,
-    archive: Archive,
-    options: RankingOptions,
-    *,
-    exhausted: bool,
-) -> RowList:
-    """The ranking pipeline for one story over its candidates (pure; arrays in the index's result order).
-
-    ``rows``: archive rows of the candidates (unique, present); ``sims``: their embedding cosine to the story;
-    ``keyword``: their keyword cosine; ``pairwise``: cosines between the candidates. ``exhausted``: the search
-    already covered the whole archive.
-    """
-    k = options.k
-    order = np.argsort(-sims, kind="stable")  # candidates_for_keys: best similarity first, ties in index order
-    weakest = float(sims[order[-1]]) if len(order) else -1.0
-    # never the story itself or a copy of it
-    q_copy = archive.copy_codes[query_row]
-    q_url = archive.url_codes[query_row]
-    cand_rows = rows[order]
-    keep = (cand_rows != query_row) & (archive.copy_codes[cand_rows] != q_copy) & (sims[order] < options.near_copy)
-    if q_url >= 0:
-        keep &= archive.url_codes[cand_rows] != q_url
-    order = order[keep]
-    # blend in keyword evidence (only when the story itself has keywords), best first
-    has_terms = archive.terms.indptr[query_row + 1] > archive.terms.indptr[query_row]
-    sim_f = sims.astype(np.float64)
-    if options.keyword_weight > 0 and has_terms:
-        score = (1.0 - options.keyword_weight) * sim_f + options.keyword_weight * keyword
-        order = order[np.argsort(-score[order], kind="stable")]
-    else:
-        score = sim_f
-    # one link per copy group: greedy in ranking order (a candidate yields to an earlier kept one)
-    copies = archive.copy_codes[rows[order]]
-    urls = archive.url_codes[rows[order]]
-    m = len(order)
-    near = pairwise[np.ix_(order, order)] >= options.near_copy
-    same = (copies[:, None] == copies[None, :]) | ((urls[:, None] == urls[None, :]) & (urls[:, None] >= 0))
-    conflict = np.triu(near | same, k=1)  # conflict[i, j]: i earlier than j and they are copies
-    contested = conflict.any(axis=0)
-    kept = np.ones(m, dtype=bool)
-    for j in np.flatnonzero(contested):
-        if kept[conflict[:, j]].any():  # `kept` of earlier entries is final when j is reached
-            kept[j] = False
-    order = order[kept]
-    order = order[sims[order] >= options.min_similarity]
-    top = order[:k]
-    items = [(int(archive.keys[rows[j]]), float(sims[j]), float(score[j])) for j in top]
-    complete = len(items) >= k or exhausted or weakest < options.min_similarity
-    return RowList(items, len(items) < k, complete)
+def _published(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def rank_all(
     archive: Archive,
     search: Callable[[np.ndarray, int], np.ndarray],
     total: int,
-    options: RankingOptions,
+    policy: RankingPolicy,
+    k: int,
     batch: int = BATCH,
-) -> Iterator[tuple[int, RowList]]:
-    """``(archive row, list)`` for every story; ``search(vectors, n)`` returns an (len, n) array of keys (-1 =
-    none) from the FAISS index, and ``total`` is its entry count."""
-    n = min(total, candidate_count(options.k))
+) -> Iterator[tuple[int, Ranked, Pool]]:
+    """``(archive row, list, pool)`` for every story; ``search(vectors, n)`` returns an (len, n) array of keys
+    (-1 = none) from the FAISS index, and ``total`` is its entry count. A list whose ``complete`` is False
+    needs a deeper (live) search."""
+    n = min(total, pool_size(k))
     started = time.monotonic()
     for start in range(0, len(archive.keys), batch):
         stop = min(start + batch, len(archive.keys))
         queries = archive.vectors[start:stop]
         found = search(queries, n) if n > 0 else np.full((stop - start, 0), -1, dtype=np.int64)
-        rows = archive.rows_of(found.ravel()).reshape(found.shape)
-        # a key may appear twice in a graph index (an edited story's old vector): keep its first entry
-        valid = rows >= 0
-        if found.shape[1] > 1:
-            ordered = np.sort(np.where(valid, rows, -1 - np.arange(rows.shape[1])), axis=1)
-            duplicated = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
-            if duplicated.any():
-                for i in np.flatnonzero(duplicated.any(axis=1)):
-                    _, first = np.unique(rows[i], return_index=True)
-                    mask = np.zeros(rows.shape[1], dtype=bool)
-                    mask[first] = True
-                    valid[i] &= mask
-        safe = np.where(valid, rows, 0)
-        cand_vectors = archive.vectors[safe]  # (b, n, d)
-        sims = np.einsum("bnd,bd->bn", cand_vectors, queries)
-        pairwise = np.matmul(cand_vectors, cand_vectors.transpose(0, 2, 1))
-        query_rows = np.repeat(np.arange(start, stop), found.shape[1])
-        keyword = np.asarray(archive.terms[query_rows].multiply(archive.terms[safe.ravel()]).sum(axis=1)).reshape(
-            found.shape
-        )
-        for i in range(stop - start):
-            cols = np.flatnonzero(valid[i])
-            ranked = rank_row(
-                start + i,
-                safe[i, cols],
-                sims[i, cols],
-                keyword[i, cols],
-                pairwise[i][np.ix_(cols, cols)],
-                archive,
-                options,
-                exhausted=n >= total,
-            )
-            yield start + i, ranked
+        with one_blas_thread():  # many small products: one thread each is faster than a team (see there)
+            ranked = list(_rank_batch(archive, policy, k, start, stop, found, exhausted=n >= total))
+        yield from ranked
         if start // batch % 20 == 0:
             log.info(
                 "related lists: %d/%d stories ranked (%.0f s)", stop, len(archive.keys), time.monotonic() - started
             )
+
+
+def _rank_batch(
+    archive: Archive, policy: RankingPolicy, k: int, start: int, stop: int, found: np.ndarray, *, exhausted: bool
+) -> Iterator[tuple[int, Ranked, Pool]]:
+    """The pipeline for archive rows ``start:stop`` whose search results (catalog keys) are ``found``."""
+    queries = archive.vectors[start:stop]
+    rows = archive.rows_of(found.ravel()).reshape(found.shape)
+    valid = _first_occurrences(rows)
+    safe = np.where(valid, rows, 0)
+    cand_vectors = archive.vectors[safe]  # (b, n, d)
+    sims = np.einsum("bnd,bd->bn", cand_vectors.astype(np.float64), queries.astype(np.float64))
+    pairwise = np.matmul(cand_vectors, cand_vectors.transpose(0, 2, 1))
+    query_rows = np.repeat(np.arange(start, stop), found.shape[1])
+    keyword = np.asarray(archive.terms[query_rows].multiply(archive.terms[safe.ravel()]).sum(axis=1)).reshape(
+        found.shape
+    )
+    for i in range(stop - start):
+        row = start + i
+        cols = np.flatnonzero(valid[i])
+        cand = safe[i, cols]
+        query = Query(
+            key=int(archive.keys[row]),
+            copy_code=int(archive.copy_codes[row]),
+            url_code=int(archive.url_codes[row]),
+            days=float(archive.days[row]),
+            language=int(archive.languages[row]),
+            has_terms=bool(archive.terms.indptr[row + 1] > archive.terms.indptr[row]),
+        )
+        pool = Pool(
+            keys=archive.keys[cand],
+            sims=sims[i, cols],
+            keyword=keyword[i, cols],
+            copy_codes=archive.copy_codes[cand],
+            url_codes=archive.url_codes[cand],
+            days=archive.days[cand],
+            languages=archive.languages[cand],
+            pairwise=pairwise[i][np.ix_(cols, cols)].astype(np.float64),
+        )
+        yield row, rank(query, pool, policy, k, exhausted=exhausted), pool
+
+
+def _first_occurrences(rows: np.ndarray) -> np.ndarray:
+    """Valid (present, first-seen) entries of each row of search results: a key can appear twice in a graph
+    index (an edited story's old vector) and a deleted key not at all (-1)."""
+    valid = rows >= 0
+    if rows.shape[1] > 1:
+        ordered = np.sort(np.where(valid, rows, -1 - np.arange(rows.shape[1])), axis=1)
+        duplicated = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+        for i in np.flatnonzero(duplicated.any(axis=1)):
+            _, first = np.unique(rows[i], return_index=True)
+            mask = np.zeros(rows.shape[1], dtype=bool)
+            mask[first] = True
+            valid[i] &= mask
+    return valid

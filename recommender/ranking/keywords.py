@@ -1,31 +1,48 @@
-"""Keyword evidence: TF-IDF cosine between two texts, with document frequencies kept by the catalog.
+"""Keyword evidence: TF-IDF vectors whose weights are sane from the first article.
 
 Dense embeddings know that "central bank" and "interest rates" belong together; keywords know that two stories
 name the same people, places and numbers, which is what separates one real-world event from another of the same
-kind (one celebrity's rehab from another's), and they work in any language the model was not trained on. The
-ranking blends both (:func:`recommender.ranking.pipeline.blend_keywords`).
+kind, and they work in languages the model was not trained on. The pipeline blends both
+(:func:`recommender.ranking.pipeline.scores`).
 
-Weights match scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` -- the baseline ``recommender eval`` reports
--- so the evaluation's numbers carry over: tokens are runs of two or more word characters, lower-cased; a term's
-weight is ``(1 + ln tf) * (ln((1 + n) / (1 + df)) + 1)``; vectors are L2-normalised.
+One definition of a term's weight, used by the batch precompute and by every live ranking alike:
+
+- tokens are runs of two or more word characters, lower-cased (any script);
+- a term's weight in a text is ``(1 + ln tf) * idf``, and a text's vector has unit length (:func:`weigh_rows`);
+- ``idf = ln((1 + n + M) / (1 + df + M * b)) + 1`` (:func:`idf`), where ``df`` of ``n`` archived articles
+  contain the term and ``b`` is the share of ordinary documents in the article's language that contain it,
+  from a background word-frequency list (wordfreq). ``M`` (the policy's ``keyword_prior_docs``) is how many
+  documents the background counts for: in a new or small archive it decides (a shared "the" or "said" never
+  looks significant), in a large one the archive's own counts do. With ``M = 0`` this is scikit-learn's
+  smoothed idf (``TfidfVectorizer(sublinear_tf=True)``), the baseline ``recommender eval`` reports.
+
+The archive's counts are a snapshot (the catalog's ``terms`` table, with ``meta.terms_docs``), re-taken whenever
+every list is recomputed: between two full recomputes a term's weight never moves, so a stored list and a
+fresh ranking of the same catalog always agree.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import re
-import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
-if TYPE_CHECKING:
-    from recommender.articles import Article
+import numpy as np
+
+from recommender.storage.catalog import Catalog
+
+log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
-#: A sparse vector: term -> weight.
+#: A sparse unit vector: term -> weight.
 TermVector = dict[str, float]
+
+#: Tokens in a typical news article: turns a word's frequency per token into a share of documents containing it.
+DOC_TOKENS = 250
 
 
 def tokenize(text: str) -> list[str]:
@@ -34,112 +51,154 @@ def tokenize(text: str) -> list[str]:
 
 
 def term_counts(text: str) -> Counter[str]:
+    """Each distinct term of ``text`` with its count, in order of first occurrence."""
     return Counter(tokenize(text))
 
 
-def idf(df: int, n_docs: int) -> float:
-    """Smoothed inverse document frequency: rare terms weigh more; a term in every document still counts a little."""
-    return math.log((1 + n_docs) / (1 + max(df, 0))) + 1.0
+def idf(
+    df: np.ndarray | float, n_docs: int, prior_docs: float = 0.0, background: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Smoothed inverse document frequency, the archive's counts blended with a background share (module doc)."""
+    df = np.maximum(np.asarray(df, dtype=np.float64), 0.0)
+    return np.log((1.0 + n_docs + prior_docs) / (1.0 + df + prior_docs * np.asarray(background))) + 1.0
 
 
-def weigh(counts: Mapping[str, int], doc_freq: Callable[[str], int], n_docs: int) -> TermVector:
-    """The unit-length TF-IDF vector of one text's term counts (sublinear tf)."""
-    vector = {t: (1.0 + math.log(c)) * idf(doc_freq(t), n_docs) for t, c in counts.items() if c > 0}
-    norm = math.sqrt(sum(w * w for w in vector.values()))
-    return {t: w / norm for t, w in vector.items()} if norm > 0 else {}
+def weigh_rows(lengths: np.ndarray, counts: np.ndarray, idfs: np.ndarray) -> np.ndarray:
+    """Unit TF-IDF weights of several texts at once: ``counts`` and ``idfs`` hold each text's distinct terms
+    one text after another (``lengths`` terms each). Each row's norm is summed sequentially in its own term
+    order, so the same text gets bit-identical weights wherever it is weighed (alone or in a batch of a
+    million)."""
+    weights = np.log(counts.astype(np.float64))
+    weights += 1.0
+    weights *= idfs
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=len(lengths)))
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    weights *= np.repeat(scale, lengths)
+    return weights
 
 
-#: ``1 + ln(tf)`` for small term counts (the sublinear tf of :func:`weigh`), looked up instead of computed.
-_SUBLINEAR = [0.0] + [1.0 + math.log(c) for c in range(1, 64)]
-
-
-def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+def cosine(a: TermVector, b: TermVector) -> float:
     """Dot product of two unit-length sparse vectors."""
     if len(a) > len(b):
         a, b = b, a
     return sum(a[t] * b[t] for t in a.keys() & b.keys())  # set intersection in C; few shared terms to sum
 
 
-def distinct_terms(texts: Iterable[str]) -> Counter[str]:
-    """Document frequency contributed by ``texts``: each term counted once per text."""
-    df: Counter[str] = Counter()
-    for text in texts:
-        df.update(set(tokenize(text)))
-    return df
+def shared_terms(a: TermVector, b: TermVector, n: int = 3) -> list[str]:
+    """The ``n`` terms that contribute most to the cosine of ``a`` and ``b`` (for "why this?")."""
+    shared = sorted(a.keys() & b.keys(), key=lambda t: (-a[t] * b[t], t))
+    return shared[:n]
 
 
-class DocFreqSource(Protocol):
-    """What :class:`KeywordWeights` needs from a catalog (:class:`recommender.storage.catalog.Catalog` has it)."""
+# -- the background list ---------------------------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def _frequencies(language: str) -> dict[str, float] | None:
+    """wordfreq's word list for a language (None when it has none, or wordfreq is not installed)."""
+    try:
+        import wordfreq
+    except ImportError:  # pragma: no cover - a core dependency
+        return None
+    if language not in wordfreq.available_languages("best"):
+        return None
+    return wordfreq.get_frequency_dict(language, "best")
 
-    def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]: ...
 
-    def count(self) -> int: ...
+def background_share(terms: Sequence[str], language: str | None) -> np.ndarray | None:
+    """The share of ordinary documents in ``language`` that contain each term (0 for a word the list lacks):
+    ``1 - (1 - f) ** DOC_TOKENS`` for a word of frequency ``f``. None when the language is unknown or has no
+    word list (the archive's own counts alone then weigh its terms)."""
+    freqs = _frequencies(primary_language(language)) if language else None
+    if freqs is None:
+        return None
+    f = np.fromiter((freqs.get(t, 0.0) for t in terms), dtype=np.float64, count=len(terms))
+    return -np.expm1(DOC_TOKENS * np.log1p(-np.minimum(f, 0.999999)))
 
-    def last_seq(self) -> int: ...
+
+def idf_for(df: np.ndarray, n_docs: int, prior_docs: float, terms: Sequence[str], language: str | None) -> np.ndarray:
+    """:func:`idf` of ``terms`` (with archive counts ``df``) for a text in ``language``: the background counts
+    for ``prior_docs`` documents where the language has a word list, nothing where it has none."""
+    background = background_share(terms, language) if prior_docs > 0 else None
+    if background is None:
+        return idf(df, n_docs)
+    return idf(df, n_docs, prior_docs, background)
 
 
-class KeywordWeights:
-    """TF-IDF vectors against a catalog's document frequencies, cached until the catalog changes."""
+def primary_language(language: str) -> str:
+    """``en`` for ``en-GB``, ``EN`` or ``en_US``."""
+    return re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
 
-    #: Article vectors kept in memory (by content hash); a miss only costs a tokenisation.
+
+# -- weights against the catalog's snapshot ---------------------------------------------------------------------
+class KeywordModel:
+    """Unit TF-IDF vectors against one catalog's keyword snapshot and the background list.
+
+    ``prior_docs`` is the policy's ``keyword_prior_docs``. Vectors are cached by content hash and language
+    (a miss costs a tokenisation); idfs by term and language. Call :meth:`reset` when the snapshot changes
+    (every list recomputed).
+    """
+
     CACHE_SIZE = 50_000
 
-    def __init__(self, catalog: DocFreqSource) -> None:
+    def __init__(self, catalog: Catalog, prior_docs: float) -> None:
         self.catalog = catalog
-        self._seq: int | None = None
-        self._checked = 0.0
-        self._n_docs = 0
-        #: per term: the one string object every cached vector uses as its key (a vector's keys are then shared,
-        #: not one copy per article: about 8.5 KB per cached article instead of 17.5), and its idf for the current
-        #: document frequencies
-        self._idf: dict[str, tuple[str, float]] = {}
-        self._vectors: dict[str, TermVector] = {}
+        self.prior_docs = prior_docs
+        self._lock = threading.Lock()
+        self.reset()
 
-    #: Recompute weights once this share of the archive has changed since they were computed. One story more
-    #: or less moves an IDF by a hair; recomputing every cached vector after each publish cost 0.5 s per PUT.
-    REFRESH_SHARE = 0.01
-    #: ... and look at the catalog's change counter at most this often (seconds).
-    CHECK_INTERVAL = 0.25
+    def reset(self) -> None:
+        with self._lock:
+            self.n_docs = snapshot_docs(self.catalog)
+            self._idf: dict[tuple[str | None, str], float] = {}
+            self._vectors: OrderedDict[tuple[str, str | None], TermVector] = OrderedDict()
 
-    def _current(self) -> None:
-        now = time.monotonic()
-        if self._seq is not None and now - self._checked < self.CHECK_INTERVAL:
-            return
-        self._checked = now
-        seq = self.catalog.last_seq()
-        if self._seq is None or seq < self._seq or seq - self._seq > max(1, self.REFRESH_SHARE * self._n_docs):
-            self._seq = seq  # the archive changed enough: frequencies and weights with it
-            self._n_docs = self.catalog.count()
-            self._idf.clear()
-            self._vectors.clear()
-
-    def for_article(self, article: Article, content_hash: str) -> TermVector:
-        """The article's vector, composing its text only on a cache miss (most calls are hits)."""
-        self._current()
-        cached = self._vectors.get(content_hash)
-        return cached if cached is not None else self.vector(article.text, content_hash)
-
-    def vector(self, text: str, cache_key: str | None = None) -> TermVector:
-        """The unit TF-IDF vector of ``text``; ``cache_key`` (a content hash) keeps it for the next query."""
-        self._current()
-        if cache_key is not None and cache_key in self._vectors:
-            return self._vectors[cache_key]
-        counts = term_counts(text)
-        idf_of = self._idf
-        missing = [t for t in counts if t not in idf_of]
+    def idfs(self, terms: Sequence[str], language: str | None) -> np.ndarray:
+        """The idf of each term for a text in ``language``."""
+        known = self._idf
+        missing = [t for t in terms if (language, t) not in known]
         if missing:
-            found = self.catalog.doc_freqs(missing)
-            n_docs = self._n_docs
-            idf_of.update((t, (t, idf(found.get(t, 0), n_docs))) for t in missing)
-        # weigh(), with each term's idf computed once per refresh rather than once per article
-        raw = {}
-        for t, c in counts.items():
-            term, term_idf = idf_of[t]
-            raw[term] = (_SUBLINEAR[c] if c < len(_SUBLINEAR) else 1.0 + math.log(c)) * term_idf
-        norm = math.sqrt(sum(w * w for w in raw.values()))
-        vector = {t: w / norm for t, w in raw.items()} if norm > 0 else {}
-        if cache_key is not None:
-            if len(self._vectors) >= self.CACHE_SIZE:
-                self._vectors.clear()
-            self._vectors[cache_key] = vector
+            df = self.catalog.doc_freqs(missing)
+            counts = np.fromiter((df.get(t, 0) for t in missing), dtype=np.float64, count=len(missing))
+            values = idf_for(counts, self.n_docs, self.prior_docs, missing, language)
+            if len(known) > 20 * self.CACHE_SIZE:
+                known.clear()
+            known.update(((language, t), float(v)) for t, v in zip(missing, values, strict=True))
+        return np.fromiter((known[(language, t)] for t in terms), dtype=np.float64, count=len(terms))
+
+    def vector(self, text: str, language: str | None, cache_key: str | None = None) -> TermVector:
+        """The unit TF-IDF vector of ``text``; ``cache_key`` (a content hash) keeps it for the next call."""
+        key = (cache_key, language) if cache_key is not None else None
+        if key is not None:
+            hit = self._vectors.get(key)
+            if hit is not None:
+                return hit
+        counts = term_counts(text)
+        terms = list(counts)
+        weights = weigh_rows(
+            np.array([len(terms)]),
+            np.fromiter(counts.values(), dtype=np.int64, count=len(terms)),
+            self.idfs(terms, language),
+        )
+        vector = dict(zip(terms, weights.tolist(), strict=True))
+        if key is not None:
+            with self._lock:
+                self._vectors[key] = vector
+                while len(self._vectors) > self.CACHE_SIZE:
+                    self._vectors.popitem(last=False)
         return vector
+
+
+def snapshot_docs(catalog: Catalog) -> int:
+    """How many articles the catalog's keyword snapshot counted."""
+    value = catalog.get_meta("terms_docs")
+    return int(value) if value is not None else 0
+
+
+def write_snapshot(catalog: Catalog, vocabulary: Iterable[str], df: np.ndarray, n_docs: int) -> None:
+    """Replace the catalog's keyword snapshot (inside the caller's transaction)."""
+    conn = catalog.conn
+    conn.execute("DELETE FROM terms")
+    rows = ((term, int(count)) for term, count in zip(vocabulary, df.tolist(), strict=True) if count > 0)
+    conn.executemany("INSERT INTO terms(term, df) VALUES (?, ?)", rows)
+    catalog.set_meta("terms_docs", str(n_docs))
+    log.info("keyword snapshot: %d articles, %d terms", n_docs, int(np.count_nonzero(df)))

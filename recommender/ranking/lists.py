@@ -1,14 +1,21 @@
-"""Precomputed "Also Read" lists: computed at build/add time and kept current on every write.
+"""Stored "Also Read" lists: computed at build time and kept current on every write, so serving is a lookup.
 
-Serving by id is then a lookup. Each list is stored to :data:`DEPTH` entries (catalog keys and similarities,
-best first) with a reverse table, so that:
+:class:`Lists` holds one index's ranking state: the policy of each variant (``""`` is the site's policy; named
+variants are ranking policies under A/B test, each with lists of its own), the keyword model over the catalog's
+keyword snapshot, and the version of the lists (part of the index version). Each list is stored to
+:data:`DEPTH` entries (catalog key, embedding cosine, score; best first) with a reverse table, so that:
 
-- a new or edited story gets its own list, and enters the lists of its existing neighbours at once (each of
-  its nearest :data:`NEIGHBOURS` stories re-ranks its stored list plus the newcomer, no search needed);
-- a deleted or edited story leaves every list that showed it at once (those lists are recomputed).
+- a new or edited story gets its own list, and enters the lists of its nearest :data:`NEIGHBOURS` stories at
+  once: its score in a neighbour's list is the same :func:`~recommender.ranking.pipeline.scores` a search from
+  that neighbour would give it (both cosines, the time factor and the language rule are symmetric), and the
+  neighbour's list is re-selected by the same :func:`~recommender.ranking.pipeline.select`;
+- a deleted or edited story leaves every list that showed it at once (those lists are ranked again).
 
+Every list is recomputed (:meth:`Lists.refresh_all`), and the keyword snapshot re-taken, after a build that
+changed much of the archive, on a policy change, and by ``recommender refresh``. In between, a term's weight never
+moves, so a stored list is what a live ranking of the same catalog gives (``tests/test_lists_equivalence.py``).
 The catalog's ``meta.related_seq`` records up to which change the lists are current; after a crash between a
-write's commit and its list update, :func:`catch_up` finishes the job from the change log.
+write's commit and its list update, :meth:`Lists.catch_up` finishes the job from the change log.
 """
 
 from __future__ import annotations
@@ -17,89 +24,102 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recommender.articles import url_key
 from recommender.errors import ArticleNotFound
-from recommender.ranking import bulk as bulk_lists
-from recommender.ranking.keywords import cosine
-from recommender.ranking.pipeline import Candidate, QueryContext, Ranked, RankingOptions
+from recommender.ranking import bulk
+from recommender.ranking.keywords import KeywordModel, write_snapshot
+from recommender.ranking.pipeline import SCORE_DECIMALS, Pool, Query, scores, select
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
+from recommender.ranking.search import Codes, Entry, RankedList, Ranker, Subject, days_of, language_of
 from recommender.storage.catalog import Catalog
 from recommender.storage.sql import keyset_pages
-
-if TYPE_CHECKING:
-    from recommender.recommender import Recommender, RelatedList
+from recommender.storage.store import IndexStore
 
 log = logging.getLogger(__name__)
 
-#: Entries stored per list; requests for more (k up to 50) fall back to a live search.
+#: Entries stored per list; requests for more (k up to 50) are a live search.
 DEPTH = 20
 #: How many of a new story's nearest neighbours get the chance to take it into their lists.
 NEIGHBOURS = 50
 #: Above this share of changed articles a write recomputes every list instead of patching.
 FULL_REFRESH_SHARE = 0.2
+#: The site's own policy (the variant every reader gets unless an A/B test says otherwise).
+DEFAULT_VARIANT = ""
 
 
 @dataclass(frozen=True)
 class StoredList:
-    items: list[tuple[int, float]]  # (catalog key, similarity), best first
+    entries: list[Entry]
     short: bool
-    scores: list[float] | None = None  # each item's ranking score; None for lists stored without them
 
 
-def load(catalog: Catalog, key: int) -> StoredList | None:
-    row = catalog.conn.execute("SELECT items, short FROM related WHERE key = ?", (key,)).fetchone()
+# -- the catalog's tables ------------------------------------------------------------------------------------------
+def load(catalog: Catalog, key: int, variant: str = DEFAULT_VARIANT) -> StoredList | None:
+    row = catalog.conn.execute(
+        "SELECT items, short FROM related WHERE variant = ? AND key = ?", (variant, key)
+    ).fetchone()
     if row is None:
         return None
-    entries = json.loads(row[0])
-    scores = [float(e[2]) for e in entries] if all(len(e) > 2 for e in entries) else None
-    return StoredList([(int(e[0]), float(e[1])) for e in entries], bool(row[1]), scores)
+    return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in json.loads(row[0])], bool(row[1]))
 
 
-def _store(catalog: Catalog, key: int, ranked: Ranked) -> None:
-    _store_items(catalog, key, _entries(ranked), ranked.short)
+def items_json(entries: Sequence[Entry]) -> str:
+    """A list as the ``related.items`` column stores it: ``[[key, similarity, score], ...]``."""
+    return json.dumps([[e.key, round(e.similarity, 6), round(e.score, SCORE_DECIMALS)] for e in entries])
 
 
-def _entries(ranked: Ranked) -> list[tuple[int, float, float]]:
-    """``(key, similarity, ranking score)`` of each item: what a stored list keeps."""
-    return [(c.key, c.similarity, c.rank_score) for c in ranked.items]
-
-
-def _items_json(items: Sequence[tuple[int, float, float]]) -> str:
-    """A list as the ``related.items`` column stores it: ``[[key, similarity, score], ...]``, 6 decimals."""
-    return json.dumps([[k, round(sim, 6), round(score, 6)] for k, sim, score in items])
-
-
-def _store_items(catalog: Catalog, key: int, items: Sequence[tuple[int, float, float]], short: bool) -> None:
+def _store(catalog: Catalog, key: int, ranked: RankedList, variant: str) -> None:
     conn = catalog.conn
     conn.execute(
-        "INSERT INTO related(key, items, short) VALUES (?, ?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET items = excluded.items, short = excluded.short",
-        (key, _items_json(items), int(short)),
+        "INSERT INTO related(variant, key, items, short) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(variant, key) DO UPDATE SET items = excluded.items, short = excluded.short",
+        (variant, key, items_json(ranked.entries), int(ranked.short)),
     )
-    conn.execute("DELETE FROM related_refs WHERE src = ?", (key,))
-    conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", [(k, key) for k, _, _ in items])
+    conn.execute("DELETE FROM related_refs WHERE variant = ? AND src = ?", (variant, key))
+    conn.executemany(
+        "INSERT OR IGNORE INTO related_refs(variant, dst, src) VALUES (?, ?, ?)",
+        [(variant, e.key, key) for e in ranked.entries],
+    )
 
 
 def _drop(catalog: Catalog, key: int) -> None:
+    """A deleted story's lists, every variant."""
     catalog.conn.execute("DELETE FROM related WHERE key = ?", (key,))
     catalog.conn.execute("DELETE FROM related_refs WHERE src = ?", (key,))
 
 
-def _referrers(catalog: Catalog, key: int) -> list[int]:
-    return [int(r[0]) for r in catalog.conn.execute("SELECT src FROM related_refs WHERE dst = ?", (key,))]
-
-
-def _ids_for(catalog: Catalog, keys: Iterable[int]) -> dict[int, str]:
-    return {k: s.article.id for k, s in catalog.get_many(list(keys)).items()}
+def _referrers(catalog: Catalog, key: int, variant: str) -> list[int]:
+    rows = catalog.conn.execute("SELECT src FROM related_refs WHERE variant = ? AND dst = ?", (variant, key))
+    return [int(r[0]) for r in rows]
 
 
 def related_seq(catalog: Catalog) -> int | None:
     value = catalog.get_meta("related_seq")
     return int(value) if value is not None else None
+
+
+def lists_version(catalog: Catalog) -> int:
+    """How many times every stored list was recomputed: part of the index version."""
+    return int(catalog.get_meta("lists_version") or 0)
+
+
+def read_policies(catalog: Catalog) -> dict[str, RankingPolicy]:
+    """The policy of every variant the catalog records (``""``: the site's; the defaults when none recorded)."""
+    raw = catalog.get_meta("ranking_policy")
+    out = {DEFAULT_VARIANT: RankingPolicy.from_mapping(json.loads(raw)) if raw else RankingPolicy()}
+    variants = catalog.get_meta("ranking_variants")
+    for name, values in (json.loads(variants) if variants else {}).items():
+        out[str(name)] = RankingPolicy.from_mapping(values)
+    return out
+
+
+def _write_policies(catalog: Catalog, policies: dict[str, RankingPolicy]) -> None:
+    catalog.set_meta("ranking_policy", json.dumps(policies[DEFAULT_VARIANT].to_dict()))
+    named = {name: p.to_dict() for name, p in sorted(policies.items()) if name != DEFAULT_VARIANT}
+    catalog.set_meta("ranking_variants", json.dumps(named))
 
 
 def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
@@ -109,261 +129,324 @@ def _all_ids(catalog: Catalog, page: int = 1000) -> Iterable[tuple[int, str]]:
         yield from ((int(key), str(article_id)) for key, article_id in rows)
 
 
-def refresh_all(rec: Recommender, policy: RankingPolicy | None = None) -> int:
-    """Recompute every list (after a build; with ``policy``, recorded in the same transaction: a policy change).
-    Returns how many lists were written.
+class Lists:
+    """The stored lists of one open index, every variant, and what keeps them current."""
 
-    Vectorised in batches (:mod:`recommender.ranking.bulk`) when the ranking options allow it, else one ranked
-    search per story.
-    """
-    catalog = rec.store.catalog
-    seq = catalog.last_seq()
-    count = 0
-    with catalog.transaction():
-        if policy is not None:
-            catalog.set_meta("ranking_policy", json.dumps(policy.to_dict()))
-            rec.adopt_policy(policy)
-        catalog.conn.execute("DELETE FROM related")
-        catalog.conn.execute("DELETE FROM related_refs")
-        if bulk_lists.supports(rec.options):
-            count = _refresh_all_bulk(rec)
+    def __init__(self, store: IndexStore) -> None:
+        self.store = store
+        self._keywords: dict[float, KeywordModel] = {}
+        self.reload()
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Re-read the policies and the lists' version from the catalog (another process recomputed the lists,
+        or changed a policy). True when anything changed."""
+        version = lists_version(self.store.catalog)
+        if getattr(self, "version", None) == version:
+            return False
+        self.version = version
+        self.policies = read_policies(self.store.catalog)
+        for model in self._keywords.values():
+            model.reset()
+        return True
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.store.catalog
+
+    def policy(self, variant: str = DEFAULT_VARIANT) -> RankingPolicy:
+        try:
+            return self.policies[variant]
+        except KeyError:
+            raise ArticleNotFound(f"variant {variant}") from None
+
+    def keywords(self, variant: str = DEFAULT_VARIANT) -> KeywordModel:
+        prior = self.policy(variant).keyword_prior_docs
+        model = self._keywords.get(prior)
+        if model is None or model.catalog is not self.catalog:
+            model = self._keywords[prior] = KeywordModel(self.catalog, prior)
+        return model
+
+    def ranker(self, variant: str = DEFAULT_VARIANT) -> Ranker:
+        return Ranker(self.store, self.policy(variant), self.keywords(variant))
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def lookup(
+        self, article_id: str, k: int, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
+    ) -> tuple[list[Entry], bool] | None:
+        """An article's list from the store: ``(entries, short)``, filtered. None when the stored list cannot
+        answer -- k deeper than stored, no list, lists behind the catalog (a writer crashed before finishing
+        them), or filters leaving fewer than k while the stored list was not already everything related -- and
+        the caller searches live instead (a filter never shrinks a list while k matching stories exist)."""
+        catalog = self.catalog
+        key = catalog.key_of(article_id)
+        if key is None:
+            raise ArticleNotFound(article_id)
+        done = related_seq(catalog)
+        if k > DEPTH or done is None or done < self.store.seq:
+            return None
+        entry = load(catalog, key, variant)
+        if entry is None:
+            return None
+        if filters.empty:
+            picked = entry.entries[:k]
         else:
-            for key, article_id in _all_ids(catalog):
-                _store(catalog, key, rec.rank_for(article_id, DEPTH))
-                count += 1
-        catalog.set_meta("related_seq", str(seq))
-        catalog.set_meta("lists_version", str(int(catalog.get_meta("lists_version") or 0) + 1))
-    rec.follow_lists()
-    return count
+            cards = catalog.cards([e.key for e in entry.entries])
+            picked = [e for e in entry.entries if e.key in cards and filters.passes(cards[e.key])][:k]
+        if len(picked) == k or entry.short:
+            return picked, len(picked) < k
+        return None
+
+    # -- writing ----------------------------------------------------------------------------------------------
+    def refresh_all(self, policy: RankingPolicy | None = None, variant: str = DEFAULT_VARIANT) -> int:
+        """Recompute every list of every variant and re-take the keyword snapshot, in one transaction (readers
+        see the old lists until the new ones are all written). With ``policy``, it is recorded for ``variant``
+        first (a policy change; a new variant). Returns how many lists were written."""
+        catalog = self.catalog
+        seq = catalog.last_seq()
+        count = 0
+        self.version = -1  # whatever happens below, the next reload() reads the catalog again
+        with catalog.transaction():
+            if policy is not None:
+                self.policies = {**self.policies, variant: policy}
+                _write_policies(catalog, self.policies)
+            catalog.conn.execute("DELETE FROM related")
+            catalog.conn.execute("DELETE FROM related_refs")
+            archives = {}
+            for name, variant_policy in sorted(self.policies.items()):
+                prior = variant_policy.keyword_prior_docs
+                if prior not in archives:
+                    archives[prior] = bulk.load_archive(catalog, variant_policy)
+                archive = archives[prior]
+                if not count:  # the snapshot is the same for every variant: the counts of this pass
+                    write_snapshot(catalog, archive.vocabulary, archive.df, len(archive.keys))
+                    for model in self._keywords.values():
+                        model.reset()
+                count += self._refresh_variant(archive, name)
+            catalog.set_meta("related_seq", str(seq))
+            catalog.set_meta("lists_version", str(lists_version(catalog) + 1))
+        self.reload()
+        return count
+
+    def remove_variant(self, variant: str) -> bool:
+        """Stop an A/B variant: its policy and lists are dropped. False when there was no such variant."""
+        if variant == DEFAULT_VARIANT or variant not in self.policies:
+            return False
+        with self.catalog.transaction():
+            self.policies = {name: p for name, p in self.policies.items() if name != variant}
+            _write_policies(self.catalog, self.policies)
+            self.catalog.conn.execute("DELETE FROM related WHERE variant = ?", (variant,))
+            self.catalog.conn.execute("DELETE FROM related_refs WHERE variant = ?", (variant,))
+            self.catalog.set_meta("lists_version", str(lists_version(self.catalog) + 1))
+        self.reload()
+        return True
+
+    def _refresh_variant(self, archive: bulk.Archive, variant: str) -> int:
+        """Every list of one variant from :func:`recommender.ranking.bulk.rank_all`, written in batches (inside
+        the caller's transaction, on emptied tables). The reverse table is written last, sorted by its primary
+        key, with its ``src`` index built afterwards: inserted in list order, each row landed at a random place
+        of a 20M-row B-tree (18 % of a 1M build's list time)."""
+        catalog = self.catalog
+        log.info(
+            "related lists (%s): %d stories (%.0f MB of arrays)",
+            variant or "policy",
+            len(archive.keys),
+            archive.nbytes / 1e6,
+        )
+        ranker = self.ranker(variant)
+        policy = self.policy(variant)
+        rows: list[tuple[str, int, str, int]] = []
+        dst: list[np.ndarray] = []
+        src: list[np.ndarray] = []
+        count = slow = 0
+
+        def flush() -> None:
+            catalog.conn.executemany("INSERT INTO related(variant, key, items, short) VALUES (?, ?, ?, ?)", rows)
+            rows.clear()
+
+        search = self.store.search_many
+        for row, ranked, pool in bulk.rank_all(archive, search, int(self.store.index.ntotal), policy, DEPTH):
+            key = int(archive.keys[row])
+            if ranked.complete:
+                entries = [
+                    Entry(int(pool.keys[i]), float(pool.sims[i]), float(s))
+                    for i, s in zip(ranked.picks, ranked.scores, strict=True)
+                ]
+                short = ranked.short
+            else:  # the first candidate pool was not enough: search further, one story
+                slow += 1
+                article_id = catalog.conn.execute("SELECT id FROM articles WHERE key = ?", (key,)).fetchone()[0]
+                full = ranker.rank(ranker.subject(article_id), DEPTH)
+                entries, short = full.entries, full.short
+            rows.append((variant, key, items_json(entries), int(short)))
+            dst.append(np.fromiter((e.key for e in entries), dtype=np.int64, count=len(entries)))
+            src.append(np.full(len(entries), key, dtype=np.int64))
+            count += 1
+            if len(rows) >= 5000:
+                flush()
+        flush()
+        _write_refs(
+            catalog,
+            variant,
+            np.concatenate(dst) if dst else np.zeros(0, np.int64),
+            np.concatenate(src) if src else np.zeros(0, np.int64),
+        )
+        if slow:
+            log.info("related lists: %d of %d needed a deeper search", slow, count)
+        return count
+
+    def update(self, keys: Sequence[int]) -> None:
+        """Bring every variant's lists up to date after the articles with these catalog keys were added,
+        edited or deleted. The in-memory index must already include the change (``store.catch_up()``)."""
+        catalog = self.catalog
+        keys = list(dict.fromkeys(keys))
+        present = {k: s.article.id for k, s in catalog.get_many(keys).items()}
+        with catalog.transaction():
+            for key in keys:
+                if key not in present:
+                    _drop(catalog, key)
+            for variant in sorted(self.policies):
+                ranker = self.ranker(variant)
+                stale: set[int] = set()
+                for key in keys:
+                    stale.update(_referrers(catalog, key, variant))  # lists that showed the old version
+                for key, article_id in present.items():
+                    _store(catalog, key, ranker.rank(ranker.subject(article_id), DEPTH), variant)
+                stale -= set(keys)
+                for key, stored in catalog.get_many(sorted(stale)).items():
+                    _store(catalog, key, ranker.rank(ranker.subject(stored.article.id), DEPTH), variant)
+                for key, article_id in present.items():
+                    self._offer_to_neighbours(ranker, key, article_id, set(keys) | stale, variant)
+            catalog.set_meta("related_seq", str(catalog.last_seq()))
+
+    def _offer_to_neighbours(self, ranker: Ranker, key: int, article_id: str, skip: set[int], variant: str) -> None:
+        """Let the nearest stories of a new or edited story take it into their lists.
+
+        The newcomer's score in each neighbour's list comes from its own pool (the same numbers a search from
+        the neighbour would give); the neighbour's stored entries plus the newcomer are re-selected by the
+        pipeline. When the policy diversifies (an item's place depends on the others) or a full list would
+        shrink (the newcomer is a copy of a listed story and outranks it), the neighbour is ranked afresh.
+        """
+        catalog = self.catalog
+        policy = ranker.policy
+        newcomer = ranker.subject(article_id)
+        _, found = self.store.search(newcomer.vector, NEIGHBOURS + 1)
+        near = [int(k) for k in found if int(k) != key and int(k) not in skip]
+        _, own_pool = ranker.pool(newcomer, near)  # the newcomer's cosines and keyword cosines to each
+        position = {int(k): i for i, k in enumerate(own_pool.keys)}
+        neighbours = catalog.get_many(list(position))
+        for n_key, stored in neighbours.items():
+            current = load(catalog, n_key, variant)
+            if current is None or policy.diversity > 0:
+                _store(catalog, n_key, ranker.rank(ranker.subject(stored.article.id), DEPTH), variant)
+                continue
+            i = position[n_key]
+            # the neighbour as the query, the newcomer as its one candidate (codes shared with the own pool)
+            terms = ranker.terms_of(stored)
+            article = stored.article
+            codes = Codes()
+            query = Query(
+                key=n_key,
+                copy_code=codes(stored.copy_key),
+                url_code=codes(_url(article.url)),
+                days=days_of(article.published),
+                language=codes(language_of(article.language)),
+                has_terms=bool(terms),
+            )
+            single = Pool(
+                keys=np.asarray([key], dtype=np.int64),
+                sims=own_pool.sims[i : i + 1],
+                keyword=own_pool.keyword[i : i + 1],
+                copy_codes=np.asarray([codes(newcomer.copy_key)], dtype=np.int64),
+                url_codes=np.asarray([codes(_url(newcomer.url))], dtype=np.int64),
+                days=np.asarray([days_of(newcomer.published)]),
+                languages=np.asarray([codes(newcomer.language)], dtype=np.int64),
+                pairwise=np.ones((1, 1)),
+            )
+            score = float(scores(query, single, policy)[0])
+            if current.entries and len(current.entries) >= DEPTH:
+                last = current.entries[-1]
+                if (score, -key) < (last.score, -last.key):
+                    continue  # ranks below everything listed: it cannot enter, nor push anything out
+            merged = self._reselect(query, codes, current, key, float(own_pool.sims[i]), score, newcomer, policy)
+            if merged is None:
+                _store(catalog, n_key, ranker.rank(ranker.subject(article.id), DEPTH), variant)
+            else:
+                _store(catalog, n_key, merged, variant)
+
+    def _reselect(
+        self,
+        query: Query,
+        codes: Codes,
+        current: StoredList,
+        newcomer: int,
+        similarity: float,
+        score: float,
+        subject: Subject,
+        policy: RankingPolicy,
+    ) -> RankedList | None:
+        """The neighbour's stored entries plus the newcomer through :func:`select`; None when that cannot be
+        trusted (something listed was deleted meanwhile, or a full list would shrink)."""
+        catalog = self.catalog
+        listed = [e.key for e in current.entries]
+        facts = catalog.copy_keys(listed)
+        vectors = catalog.vectors_for_keys(listed)
+        if len(facts) != len(listed) or len(vectors) != len(listed):
+            return None
+        keys = listed + [newcomer]
+        matrix = np.vstack([vectors[k] for k in listed] + [subject.vector]).astype(np.float64)
+        pool = Pool(
+            keys=np.asarray(keys, dtype=np.int64),
+            sims=np.asarray([e.similarity for e in current.entries] + [similarity], dtype=np.float64),
+            keyword=np.zeros(len(keys)),
+            copy_codes=np.asarray([codes(facts[k][0]) for k in listed] + [codes(subject.copy_key)], dtype=np.int64),
+            url_codes=np.asarray([codes(facts[k][1]) for k in listed] + [codes(_url(subject.url))], dtype=np.int64),
+            days=np.full(len(keys), np.nan),
+            languages=np.asarray(
+                [codes(language_of(facts[k][2])) for k in listed] + [codes(subject.language)], dtype=np.int64
+            ),
+            pairwise=matrix @ matrix.T,
+        )
+        given = np.asarray([e.score for e in current.entries] + [score], dtype=np.float64)
+        ranked = select(query, pool, given, policy, DEPTH, exhausted=True)
+        if not current.short and len(ranked.picks) < DEPTH:
+            return None  # the newcomer pushed a listed copy out: the next story down is not stored here
+        entries = [Entry(int(pool.keys[i]), float(pool.sims[i]), float(given[i])) for i in ranked.picks]
+        return RankedList(entries, current.short and len(entries) < DEPTH)
+
+    def catch_up(self) -> int:
+        """Finish list updates a crash interrupted (catalog changes newer than ``related_seq``), or recompute
+        every list when much changed. Returns the keys done."""
+        catalog = self.catalog
+        done = related_seq(catalog)
+        last = catalog.last_seq()
+        if done is not None and done >= last:
+            return 0
+        oldest = catalog.conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+        count = max(catalog.count(), 1)
+        if done is None or oldest is None or oldest > done + 1 or (last - done) > FULL_REFRESH_SHARE * count:
+            return self.refresh_all()
+        keys = [key for _, key, _ in catalog.changes_since(done)]
+        self.update(keys)
+        return len(set(keys))
 
 
-def _refresh_all_bulk(rec: Recommender) -> int:
-    """Every list from :func:`recommender.ranking.bulk.rank_all`, written in batches (inside the caller's
-    transaction, on emptied tables).
-
-    The reverse table is written last, sorted by its primary key, with its ``src`` index built afterwards:
-    inserted in list order, each row landed at a random place of a 20M-row B-tree (18 % of a 1M build's list time).
-    """
-    catalog = rec.store.catalog
-    archive = bulk_lists.load_archive(catalog)
-    log.info("related lists: %d stories loaded (%.0f MB of arrays)", len(archive.keys), archive.nbytes / 1e6)
-    options = rec._options(DEPTH, NO_FILTERS)
-    lists: list[tuple[int, str, int]] = []
-    dst: list[np.ndarray] = []
-    src: list[np.ndarray] = []
-    count = slow = 0
-
-    def flush() -> None:
-        catalog.conn.executemany("INSERT INTO related(key, items, short) VALUES (?, ?, ?)", lists)
-        lists.clear()
-
-    for row, ranked in bulk_lists.rank_all(archive, rec.store.search_many, int(rec.store.index.ntotal), options):
-        key = int(archive.keys[row])
-        if ranked.complete:
-            items, short = ranked.items, ranked.short
-        else:  # the first candidate pool was not enough: search further, one story
-            slow += 1
-            article_id = catalog.conn.execute("SELECT id FROM articles WHERE key = ?", (key,)).fetchone()[0]
-            full = rec.rank_for(article_id, DEPTH)
-            items, short = _entries(full), full.short
-        lists.append((key, _items_json(items), int(short)))
-        dst.append(np.fromiter((k for k, _, _ in items), dtype=np.int64, count=len(items)))
-        src.append(np.full(len(items), key, dtype=np.int64))
-        count += 1
-        if len(lists) >= 5000:
-            flush()
-    flush()
-    _write_refs(
-        catalog,
-        np.concatenate(dst) if dst else np.zeros(0, np.int64),
-        np.concatenate(src) if src else np.zeros(0, np.int64),
-    )
-    if slow:
-        log.info("related lists: %d of %d needed a deeper search", slow, count)
-    return count
+def _url(url: str | None) -> str | None:
+    return url_key(url) if url else None
 
 
-def _write_refs(catalog: Catalog, dst: np.ndarray, src: np.ndarray, chunk: int = 100_000) -> None:
+def _write_refs(catalog: Catalog, variant: str, dst: np.ndarray, src: np.ndarray, chunk: int = 100_000) -> None:
     """Fill the emptied reverse table in primary-key order, then (re)build its ``src`` index in one pass."""
     order = np.lexsort((src, dst))
     dst, src = dst[order], src[order]
     conn = catalog.conn
     conn.execute("DROP INDEX IF EXISTS related_refs_src")
     for start in range(0, len(dst), chunk):
-        rows = zip(dst[start : start + chunk].tolist(), src[start : start + chunk].tolist(), strict=True)
-        conn.executemany("INSERT OR IGNORE INTO related_refs(dst, src) VALUES (?, ?)", rows)
-    conn.execute("CREATE INDEX related_refs_src ON related_refs(src)")
-
-
-def update(rec: Recommender, keys: Sequence[int]) -> None:
-    """Bring the lists up to date after the articles with these catalog keys were added, edited or deleted.
-
-    Must run with the in-memory index already including the change (``store.catch_up()``).
-    """
-    catalog = rec.store.catalog
-    keys = list(dict.fromkeys(keys))
-    present = _ids_for(catalog, keys)
-    with catalog.transaction():
-        stale: set[int] = set()
-        for key in keys:
-            stale.update(_referrers(catalog, key))  # lists that showed the old version (or the deleted story)
-        for key in keys:
-            if key in present:
-                ranked = rec.rank_for(present[key], DEPTH)
-                _store(catalog, key, ranked)
-            else:
-                _drop(catalog, key)
-        stale -= set(keys)
-        stale_ids = _ids_for(catalog, stale)
-        for key, article_id in stale_ids.items():
-            _store(catalog, key, rec.rank_for(article_id, DEPTH))
-        for key, article_id in present.items():
-            _offer_to_neighbours(rec, key, article_id, skip=set(keys) | set(stale_ids))
-        catalog.set_meta("related_seq", str(catalog.last_seq()))
-
-
-def _offer_to_neighbours(rec: Recommender, key: int, article_id: str, skip: set[int]) -> None:
-    """Let the nearest stories of a new/edited story take it into their lists.
-
-    Most neighbours are settled by scoring the newcomer alone against them (:func:`_try_insert`); only when a
-    stored list lacks scores, the ranking options are ones that need the whole list (filters, freshness,
-    diversity), or the newcomer is a copy of something already listed does the whole stored list get re-ranked.
-    """
-    catalog = rec.store.catalog
-    query, query_vector = rec._query_for(article_id)
-    # the newcomer's nearest stories, with their keyword vectors: the same pool its own list was ranked from
-    near = [c for c in rec._candidates(query_vector, NEIGHBOURS + 1) if c.key != key and c.key not in skip]
-    fast = bulk_lists.supports(rec.options)
-    for neighbour in near:
-        current = load(catalog, neighbour.key)
-        if (
-            fast
-            and current is not None
-            and key not in {k for k, _ in current.items}
-            and _try_insert(rec, neighbour, current, key, query)
-        ):
-            continue
-        pool = [k for k, _ in current.items] if current else []
-        if key in pool:
-            pool.remove(key)
-        ranked = rec.rerank(neighbour.article.id, pool + [key], DEPTH)
-        if current is not None and not current.short and len(ranked.items) < DEPTH:
-            # the re-rank saw only the stored list: never let a full list shrink; search instead
-            ranked = rec.rank_for(neighbour.article.id, DEPTH)
-        _store(catalog, neighbour.key, ranked)
-
-
-def newcomer_score(neighbour: Candidate, newcomer: QueryContext, options: RankingOptions) -> float | None:
-    """The ranking score a newcomer gets in ``neighbour``'s list, or None when it does not belong there.
-
-    What :func:`recommender.ranking.pipeline.rank` would give it with the neighbour as the query, computed from the
-    newcomer's side: the embedding cosine and the keyword cosine are symmetric, so the newcomer's own candidate
-    pool already holds both. Valid for options :func:`recommender.ranking.bulk.supports` (no filters, no
-    freshness, no diversity).
-    """
-    article = neighbour.article
-    if neighbour.copy_key == newcomer.copy_key or neighbour.similarity >= options.near_copy:
-        return None  # a copy of the neighbour itself
-    if newcomer.url and article.url and url_key(newcomer.url) == url_key(article.url):
-        return None
-    if neighbour.similarity < options.min_similarity:
-        return None
-    if options.keyword_weight <= 0 or not neighbour.terms:  # the neighbour, as the query, has no keywords
-        return neighbour.similarity
-    keywords = cosine(neighbour.terms, newcomer.terms) if newcomer.terms else 0.0
-    return (1.0 - options.keyword_weight) * neighbour.similarity + options.keyword_weight * keywords
-
-
-def _try_insert(
-    rec: Recommender, neighbour: Candidate, current: StoredList, newcomer: int, query: QueryContext
-) -> bool:
-    """Place ``newcomer`` in ``neighbour``'s stored list by its own score, when that provably equals a re-rank.
-
-    It does when the list has scores, the options are ones :func:`recommender.ranking.bulk.supports` (each
-    item's score does not depend on the others), and the newcomer is no copy of a listed story (else the copy
-    rules decide which one stays). Returns False when a full re-rank is needed; True when the list was settled
-    (newcomer in, or not eligible).
-    """
-    if current.scores is None:
-        return False
-    score = newcomer_score(neighbour, query, rec._options(DEPTH, NO_FILTERS))
-    if score is None:
-        return True  # a copy of this story, or below the minimum similarity: it does not belong here
-    full = len(current.items) >= DEPTH
-    if full and score <= current.scores[-1]:
-        return True  # weaker than everything listed
-    catalog = rec.store.catalog
-    listed = [k for k, _ in current.items]
-    copies = catalog.copy_keys(listed)
-    vectors = catalog.vectors_for_keys(listed)
-    if len(copies) != len(listed) or len(vectors) != len(listed):
-        return False  # something listed was deleted meanwhile
-    new_url = url_key(query.url) if query.url else None
-    for k in listed:
-        copy_key, listed_url = copies[k]
-        if copy_key == query.copy_key or (new_url and listed_url == new_url):
-            return False
-        if query.vector is not None and float(np.dot(vectors[k], query.vector)) >= rec.options.near_copy:
-            return False
-    entries = [(k, sim, s) for (k, sim), s in zip(current.items, current.scores, strict=True)]
-    entries.append((newcomer, neighbour.similarity, score))
-    entries.sort(key=lambda e: e[2], reverse=True)
-    _store_items(catalog, neighbour.key, entries[:DEPTH], current.short and len(entries) < DEPTH)
-    return True
-
-
-def catch_up(rec: Recommender) -> int:
-    """Finish list updates a crash interrupted (catalog changes newer than ``related_seq``). Returns keys done."""
-    catalog = rec.store.catalog
-    done = related_seq(catalog)
-    last = catalog.last_seq()
-    if done is not None and done >= last:
-        return 0
-    oldest = catalog.conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-    if (
-        done is None
-        or oldest is None
-        or oldest > done + 1
-        or (last - done) > FULL_REFRESH_SHARE * max(catalog.count(), 1)
-    ):
-        return refresh_all(rec)
-    keys = [key for _, key, _ in catalog.changes_since(done)]
-    update(rec, keys)
-    return len(set(keys))
-
-
-def lookup(rec: Recommender, article_id: str, k: int, filters: Filters) -> RelatedList | None:
-    """An article's list from the precomputed store: a lookup, not a search.
-
-    Filters are applied to the stored list. None when the stored list cannot answer: k deeper than stored, no
-    list yet, or filters leaving fewer than k while the stored list was not already everything related (the
-    caller then searches live, so a filter never shrinks the list while k matching stories exist).
-    """
-    from recommender.recommender import RelatedList, Suggestion
-
-    catalog = rec.store.catalog
-    key = catalog.key_of(article_id)
-    if key is None:
-        raise ArticleNotFound(article_id)
-    done = related_seq(catalog)
-    if k > DEPTH or done is None or done < rec.store.seq:
-        return None  # deeper than stored, or a writer crashed before it brought the lists up to date
-    entry = load(catalog, key)
-    if entry is None:
-        return None
-    listed = [key for key, _ in entry.items]
-    cards = catalog.cards(listed[:k])  # usually enough; the rest only when filters or deletes skip some
-    picked: list[Suggestion] = []
-    scores: list[float | None] = list(entry.scores) if entry.scores else [None] * len(entry.items)
-    for n, ((item_key, similarity), relevance) in enumerate(zip(entry.items, scores, strict=True)):
-        if n == k:
-            cards.update(catalog.cards(listed[k:]))
-        a = cards.get(item_key)
-        if a is None or not filters.passes(a):
-            continue
-        picked.append(Suggestion(a.id, a.title, a.url, similarity, a.published_at, a.section, relevance))
-        if len(picked) == k:
-            break
-    if len(picked) == k or entry.short:
-        return RelatedList(picked, len(picked) < k)
-    return None
+        rows = zip(
+            [variant] * len(dst[start : start + chunk]),
+            dst[start : start + chunk].tolist(),
+            src[start : start + chunk].tolist(),
+            strict=True,
+        )
+        conn.executemany("INSERT OR IGNORE INTO related_refs(variant, dst, src) VALUES (?, ?, ?)", rows)
+    conn.execute("CREATE INDEX related_refs_src ON related_refs(variant, src)")

@@ -1,216 +1,196 @@
-"""From nearest neighbours to an "Also Read" list: each step a small pure function, each configurable.
+"""The ranking pipeline: one definition of every rule, run by the live search, the batch precompute after a
+build, the incremental update after a write and (through the stored lists) every read.
 
-Order of the pipeline (:func:`rank`): drop the story itself and its copies -> blend in keyword evidence ->
-keep one link per copy group -> editors' filters -> minimum similarity -> freshness -> diversity -> top k.
+A story's candidates arrive as a :class:`Pool` (arrays in the index's result order), however they were found:
+one FAISS search for a live list (:mod:`.search`), a batch of 512 searches for a whole build (:mod:`.bulk`), or
+a stored list plus a newly published story (:mod:`.lists`). Then, in this order:
+
+1. **never the story itself or a copy of it**: the same article, the same normalised text, the same page (URL
+   variants), or an embedding cosine at or above ``near_copy``;
+2. **the language rule**: with ``language = "same"`` a list keeps to its story's language (where both are known);
+3. **the score** (:func:`scores`): the embedding cosine blended with keyword evidence -- which can reorder stories
+   the model finds related but, through the semantic gate, never lift one it finds distant -- and multiplied by
+   closeness in time to the story's own date (never a cliff: a far better match from years ago still wins);
+4. **one link per copy group**, greedily in score order;
+5. **filters** (the request's and the editors'), then the **minimum similarity** (a short list, never padded);
+6. **diversity** (maximal marginal relevance), when the policy asks for it; then the top k.
+
+Scores are rounded to 1e-9 and ties broken by catalog key, so the order is a pure function of the catalog and
+the policy: the vectorised batch and a one-story search (whose sums may differ in the last bit) agree.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.articles import Article, url_key
-from recommender.ranking.keywords import cosine
-from recommender.ranking.policy import NO_FILTERS, Filters
+from recommender.ranking.policy import RankingPolicy
+
+#: Decimals a score keeps when lists are ordered (and stored): below float noise, far above real differences.
+SCORE_DECIMALS = 9
+
+
+def pool_size(k: int) -> int:
+    """Candidates fetched for a list of k: the first pool of every search (live or batch)."""
+    return max(4 * k + 16, 32)
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A neighbour from the index: the article, its cosine to the query, and its vector (for copy/diversity)."""
+class Query:
+    """What the pipeline needs of the story a list is for (free text: key -1 and no codes)."""
 
-    key: int
-    article: Article
-    copy_key: str
-    similarity: float
-    vector: np.ndarray | None = None
-    score: float | None = None  # the ranking score (similarity blended with keywords, freshness); None = similarity
-    terms: Mapping[str, float] | None = None  # unit TF-IDF vector of its text (keywords.weigh), for keyword evidence
-
-    @property
-    def rank_score(self) -> float:
-        return self.similarity if self.score is None else self.score
+    key: int = -1
+    copy_code: int = -1  # -1: no copy group (free text)
+    url_code: int = -1  # -1: no URL
+    days: float = float("nan")  # published, in days since the epoch; nan = undated
+    language: int = -1  # language code; -1 = unknown
+    has_terms: bool = True  # False: no keyword evidence for this story (no vector)
+    model_language: bool = True  # the embedding model was trained on the story's language
 
 
-@dataclass(frozen=True)
-class QueryContext:
-    """What the list is for: an indexed article (its id, copy key, URL, date) or free text (all None)."""
+@dataclass
+class Pool:
+    """One story's candidates as parallel arrays (codes comparable with the :class:`Query`'s)."""
 
-    article_id: str | None = None
-    copy_key: str | None = None
-    url: str | None = None
-    published: datetime | None = None
-    vector: np.ndarray | None = None
-    terms: Mapping[str, float] | None = None  # unit TF-IDF vector of the query text; None = no keyword evidence
+    keys: np.ndarray  # int64 catalog keys
+    sims: np.ndarray  # float64 embedding cosine to the story
+    keyword: np.ndarray  # float64 keyword cosine to the story (0: no shared terms, or no keyword vector)
+    copy_codes: np.ndarray  # int64: equal = copies of one text
+    url_codes: np.ndarray  # int64: equal = one page; -1 = no URL
+    days: np.ndarray  # float64 published (days since the epoch); nan = undated
+    languages: np.ndarray  # int64 language code; -1 = unknown
+    pairwise: np.ndarray  # (m, m) embedding cosines between the candidates
+    allowed: np.ndarray | None = None  # bool: False = a filter keeps it out; None = no filters
 
-
-#: Default share of keyword evidence in the ranking score (docs/evaluation.md).
-KEYWORD_WEIGHT = 0.7
-
-
-@dataclass(frozen=True)
-class RankingOptions:
-    """Knobs of the pipeline. Defaults are what a newsroom gets without configuring anything."""
-
-    k: int = 5
-    #: Below this cosine a story is not related; the list is returned short instead of padded.
-    min_similarity: float = 0.2
-    #: At or above this cosine two stories are copies (wire republication, light edits).
-    near_copy: float = 0.97
-    #: Share of the ranking score that comes from keyword (TF-IDF) cosine; the rest is the embedding cosine.
-    #: 0 = embeddings only. See docs/evaluation.md for the numbers behind the default.
-    keyword_weight: float = KEYWORD_WEIGHT
-    section: str | None = None
-    language: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    exclude: frozenset[str] = field(default_factory=frozenset)
-    #: Freshness: days after which a story's boost halves, relative to the current story's date. None = off.
-    half_life_days: float | None = None
-    #: How much freshness can move the score (0 = none, 1 = an ancient story scores zero).
-    freshness_weight: float = 0.2
-    #: MMR trade-off: 1.0 = pure relevance (off); lower values push near-identical angles apart.
-    diversity_lambda: float = 1.0
-    filters: Filters = NO_FILTERS
-
-
-def is_copy_of_query(query: QueryContext, candidate: Candidate, near_copy: float) -> bool:
-    """The story itself, a byte-for-byte or normalised copy, a URL variant, or a near-identical text."""
-    if query.article_id is not None and candidate.article.id == query.article_id:
-        return True
-    if query.copy_key is not None and candidate.copy_key == query.copy_key:
-        return True
-    if query.url and candidate.article.url and url_key(query.url) == url_key(candidate.article.url):
-        return True
-    return candidate.similarity >= near_copy
-
-
-def drop_query_copies(query: QueryContext, candidates: Sequence[Candidate], near_copy: float) -> list[Candidate]:
-    """Never link a story to itself or to a copy of itself."""
-    return [c for c in candidates if not is_copy_of_query(query, c, near_copy)]
-
-
-def blend_keywords(query: QueryContext, candidates: Sequence[Candidate], weight: float) -> list[Candidate]:
-    """Rank by ``(1 - weight) * embedding cosine + weight * keyword cosine``, best first.
-
-    Shared names, places and numbers separate one real-world event from another of the same kind, and keywords
-    work in languages the model does not know. ``similarity`` keeps the embedding cosine (the minimum-similarity
-    and copy checks stay on the calibrated scale); the blend goes to ``score``. Without keyword vectors on the
-    query (e.g. a vector-only query) or with ``weight`` 0 the order is unchanged.
-    """
-    if weight <= 0 or not query.terms:
-        return list(candidates)
-    query_terms = query.terms
-    out = [
-        replace(c, score=(1.0 - weight) * c.similarity + weight * (cosine(query_terms, c.terms) if c.terms else 0.0))
-        for c in candidates
-    ]
-    out.sort(key=lambda c: c.rank_score, reverse=True)
-    return out
-
-
-def collapse_copies(candidates: Sequence[Candidate], near_copy: float) -> list[Candidate]:
-    """At most one link per copy group: the first (best-ranked) of identical texts, URL variants or near copies."""
-    kept: list[Candidate] = []
-    kept_rows: list[int] = []  # rows of ``sims`` for kept candidates that have a vector
-    seen_keys: set[str] = set()
-    seen_urls: set[str] = set()
-    with_vectors = [i for i, c in enumerate(candidates) if c.vector is not None]
-    row_of = {i: n for n, i in enumerate(with_vectors)}
-    # all pairwise cosines at once (one matrix product instead of a Python loop of dot products)
-    sims = None
-    if with_vectors:
-        matrix = np.vstack([candidates[i].vector for i in with_vectors])
-        sims = matrix @ matrix.T
-    for i, cand in enumerate(candidates):
-        if cand.copy_key in seen_keys:
-            continue
-        ukey = url_key(cand.article.url) if cand.article.url else None
-        if ukey and ukey in seen_urls:
-            continue
-        row = row_of.get(i)
-        if row is not None and kept_rows and float(np.max(sims[row, kept_rows])) >= near_copy:
-            continue
-        kept.append(cand)
-        if row is not None:
-            kept_rows.append(row)
-        seen_keys.add(cand.copy_key)
-        if ukey:
-            seen_urls.add(ukey)
-    return kept
-
-
-def passes_filters(article: Article, options: RankingOptions) -> bool:
-    """Editors' filters (:meth:`recommender.ranking.policy.Filters.passes`)."""
-    own = Filters(options.section, options.language, options.since, options.until, options.exclude)
-    return own.merged(options.filters).passes(article)
-
-
-def freshness_factor(age_days: float | None, half_life_days: float | None, weight: float) -> float:
-    """Multiplier in ``[1 - weight, 1]``: 1 for a story of the same day, halfway down after one half-life.
-
-    A boost, never a sort or a cliff: a far better match from years ago still beats a weak fresh one.
-    """
-    if half_life_days is None or age_days is None or weight <= 0:
-        return 1.0
-    decay = math.pow(0.5, abs(age_days) / half_life_days)
-    return (1.0 - weight) + weight * decay
-
-
-def apply_freshness(query: QueryContext, candidates: Sequence[Candidate], options: RankingOptions) -> list[Candidate]:
-    """Re-score by the ranking score x freshness relative to the query story's date (now, for free text)."""
-    if options.half_life_days is None:
-        return list(candidates)
-    reference = query.published or datetime.now(UTC)
-    out = []
-    for cand in candidates:
-        published = cand.article.published
-        age = None if published is None else (published - reference).total_seconds() / 86400.0
-        factor = freshness_factor(age, options.half_life_days, options.freshness_weight)
-        out.append(replace(cand, score=cand.rank_score * factor))
-    out.sort(key=lambda c: c.rank_score, reverse=True)
-    return out
-
-
-def mmr(candidates: Sequence[Candidate], k: int, lambda_: float) -> list[Candidate]:
-    """Maximal marginal relevance: each pick trades relevance against similarity to what is already picked."""
-    if lambda_ >= 1.0 or len(candidates) <= 1:
-        return list(candidates)[:k]
-    pool = list(candidates)
-    picked: list[Candidate] = []
-    while pool and len(picked) < k:
-
-        def gain(c: Candidate) -> float:
-            if not picked or c.vector is None:
-                return lambda_ * c.rank_score
-            redundancy = max(float(np.dot(c.vector, p.vector)) for p in picked if p.vector is not None)
-            return lambda_ * c.rank_score - (1.0 - lambda_) * redundancy
-
-        best = max(pool, key=gain)
-        picked.append(best)
-        pool.remove(best)
-    return picked
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """The pipeline's output: up to k suggestions, and whether the candidate pool was cut short by quality."""
+    """A list: positions into the pool, best first, with their scores; ``short`` when fewer than k passed;
+    ``complete`` False when the pool was not enough to be sure (search deeper)."""
 
-    items: list[Candidate]
-    #: True when fewer than k passed: say so rather than pad with unrelated stories.
+    picks: np.ndarray  # indices into the pool
+    scores: np.ndarray  # float64 score of each pick
     short: bool
+    complete: bool
 
 
-def rank(query: QueryContext, candidates: Sequence[Candidate], options: RankingOptions) -> Ranked:
-    """Run the whole pipeline over candidates sorted by similarity (best first)."""
-    pool = drop_query_copies(query, candidates, options.near_copy)
-    pool = blend_keywords(query, pool, options.keyword_weight)
-    pool = collapse_copies(pool, options.near_copy)
-    pool = [c for c in pool if passes_filters(c.article, options)]
-    pool = [c for c in pool if c.similarity >= options.min_similarity]
-    pool = apply_freshness(query, pool, options)
-    items = mmr(pool, options.k, options.diversity_lambda)[: options.k]
-    return Ranked(items=items, short=len(items) < options.k)
+def time_factor(query_days: float, days: np.ndarray, policy: RankingPolicy) -> np.ndarray:
+    """Multiplier in ``[1 - time_weight, 1]`` for closeness in time to the story's own date (not to now): 1 on
+    the same day, halfway to the floor after one half-life. A boost, never a cliff: a far better match from
+    years ago still beats a weak fresh one. An undated candidate gets no boost (the floor, as if far apart) and
+    loses nothing else; for an undated story, or free text, time plays no part (1 for all)."""
+    if not policy.time_on or np.isnan(query_days):
+        return np.ones(len(days), dtype=np.float64)
+    apart = np.abs(days - query_days)
+    decay = np.exp2(-np.nan_to_num(apart, nan=np.inf) / float(policy.time_half_life_days or 1.0))
+    return (1.0 - policy.time_weight) + policy.time_weight * decay
+
+
+def keyword_gate(sims: np.ndarray, policy: RankingPolicy) -> np.ndarray:
+    """How much keyword evidence may count for each candidate, by how related the model finds it: 0 at or below
+    the minimum similarity, 1 from ``keyword_gate`` up, linear in between. Shared words can reorder stories
+    the model finds related; they cannot lift one it finds distant."""
+    low, high = policy.min_similarity, max(policy.keyword_gate, policy.min_similarity + 1e-6)
+    return np.clip((sims - low) / (high - low), 0.0, 1.0)
+
+
+def scores(query: Query, pool: Pool, policy: RankingPolicy) -> np.ndarray:
+    """Each candidate's score for the story (rounded to :data:`SCORE_DECIMALS`).
+
+    ``(1 - w) * cosine + w * keyword cosine * gate``, times the time factor. For a story in a language the
+    model was not trained on, the cosine is noise: keyword evidence alone ranks it.
+    """
+    sims = pool.sims
+    if not query.model_language and query.has_terms:
+        base = pool.keyword.copy()
+    elif policy.keyword_weight > 0 and query.has_terms:
+        w = policy.keyword_weight
+        base = (1.0 - w) * sims + w * pool.keyword * keyword_gate(sims, policy)
+    else:
+        base = sims.astype(np.float64)
+    return np.round(base * time_factor(query.days, pool.days, policy), SCORE_DECIMALS)
+
+
+def select(
+    query: Query,
+    pool: Pool,
+    score: np.ndarray,
+    policy: RankingPolicy,
+    k: int,
+    *,
+    exhausted: bool,
+) -> Ranked:
+    """Steps 1, 2 and 4-6 of the module docstring over a pool whose scores are known (the one definition of
+    copies, language, filters, minimum similarity and diversity)."""
+    m = len(pool)
+    idx = np.arange(m)
+    weakest = float(pool.sims.min()) if m else -1.0
+    # 1. never the story itself or a copy of it
+    keep = (pool.keys != query.key) & (pool.sims < policy.near_copy)
+    if query.copy_code >= 0:
+        keep &= pool.copy_codes != query.copy_code
+    if query.url_code >= 0:
+        keep &= pool.url_codes != query.url_code
+    # 2. a list keeps to its story's language
+    if policy.keeps_language and query.language >= 0:
+        keep &= (pool.languages == query.language) | (pool.languages < 0)
+    idx = idx[keep]
+    # 3. best score first; equal scores by catalog key (a pure function of the catalog, whatever the search order)
+    idx = idx[np.lexsort((pool.keys[idx], -score[idx]))]
+    # 4. one link per copy group: greedy in score order (a candidate yields to an earlier kept one)
+    idx = idx[_first_of_each_copy_group(pool, idx, policy.near_copy)]
+    # 5. filters, then the minimum similarity (where the model reads the language)
+    if pool.allowed is not None:
+        idx = idx[pool.allowed[idx]]
+    if query.model_language:
+        idx = idx[pool.sims[idx] >= policy.min_similarity]
+    else:
+        idx = idx[pool.keyword[idx] > 0]
+    # 6. diversity, then the top k
+    picks = _mmr(idx, score, pool.pairwise, k, 1.0 - policy.diversity) if policy.diversity > 0 else idx[:k]
+    below_cut = query.model_language and weakest < policy.min_similarity
+    complete = len(picks) >= k or exhausted or below_cut
+    return Ranked(picks, score[picks], len(picks) < k, complete)
+
+
+def rank(query: Query, pool: Pool, policy: RankingPolicy, k: int, *, exhausted: bool) -> Ranked:
+    """The whole pipeline over one story's pool."""
+    return select(query, pool, scores(query, pool, policy), policy, k, exhausted=exhausted)
+
+
+def _first_of_each_copy_group(pool: Pool, order: np.ndarray, near_copy: float) -> np.ndarray:
+    """Mask over ``order``: True for the first (best) of each copy group -- same text, same page, or an
+    embedding cosine at or above ``near_copy`` with an earlier kept candidate."""
+    m = len(order)
+    if m < 2:
+        return np.ones(m, dtype=bool)
+    copies = pool.copy_codes[order]
+    urls = pool.url_codes[order]
+    near = pool.pairwise[np.ix_(order, order)] >= near_copy
+    same = (copies[:, None] == copies[None, :]) | ((urls[:, None] == urls[None, :]) & (urls[:, None] >= 0))
+    conflict = np.triu(near | same, k=1)  # conflict[i, j]: i earlier than j and they are copies
+    kept = np.ones(m, dtype=bool)
+    for j in np.flatnonzero(conflict.any(axis=0)):
+        if kept[conflict[:, j]].any():  # `kept` of earlier entries is final when j is reached
+            kept[j] = False
+    return kept
+
+
+def _mmr(order: np.ndarray, score: np.ndarray, pairwise: np.ndarray, k: int, lambda_: float) -> np.ndarray:
+    """Maximal marginal relevance over ``order`` (best first): each pick trades its score against its
+    highest cosine to what is already picked. Ties go to the earlier candidate."""
+    pool = list(order)
+    picked: list[int] = []
+    while pool and len(picked) < k:
+        if picked:
+            redundancy = pairwise[np.ix_(pool, picked)].max(axis=1)
+            gains = lambda_ * score[pool] - (1.0 - lambda_) * redundancy
+        else:
+            gains = lambda_ * score[pool]
+        best = int(np.argmax(gains))  # first of equal gains
+        picked.append(pool.pop(best))
+    return np.asarray(picked, dtype=np.int64)

@@ -104,6 +104,20 @@ KNOBS: dict[str, Knob] = {
     "keyword_weight": Knob(
         float, "share of the score that comes from keyword (TF-IDF) cosine; the rest is the embedding cosine", 0, 1
     ),
+    "keyword_gate": Knob(
+        float,
+        "embedding cosine from which keyword evidence counts fully; below it, less and less down to the minimum "
+        "similarity (shared words never lift a story the model finds distant)",
+        -1,
+        1,
+    ),
+    "keyword_prior_docs": Knob(
+        float,
+        "how many documents the background word list counts for in keyword weights (0 = the archive's own "
+        "counts only); makes weights sane in a small archive",
+        0,
+        1e9,
+    ),
     "min_similarity": Knob(
         float, "embedding cosine below which a story is not related (the list is returned short, not padded)", -1, 1
     ),
@@ -129,6 +143,8 @@ class RankingPolicy:
     (the numbers behind them: docs/evaluation.md)."""
 
     keyword_weight: float = 0.7
+    keyword_gate: float = 0.2
+    keyword_prior_docs: float = 0.0
     min_similarity: float = 0.2
     near_copy: float = 0.97
     time_half_life_days: float | None = None

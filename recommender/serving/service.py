@@ -21,9 +21,9 @@ from recommender.articles import Article, validate_article
 from recommender.controls.rules import Rule, remove_rules, save_rule
 from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
-from recommender.events.variants import DEFAULT_VARIANT
+from recommender.events.variants import DEFAULT_VARIANT, lists_variant
 from recommender.ingest.sources import Record
-from recommender.ranking import lists as related_lists
+from recommender.ranking.lists import related_seq
 from recommender.ranking.policy import NO_FILTERS, Filters
 from recommender.recommender import Recommender, RelatedList
 from recommender.reports import WriteReport
@@ -112,11 +112,11 @@ class Service:
 
     def _finish_list_updates(self, rec: Recommender) -> None:
         """Lists left behind by a crashed writer are finished now, if no other writer is active."""
-        if related_lists.related_seq(rec.store.catalog) == rec.store.catalog.last_seq():
+        if related_seq(rec.store.catalog) == rec.store.catalog.last_seq():
             return
         try:
             with acquire_write_lock(self.index_dir, timeout=0):
-                related_lists.catch_up(rec)
+                rec.lists.catch_up()
         except IndexBusy:
             log.info("another writer is active; it will bring the related lists up to date")
 
@@ -221,11 +221,11 @@ class Service:
         return Served(rec.index_version, rec.manifest.model, related, variant)
 
     def variants(self) -> tuple[str, ...]:
-        """The ranking variants a reader can be assigned to (A/B tests).
-
-        Only :data:`~recommender.events.variants.DEFAULT_VARIANT` until the index records named policy variants
-        (``Recommender.variants``, with their own precomputed lists); then their names."""
-        return (DEFAULT_VARIANT,)
+        """The ranking variants a reader can be assigned to (A/B tests): ``default`` (the index's policy) and the
+        named policies recorded with ``recommender policy set --variant NAME`` (``Recommender.variants``), each
+        with precomputed lists of its own."""
+        rec = self._current()
+        return (DEFAULT_VARIANT, *sorted(name for name in rec.variants if name != DEFAULT_VARIANT))
 
     def related(
         self,
@@ -241,7 +241,8 @@ class Service:
         with self._lock:
             self._maybe_refresh()
             rec = self._current()
-            return self._served(rec, rec.related(article_id, k, filters, explain=explain), variant)
+            related = rec.related(article_id, k, filters, lists_variant(variant), explain=explain)
+            return self._served(rec, related, variant)
 
     def related_nowait(
         self,
@@ -259,7 +260,7 @@ class Service:
             return None
         try:
             rec = self._current()
-            related = rec.stored_related(article_id, k, filters, explain=explain)
+            related = rec.stored_related(article_id, k, filters, lists_variant(variant), explain=explain)
             return None if related is None else self._served(rec, related, variant)
         finally:
             self._lock.release()
@@ -370,7 +371,7 @@ class Service:
 
     def _after_write(self, rec: Recommender) -> None:
         rec.store.catch_up()
-        related_lists.catch_up(rec)
+        rec.lists.catch_up()
         self._dirty = True
 
     # -- persistence ------------------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from recommender.articles import Article, article_from_json, url_key
-from recommender.ranking.keywords import distinct_terms, tokenize
 from recommender.storage.sql import Transaction, in_chunks, keyset_pages
 
 SCHEMA_VERSION = 1
@@ -46,17 +44,20 @@ CREATE INDEX IF NOT EXISTS articles_url ON articles(url_key);
 CREATE INDEX IF NOT EXISTS articles_content ON articles(content_hash);
 CREATE TABLE IF NOT EXISTS vectors (content_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS related (
-    key INTEGER PRIMARY KEY,                -- the article whose "Also Read" list this is
-    items TEXT NOT NULL,                    -- JSON [[key, similarity], ...], best first
-    short INTEGER NOT NULL                  -- 1: fewer related stories than the list depth exist
-);
+    variant TEXT NOT NULL,                  -- '' = the ranking policy; else a named variant (A/B)
+    key INTEGER NOT NULL,                   -- the article whose "Also Read" list this is
+    items TEXT NOT NULL,                    -- JSON [[key, similarity, score], ...], best first
+    short INTEGER NOT NULL,                 -- 1: fewer related stories than the list depth exist
+    PRIMARY KEY (variant, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS related_refs (   -- reverse of related.items: which lists show dst
+    variant TEXT NOT NULL,
     dst INTEGER NOT NULL,
     src INTEGER NOT NULL,
-    PRIMARY KEY (dst, src)
+    PRIMARY KEY (variant, dst, src)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS related_refs_src ON related_refs(src);  -- rewriting one list deletes its refs by src
-CREATE TABLE IF NOT EXISTS terms (           -- document frequency of each keyword (recommender.ranking.keywords)
+CREATE INDEX IF NOT EXISTS related_refs_src ON related_refs(variant, src);  -- rewriting one list deletes by src
+CREATE TABLE IF NOT EXISTS terms (           -- keyword snapshot: articles containing each term (ranking.keywords)
     term TEXT PRIMARY KEY,
     df INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -111,7 +112,6 @@ class Catalog:
     ) -> None:
         self.path = path
         self._parsed: OrderedDict[int, StoredArticle] = OrderedDict()
-        self._pending_terms: Counter[str] | None = None
         if not create and not path.exists():
             raise FileNotFoundError(path)
         self.conn = sqlite3.connect(path, timeout=30, check_same_thread=check_same_thread, isolation_level=None)
@@ -119,8 +119,8 @@ class Catalog:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
         if create or not read_only:
+            self._migrate_lists()
             self.conn.executescript(_SCHEMA)  # idempotent; also adds tables new in this version
-            self._backfill_terms()
         if create:
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -140,50 +140,15 @@ class Catalog:
             (key, value),
         )
 
-    def _backfill_terms(self) -> None:
-        """Count keyword document frequencies once for a catalog written before they were kept."""
-        if self.get_meta("terms_version") is not None:
-            return
-        with self.transaction():
-            if self.get_meta("terms_version") is not None:  # another process did it meanwhile
-                return
-            self.conn.execute("DELETE FROM terms")
-            df = distinct_terms(article_from_json(r[0]).text for r in self.conn.execute("SELECT data FROM articles"))
-            self.conn.executemany("INSERT INTO terms(term, df) VALUES (?, ?)", df.items())
-            self.set_meta("terms_version", "1")
-
-    @contextmanager
-    def batched_terms(self) -> Iterator[None]:
-        """Inside a transaction: sum every document-frequency change of the upserts and deletes in the block and
-        write them once at its end (a build of N articles: one statement per distinct term, not per article
-        and term). Nothing is written if the block raises (the transaction rolls back anyway)."""
-        self._pending_terms = Counter()
-        try:
-            yield
-            pending = self._pending_terms
-        finally:
-            self._pending_terms = None
-        changed = [(term, delta) for term, delta in pending.items() if delta]
-        self.conn.executemany(
-            "INSERT INTO terms(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df", changed
-        )
-        self.conn.executemany("DELETE FROM terms WHERE term = ? AND df <= 0", [(t,) for t, d in changed if d < 0])
-
-    def _count_terms(self, text: str, delta: int) -> None:
-        """Add ``delta`` to the document frequency of each distinct term of ``text`` (inside a transaction)."""
-        terms = set(tokenize(text))
-        if self._pending_terms is not None:
-            if delta == 1:
-                self._pending_terms.update(terms)  # counting an iterable runs in C
-            else:
-                self._pending_terms.subtract(dict.fromkeys(terms, -delta))
-            return
-        self.conn.executemany(
-            "INSERT INTO terms(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
-            [(term, delta) for term in terms],
-        )
-        if delta < 0:
-            self.conn.executemany("DELETE FROM terms WHERE term = ? AND df <= 0", [(term,) for term in terms])
+    def _migrate_lists(self) -> None:
+        """Lists stored by an older version (no variant column) are dropped: the next write or server start
+        recomputes every list (``related_seq`` is cleared), and keyword counts are re-taken with them."""
+        columns = [row[1] for row in self.conn.execute("PRAGMA table_info(related)")]
+        if columns and "variant" not in columns:
+            with self.transaction():
+                self.conn.execute("DROP TABLE IF EXISTS related")
+                self.conn.execute("DROP TABLE IF EXISTS related_refs")
+                self.conn.execute("DELETE FROM meta WHERE key IN ('related_seq', 'terms_version')")
 
     # -- reads ------------------------------------------------------------------------------------------------
     def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]:
@@ -281,14 +246,15 @@ class Catalog:
                 out[str(article_id)] = section
         return out
 
-    def copy_keys(self, keys: Sequence[int]) -> dict[int, tuple[str, str | None]]:
-        """``key -> (copy key, normalised URL)``: what the copy rules compare, without reading the article."""
-        out: dict[int, tuple[str, str | None]] = {}
+    def copy_keys(self, keys: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
+        """``key -> (copy key, normalised URL, language)``: what the copy and language rules compare, without
+        reading the article."""
+        out: dict[int, tuple[str, str | None, str | None]] = {}
         for chunk, marks in in_chunks([int(k) for k in keys]):
-            for key, copy_key, ukey in self.conn.execute(
-                f"SELECT key, copy_key, url_key FROM articles WHERE key IN ({marks})", chunk
+            for key, copy_key, ukey, language in self.conn.execute(
+                f"SELECT key, copy_key, url_key, language FROM articles WHERE key IN ({marks})", chunk
             ):
-                out[int(key)] = (copy_key, ukey)
+                out[int(key)] = (copy_key, ukey, language)
         return out
 
     def record_hashes(self, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
@@ -363,11 +329,7 @@ class Catalog:
         vector nothing uses any more.
         """
         now = datetime.now(UTC).isoformat()
-        before = self.conn.execute("SELECT content_hash, data FROM articles WHERE id = ?", (article.id,)).fetchone()
-        if before is None or before[0] != article.content_hash:
-            if before is not None:
-                self._count_terms(article_from_json(before[1]).text, -1)
-            self._count_terms(article.text, +1)
+        before = self.conn.execute("SELECT content_hash FROM articles WHERE id = ?", (article.id,)).fetchone()
         row = self.conn.execute(
             """
             INSERT INTO articles(id, url, url_key, published_at, section, language, data, content_hash, copy_key,
@@ -401,11 +363,10 @@ class Catalog:
     def delete(self, article_id: str) -> tuple[int, str] | None:
         """Remove one article (inside a transaction); returns its key and content hash, or None when absent."""
         row = self.conn.execute(
-            "DELETE FROM articles WHERE id = ? RETURNING key, content_hash, data", (article_id,)
+            "DELETE FROM articles WHERE id = ? RETURNING key, content_hash", (article_id,)
         ).fetchone()
         if row is None:
             return None
-        self._count_terms(article_from_json(row[2]).text, -1)
         self.conn.execute("INSERT INTO changes(key, op) VALUES (?, 'delete')", (int(row[0]),))
         return int(row[0]), str(row[1])
 

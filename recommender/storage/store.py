@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,8 +83,9 @@ class Manifest:
     recall_at_10: float | None = None
     max_memory_bytes: int | None = None  # the budget the index type was chosen for (kept for later saves)
     build: dict[str, Any] = field(default_factory=dict)
-    #: The ranking policy the lists were computed with (a copy: the catalog's ``meta.ranking_policy`` rules).
+    #: The ranking policy the lists were computed with, and A/B variants' (copies: the catalog's meta rules).
     ranking: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -198,7 +200,7 @@ class IndexStore:
         if not keys:
             return
         if supports_remove(self.index):
-            self.index.remove_ids(np.asarray(keys, dtype=np.int64))
+            self.index.remove_ids(np.asarray(keys, dtype=np.int64))  # type: ignore[arg-type]  # faiss takes arrays
         else:
             self.tombstones += len(keys)  # stale entries are dropped at query time (their key is gone or rescored)
 
@@ -282,7 +284,7 @@ class IndexStore:
         self.manifest.updated_at = utcnow()
         if build_info:
             self.manifest.build = build_info
-        self.manifest.ranking = self.recorded_policy()
+        self.manifest.ranking, self.manifest.variants = self.recorded_policies()
         self.manifest.save(self.folder)  # the commit point for the FAISS side
         if old_file and old_file != new_file:
             (self.folder / old_file).unlink(missing_ok=True)
@@ -291,14 +293,15 @@ class IndexStore:
         remove_stray_files(self.folder, keep=new_file)
         return self.manifest
 
-    def recorded_policy(self) -> dict[str, Any]:
-        """The ranking policy the catalog records (empty: the defaults)."""
-        raw = self.catalog.get_meta("ranking_policy")
-        return dict(json.loads(raw)) if raw else {}
+    def recorded_policies(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ranking policy and the A/B variants' that the catalog records (empty: the defaults, none)."""
+        policy = self.catalog.get_meta("ranking_policy")
+        variants = self.catalog.get_meta("ranking_variants")
+        return (dict(json.loads(policy)) if policy else {}), (dict(json.loads(variants)) if variants else {})
 
-    def record_policy(self, policy: dict[str, Any]) -> None:
-        """Mirror a newly recorded policy in the manifest (the catalog already holds it)."""
-        self.manifest.ranking = policy
+    def record_policy(self, policies: Mapping[str, Any]) -> None:
+        """Mirror newly recorded policies in the manifest (the catalog already holds them)."""
+        self.manifest.ranking, self.manifest.variants = self.recorded_policies()
         self.manifest.save(self.folder)
 
 
@@ -329,8 +332,8 @@ def build_faiss(catalog: Catalog, index_type: str, dimension: int) -> tuple[fais
             queries.append(vectors[:: max(1, count // RECALL_QUERIES)])
     if index_type == "flat" or not queries:
         return index, None
-    sample = np.vstack(queries)[:RECALL_QUERIES]
-    recall = measure_recall(index, sample, (v for _, v in catalog.iter_vectors()), k=10)
+    probe = np.vstack(queries)[:RECALL_QUERIES]
+    recall = measure_recall(index, probe, (v for _, v in catalog.iter_vectors()), k=10)
     return index, round(recall, 4)
 
 

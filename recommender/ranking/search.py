@@ -1,0 +1,185 @@
+"""Live ranking: one story's (or one text's) list, from a FAISS search, through the pipeline.
+
+What a stored list holds is this, computed in advance (:mod:`.bulk` for a whole archive, :mod:`.lists` after
+each write); a read searches live only when a stored list cannot answer (k deeper than stored, filters that
+leave fewer than k, a list not written yet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from recommender.articles import Article, normalise_for_copy, url_key
+from recommender.errors import ArticleNotFound
+from recommender.ranking.keywords import KeywordModel, TermVector, cosine
+from recommender.ranking.pipeline import Pool, Query, Ranked, pool_size, rank
+from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
+from recommender.storage.catalog import StoredArticle
+from recommender.storage.store import IndexStore
+from recommender.storage.vector_index import single_thread
+
+SECONDS_PER_DAY = 86400.0
+
+
+def days_of(published: datetime | None) -> float:
+    """A date as days since the epoch (nan when undated): what the time rules compare."""
+    return published.timestamp() / SECONDS_PER_DAY if published is not None else float("nan")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a list: its catalog key, embedding cosine to the story, and score (what orders the list)."""
+
+    key: int
+    similarity: float
+    score: float
+
+
+@dataclass(frozen=True)
+class RankedList:
+    """A list as the pipeline gives it: entries best first; ``short`` when fewer than k are related enough."""
+
+    entries: list[Entry]
+    short: bool
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The story a list is for (or a free text): its vector, keyword vector and facts."""
+
+    vector: np.ndarray
+    terms: TermVector | None
+    key: int = -1
+    copy_key: str | None = None
+    url: str | None = None
+    published: datetime | None = None
+    language: str | None = None
+
+
+class Codes:
+    """Small integers for strings within one pool (copy groups, pages, languages): equal strings, equal codes."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def __call__(self, value: str | None) -> int:
+        if value is None:
+            return -1
+        return self._codes.setdefault(value, len(self._codes))
+
+
+def language_of(value: str | None) -> str | None:
+    """A language as the rules compare it: the primary subtag, lower-cased (``en`` for ``en-GB``)."""
+    if not value:
+        return None
+    return value.strip().lower().replace("_", "-").split("-", 1)[0] or None
+
+
+class Ranker:
+    """Live ranking over an open index with one policy (what a stored list would hold, computed now)."""
+
+    def __init__(self, store: IndexStore, policy: RankingPolicy, keywords: KeywordModel) -> None:
+        self.store = store
+        self.policy = policy
+        self.keywords = keywords
+
+    # -- subjects ---------------------------------------------------------------------------------------------
+    def terms_of(self, stored: StoredArticle) -> TermVector:
+        article = stored.article
+        return self.keywords.vector(article.text, language_of(article.language), stored.content_hash)
+
+    def subject(self, article_id: str) -> Subject:
+        """An indexed story as the subject of its list."""
+        stored = self.store.catalog.get(article_id)
+        if stored is None:
+            raise ArticleNotFound(article_id)
+        vector = self.store.catalog.vector_for(stored.content_hash)
+        if vector is None:  # pragma: no cover - the catalog guarantees a vector per article
+            raise ArticleNotFound(article_id)
+        return self.subject_of(stored, vector)
+
+    def subject_of(self, stored: StoredArticle, vector: np.ndarray) -> Subject:
+        a = stored.article
+        return Subject(
+            vector, self.terms_of(stored), stored.key, stored.copy_key, a.url, a.published, language_of(a.language)
+        )
+
+    def text_subject(self, text: str, vector: np.ndarray, language: str | None = None) -> Subject:
+        """Free text (a draft, a search box) as a subject: no key, no URL, no date."""
+        copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
+        language = language_of(language)
+        return Subject(vector, self.keywords.vector(text, language), copy_key=copy_key, language=language)
+
+    # -- ranking ----------------------------------------------------------------------------------------------
+    def rank(self, subject: Subject, k: int, filters: Filters = NO_FILTERS) -> RankedList:
+        """The subject's list: ask the index for more candidates until k survive the pipeline or the archive
+        is exhausted (filters applied after a nearest-neighbour search otherwise silently shrink the list)."""
+        with single_thread():
+            return self._rank(subject, k, filters)
+
+    def _rank(self, subject: Subject, k: int, filters: Filters) -> RankedList:
+        total = int(self.store.index.ntotal)
+        n = min(total, pool_size(k))
+        while True:
+            _, found = self.store.search(subject.vector, n) if n > 0 else (None, np.zeros(0, dtype=np.int64))
+            ranked, entries = self.rank_keys(subject, [int(key) for key in found], k, filters, exhausted=n >= total)
+            if ranked.complete:
+                return RankedList(entries, ranked.short)
+            n = min(total, n * 4)
+
+    def rank_keys(
+        self, subject: Subject, keys: Sequence[int], k: int, filters: Filters = NO_FILTERS, *, exhausted: bool = True
+    ) -> tuple[Ranked, list[Entry]]:
+        """The pipeline over given candidates (deleted keys -- tombstones of a graph index -- are skipped)."""
+        with single_thread():
+            query, pool = self.pool(subject, keys, filters)
+        ranked = rank(query, pool, self.policy, k, exhausted=exhausted)
+        entries = [
+            Entry(int(pool.keys[i]), float(pool.sims[i]), float(s))
+            for i, s in zip(ranked.picks, ranked.scores, strict=True)
+        ]
+        return ranked, entries
+
+    def pool(self, subject: Subject, keys: Sequence[int], filters: Filters = NO_FILTERS) -> tuple[Query, Pool]:
+        """The subject as a :class:`Query` and the candidates as a :class:`Pool` (codes shared between them)."""
+        unique = list(dict.fromkeys(int(key) for key in keys))
+        catalog = self.store.catalog
+        rows = catalog.get_many(unique)
+        vectors = catalog.vectors_for_keys(list(rows))
+        present = [key for key in unique if key in rows and key in vectors]
+        copies, pages, languages = Codes(), Codes(), Codes()
+        query = Query(
+            key=subject.key,
+            copy_code=copies(subject.copy_key),
+            url_code=pages(url_key(subject.url) if subject.url else None),
+            days=days_of(subject.published),
+            language=languages(subject.language),
+            has_terms=bool(subject.terms),
+        )
+        matrix = (
+            np.vstack([vectors[key] for key in present])
+            if present
+            else np.zeros((0, len(subject.vector)), dtype=np.float32)
+        )
+        articles: list[Article] = [rows[key].article for key in present]
+        keyword = np.zeros(len(present), dtype=np.float64)
+        if subject.terms:
+            for i, key in enumerate(present):
+                keyword[i] = cosine(subject.terms, self.terms_of(rows[key]))
+        pool = Pool(
+            keys=np.asarray(present, dtype=np.int64),
+            sims=matrix.astype(np.float64) @ subject.vector.astype(np.float64),
+            keyword=keyword,
+            copy_codes=np.asarray([copies(rows[key].copy_key) for key in present], dtype=np.int64),
+            url_codes=np.asarray([pages(url_key(a.url) if a.url else None) for a in articles], dtype=np.int64),
+            days=np.asarray([days_of(a.published) for a in articles], dtype=np.float64),
+            languages=np.asarray([languages(language_of(a.language)) for a in articles], dtype=np.int64),
+            pairwise=(matrix @ matrix.T).astype(np.float64),
+            allowed=None if filters.empty else np.asarray([filters.passes(a) for a in articles], dtype=bool),
+        )
+        return query, pool
