@@ -397,3 +397,16 @@ def test_readers_are_split_between_named_variants_with_their_own_lists(fake_inde
     assert data["by_variant"]["b"]["clicked"] == 1 and data["by_variant"]["default"]["views"] == 1
     removed = runner.invoke(app, ["policy", "remove-variant", "b", "--index", str(fake_index)])
     assert removed.exit_code == 0 and removed.stdout.strip() == "variant 'b' removed"
+
+
+def test_a_segment_deleted_while_serving_is_started_anew(tmp_path: Path) -> None:
+    """A site's clean-up removes the event folder while the server runs: later events are not written into a
+    deleted file."""
+    import shutil
+
+    store = EventLog(tmp_path / "events")
+    store.append([{"ts": "t", "n": 1}])
+    shutil.rmtree(tmp_path / "events")
+    store.append([{"ts": "t", "n": 2}])
+    store.close()
+    assert [r["n"] for r in EventReader(tmp_path / "events")] == [2]

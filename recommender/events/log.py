@@ -109,7 +109,12 @@ class EventLog:
     def _write(self, data: bytes) -> None:
         now = datetime.now(UTC)
         day = now.strftime("%Y%m%d")
-        if self._fd is None or day != self._day or (self._size and self._size + len(data) > self.segment_bytes):
+        if (
+            self._fd is None
+            or day != self._day
+            or (self._size and self._size + len(data) > self.segment_bytes)
+            or os.fstat(self._fd).st_nlink == 0  # the segment was deleted (a clean-up while serving): start anew
+        ):
             self._open_segment(now)
         assert self._fd is not None
         view = memoryview(data)
