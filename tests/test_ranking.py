@@ -172,3 +172,24 @@ def test_filters_read_a_link_card() -> None:
     assert not Filters(since=datetime(2024, 2, 1, tzinfo=UTC)).passes(Article(id="y", title="undated"))
     merged = Filters(section="sport").merged(Filters(exclude=frozenset({"x"})))
     assert merged.section == "sport" and merged.exclude == {"x"}
+
+
+def test_which_languages_the_model_reads() -> None:
+    policy = RankingPolicy()
+    assert policy.reads("sentence-transformers/all-MiniLM-L6-v2") == {"en"}
+    assert policy.reads("/models/all-mpnet-base-v2") == {"en"}
+    assert policy.reads("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2") is None
+    assert policy.reads("my-own-model") is None  # unknown: trusted with every language
+    assert RankingPolicy(model_languages="*").reads("all-MiniLM-L6-v2") is None
+    assert RankingPolicy(model_languages="en,de").reads("all-MiniLM-L6-v2") == {"en", "de"}
+    with pytest.raises(PolicyError, match="comma-separated language codes"):
+        RankingPolicy.from_mapping({"model_languages": "English"})
+
+
+def test_a_foreign_story_searches_on_until_its_pool_holds_enough_of_its_language() -> None:
+    query = Query(key=1, copy_code=1, language=5, model_language=False)
+    p = pool([0.9, 0.8, 0.7], keyword=[0.3, 0.0, 0.2], languages=[5, 6, 5])
+    policy = RankingPolicy(language="same")
+    ranked = rank(query, p, policy, 5, exhausted=False)
+    assert keys(ranked, p) == [10, 12] and not ranked.complete  # 2 of its language in the pool: look further
+    assert rank(query, p, policy, 5, exhausted=True).complete

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -52,6 +53,28 @@ class Embedder(Protocol):
 
 EmbedderFactory = Callable[[str, str], Embedder]
 _REGISTRY: dict[str, EmbedderFactory] = {}
+
+
+#: Languages the sentence-transformers models this project knows were trained on (None: many languages).
+#: all-MiniLM-L6-v2 and all-mpnet-base-v2 learned from English data: any other language comes out as noise.
+_MODEL_LANGUAGES: dict[str, frozenset[str] | None] = {
+    "all-minilm-l6-v2": frozenset({"en"}),
+    "all-minilm-l12-v2": frozenset({"en"}),
+    "all-mpnet-base-v2": frozenset({"en"}),
+    "paraphrase-multilingual": None,
+    "distiluse-base-multilingual": None,
+    "labse": None,
+    "multilingual-e5": None,
+}
+
+
+def model_languages(model: str) -> frozenset[str] | None:
+    """The languages ``model`` reads (by its name, for the models above); None when it reads many or is unknown."""
+    name = Path(model.rstrip("/")).name.lower()
+    for known, languages in _MODEL_LANGUAGES.items():
+        if name.startswith(known):
+            return languages
+    return None
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:

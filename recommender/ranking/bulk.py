@@ -57,6 +57,7 @@ class Archive:
     languages: np.ndarray  # int64 language code; -1 = unknown
     terms: sp.csr_matrix  # float64 (n, vocabulary): unit TF-IDF rows (empty row = no keyword evidence)
     vocabulary: list[str]  # column -> term
+    language_names: list[str]  # language code -> primary subtag
     df: np.ndarray  # int64: articles containing each column's term (the new keyword snapshot)
 
     def rows_of(self, keys: np.ndarray) -> np.ndarray:
@@ -152,6 +153,7 @@ def load_archive(catalog: Catalog, policy: RankingPolicy, page: int = 5000) -> A
         languages=row_language,
         terms=matrix,
         vocabulary=terms,
+        language_names=sorted(language_ids, key=language_ids.__getitem__),
         df=df,
     )
 
@@ -166,11 +168,13 @@ def rank_all(
     total: int,
     policy: RankingPolicy,
     k: int,
+    reads: frozenset[str] | None = None,
     batch: int = BATCH,
 ) -> Iterator[tuple[int, Ranked, Pool]]:
     """``(archive row, list, pool)`` for every story; ``search(vectors, n)`` returns an (len, n) array of keys
-    (-1 = none) from the FAISS index, and ``total`` is its entry count. A list whose ``complete`` is False
-    needs a deeper (live) search."""
+    (-1 = none) from the FAISS index, and ``total`` is its entry count; ``reads`` the languages the model reads
+    (None: all). A list whose ``complete`` is False needs a deeper (live) search."""
+    foreign = np.asarray([reads is not None and name not in reads for name in archive.language_names], dtype=bool)
     n = min(total, pool_size(k))
     started = time.monotonic()
     for start in range(0, len(archive.keys), batch):
@@ -178,7 +182,7 @@ def rank_all(
         queries = archive.vectors[start:stop]
         found = search(queries, n) if n > 0 else np.full((stop - start, 0), -1, dtype=np.int64)
         with one_blas_thread():  # many small products: one thread each is faster than a team (see there)
-            ranked = list(_rank_batch(archive, policy, k, start, stop, found, exhausted=n >= total))
+            ranked = list(_rank_batch(archive, policy, k, start, stop, found, foreign, exhausted=n >= total))
         yield from ranked
         if start // batch % 20 == 0:
             log.info(
@@ -187,7 +191,15 @@ def rank_all(
 
 
 def _rank_batch(
-    archive: Archive, policy: RankingPolicy, k: int, start: int, stop: int, found: np.ndarray, *, exhausted: bool
+    archive: Archive,
+    policy: RankingPolicy,
+    k: int,
+    start: int,
+    stop: int,
+    found: np.ndarray,
+    foreign: np.ndarray,
+    *,
+    exhausted: bool,
 ) -> Iterator[tuple[int, Ranked, Pool]]:
     """The pipeline for archive rows ``start:stop`` whose search results (catalog keys) are ``found``."""
     queries = archive.vectors[start:stop]
@@ -212,6 +224,7 @@ def _rank_batch(
             days=float(archive.days[row]),
             language=int(archive.languages[row]),
             has_terms=bool(archive.terms.indptr[row + 1] > archive.terms.indptr[row]),
+            model_language=not (archive.languages[row] >= 0 and foreign[archive.languages[row]]),
         )
         pool = Pool(
             keys=archive.keys[cand],

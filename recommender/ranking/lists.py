@@ -265,7 +265,8 @@ class Lists:
             rows.clear()
 
         search = self.store.search_many
-        for row, ranked, pool in bulk.rank_all(archive, search, int(self.store.index.ntotal), policy, DEPTH):
+        total = int(self.store.index.ntotal)
+        for row, ranked, pool in bulk.rank_all(archive, search, total, policy, DEPTH, ranker.reads):
             key = int(archive.keys[row])
             if ranked.complete:
                 entries = [

@@ -102,11 +102,13 @@ def scores(query: Query, pool: Pool, policy: RankingPolicy) -> np.ndarray:
     """Each candidate's score for the story (rounded to :data:`SCORE_DECIMALS`).
 
     ``(1 - w) * cosine + w * keyword cosine * gate``, times the time factor. For a story in a language the
-    model was not trained on, the cosine is noise: keyword evidence alone ranks it.
+    model was not trained on the cosine is noise: the keyword share is ``foreign_keyword_weight`` and the gate,
+    which trusts the cosine, is off.
     """
     sims = pool.sims
     if not query.model_language and query.has_terms:
-        base = pool.keyword.copy()
+        w = policy.foreign_keyword_weight
+        base = (1.0 - w) * sims + w * pool.keyword
     elif policy.keyword_weight > 0 and query.has_terms:
         w = policy.keyword_weight
         base = (1.0 - w) * sims + w * pool.keyword * keyword_gate(sims, policy)
@@ -139,6 +141,7 @@ def select(
     if policy.keeps_language and query.language >= 0:
         keep &= (pool.languages == query.language) | (pool.languages < 0)
     idx = idx[keep]
+    eligible = len(idx)
     # 3. best score first; equal scores by catalog key (a pure function of the catalog, whatever the search order)
     idx = idx[np.lexsort((pool.keys[idx], -score[idx]))]
     # 4. one link per copy group: greedy in score order (a candidate yields to an earlier kept one)
@@ -148,12 +151,15 @@ def select(
         idx = idx[pool.allowed[idx]]
     if query.model_language:
         idx = idx[pool.sims[idx] >= policy.min_similarity]
-    else:
-        idx = idx[pool.keyword[idx] > 0]
+    else:  # the cosine says nothing: shared words decide what is related
+        idx = idx[pool.keyword[idx] >= max(policy.min_keyword_similarity, 1e-12)]
     # 6. diversity, then the top k
     picks = _mmr(idx, score, pool.pairwise, k, 1.0 - policy.diversity) if policy.diversity > 0 else idx[:k]
-    below_cut = query.model_language and weakest < policy.min_similarity
-    complete = len(picks) >= k or exhausted or below_cut
+    if query.model_language:  # nothing further down the index can pass the cut
+        enough = weakest < policy.min_similarity
+    else:  # a pool as large as a first one, all in the story's language, was ranked by its words
+        enough = eligible >= pool_size(k)
+    complete = len(picks) >= k or exhausted or enough
     return Ranked(picks, score[picks], len(picks) < k, complete)
 
 

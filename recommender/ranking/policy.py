@@ -12,6 +12,7 @@ out); they never change a stored list, they are applied to it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -37,10 +38,14 @@ class Knob:
     high: float | None = None
     choices: tuple[str, ...] = ()
     optional: bool = False  # None allowed (the step is off)
+    pattern: str | None = None  # a free string must match this (regular expression)
+    describe: str = ""  # what a string must be, for the error
 
     def allowed(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.pattern:
+            return self.describe
         if self.kind is bool:
             return "true or false"
         what = "a number" if self.kind is float else "a whole number"
@@ -58,8 +63,11 @@ class Knob:
             if self.optional:
                 return None
             raise PolicyError(f"ranking.{key} = none: must be {self.allowed()}")
-        if self.choices:
-            if not isinstance(value, str) or value not in self.choices:
+        if self.choices or self.pattern:
+            ok = isinstance(value, str) and (
+                value in self.choices if self.choices else re.fullmatch(self.pattern or "", value) is not None
+            )
+            if not ok:
                 raise PolicyError(f"ranking.{key} = {value!r}: must be {self.allowed()}")
             return value
         if self.kind is bool:
@@ -85,7 +93,7 @@ def _from_text(text: str, knob: Knob) -> Any:
     lowered = text.lower()
     if lowered in ("none", "off", "null", "") and knob.optional:
         return None
-    if knob.choices:
+    if knob.choices or knob.pattern:
         return text
     if knob.kind is bool:
         if lowered in ("true", "yes", "on", "1"):
@@ -134,6 +142,24 @@ KNOBS: dict[str, Knob] = {
         float, "diversity (MMR): 0 = pure relevance; higher values push near-identical angles apart", 0, 0.99
     ),
     "language": Knob(str, "same = a list stays in its story's language; any = languages mix", choices=("same", "any")),
+    "model_languages": Knob(
+        str,
+        "languages the embedding model reads: auto (known for the packaged models), * (all), or codes like en,de",
+        pattern=r"auto|\*|[a-z]{2,3}(,[a-z]{2,3})*",
+        describe="auto, * or comma-separated language codes such as en,de",
+    ),
+    "foreign_keyword_weight": Knob(
+        float,
+        "keyword share of the score for a story in a language the model does not read (its cosines are noise)",
+        0,
+        1,
+    ),
+    "min_keyword_similarity": Knob(
+        float,
+        "keyword cosine below which a story in a language the model does not read is not related",
+        0,
+        1,
+    ),
 }
 
 
@@ -151,6 +177,9 @@ class RankingPolicy:
     time_weight: float = 0.2
     diversity: float = 0.0
     language: str = "any"
+    model_languages: str = "auto"
+    foreign_keyword_weight: float = 1.0
+    min_keyword_similarity: float = 0.05
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -187,6 +216,16 @@ class RankingPolicy:
     @property
     def keeps_language(self) -> bool:
         return self.language == "same"
+
+    def reads(self, model: str) -> frozenset[str] | None:
+        """The languages the embedding ``model`` reads under this policy (None: every language)."""
+        if self.model_languages == "*":
+            return None
+        if self.model_languages == "auto":
+            from recommender.embedding.base import model_languages
+
+            return model_languages(model)
+        return frozenset(self.model_languages.split(","))
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class Ranker:
         self.store = store
         self.policy = policy
         self.keywords = keywords
+        self.reads = policy.reads(store.manifest.model)  # None: the model reads every language
 
     # -- subjects ---------------------------------------------------------------------------------------------
     def terms_of(self, stored: StoredArticle) -> TermVector:
@@ -160,6 +161,7 @@ class Ranker:
             days=days_of(subject.published),
             language=languages(subject.language),
             has_terms=bool(subject.terms),
+            model_language=self.reads is None or subject.language is None or subject.language in self.reads,
         )
         matrix = (
             np.vstack([vectors[key] for key in present])
