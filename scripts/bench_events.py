@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -33,6 +32,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import bench  # noqa: E402 - scripts/bench.py, beside this one
 
 from recommender.events.log import EventReader  # noqa: E402
 
@@ -77,23 +78,11 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, str
         text=True,
         check=True,
     ).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"50%\s+([\d.]+\w+)", out)
-    p99 = re.search(r"99%\s+([\d.]+\w+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    bad = int(errors.group(1)) if errors else 0
-    bad += sum(int(g) for g in sockets.groups()) if sockets else 0
-    if not (rate and p50 and p99 and total):
-        raise RuntimeError("could not read wrk's report:\n" + out)
-    return {
-        "requests": total.group(1),
-        "rps": rate.group(1),
-        "p50": p50.group(1),
-        "p99": p99.group(1),
-        "errors": str(bad),
-    }
+    row = bench._wrk_row(out, 0, 1, connections, seconds)  # the one reader of wrk's report (scripts/bench.py)
+    if isinstance(row, str):
+        raise RuntimeError(row)
+    requests, rps, p50, p99, errors = row[4:]
+    return {"requests": requests, "rps": rps, "p50": f"{p50} ms", "p99": f"{p99} ms", "errors": errors}
 
 
 READ_LUA = """

@@ -171,14 +171,7 @@ class Rule:
         """The JSON shape of ``GET /v1/rules`` and ``rule list --json``."""
         out: dict[str, Any] = {
             "id": self.id,
-            "kind": self.kind,
-            "target_type": self.target_type,
-            "target": self.target,
-            "scope_type": self.scope_type,
-            "scope": self.scope,
-            "position": self.position,
-            "until": iso(self.until) if self.until else None,
-            "note": self.note,
+            **self.row(),
             "created_at": iso(self.created_at) if self.created_at else None,
             "description": self.describe(),
         }
