@@ -24,11 +24,13 @@ from recommender.errors import (
     ModelUnavailable,
     RecommenderError,
     SourceError,
+    StorageError,
+    StorageFull,
 )
 from recommender.ranking.policy import Filters, RankingPolicy
 from recommender.recommender import Recommender, RelatedList, Suggestion
 from recommender.reports import WriteReport
-from recommender.writer import add_articles, build_index, delete_articles
+from recommender.writer import add_articles, build_index, delete_articles, reindex
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -48,6 +50,8 @@ __all__ = [
     "RecommenderError",
     "RelatedList",
     "SourceError",
+    "StorageError",
+    "StorageFull",
     "Suggestion",
     "WriteReport",
     "add_articles",
@@ -55,6 +59,7 @@ __all__ = [
     "delete_articles",
     "load_embedder",
     "register_embedder",
+    "reindex",
     "validate_article",
 ]
 

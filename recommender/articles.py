@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -31,7 +32,7 @@ class Article:
     title: str = ""
     body: str = ""
     url: str | None = None
-    published_at: str | None = None  # ISO 8601, normalised to UTC
+    published_at: str | None = None  # ISO 8601, normalised to UTC (metadata "published_at_source": where from)
     section: str | None = None
     tags: tuple[str, ...] = ()
     language: str | None = None
@@ -142,15 +143,80 @@ def url_key(url: str) -> str:
     return key
 
 
-def parse_datetime(value: str) -> str:
-    """Parse an ISO 8601 date or date-time; naive values are taken as UTC. Returns ISO 8601 in UTC."""
+def parse_datetime(value: str, default_tz: tzinfo | None = None) -> str:
+    """Parse an ISO 8601 date or date-time, keeping its zone; a naive value is in ``default_tz`` (UTC when None).
+    Returns ISO 8601 in UTC, so stored dates compare as strings."""
     text = value.strip()
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)  # raises ValueError
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat()
+        parsed = parsed.replace(tzinfo=default_tz or UTC)
+    try:
+        return parsed.astimezone(UTC).isoformat()
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000 in UTC
+        raise ValueError(f"{value!r} is outside the years 1-9999 once moved to UTC") from None
+
+
+# -- stored URLs: cleaned once, here ---------------------------------------------------------------------------
+
+
+def resolve_url(url: str, base: str | None) -> str:
+    """``url`` made absolute against ``base`` (the page's or the feed channel's address) when it is relative
+    (``/world/2023/...``, ``story.html``, ``//host/path``); an absolute URL, or no base, is returned as is."""
+    from urllib.parse import urljoin, urlsplit
+
+    url = url.strip()
+    if not base or urlsplit(url).scheme:
+        return url
+    return urljoin(base.strip(), url)
+
+
+#: Newsroom trackers courlan's list does not have (the Guardian's ``CMP``, MSN's ``ocid``, HubSpot, Marketo).
+_MORE_TRACKERS = frozenset({"cmp", "ocid", "_hsenc", "_hsmi", "mkt_tok", "s_cid", "ito", "ns_mchannel", "ns_source"})
+
+
+def _is_tracker(name: str) -> bool:
+    from courlan.clean import TRACKERS_RE
+
+    name = name.lower()
+    return name in _MORE_TRACKERS or bool(TRACKERS_RE.search(name))
+
+
+def strip_tracking(url: str) -> str:
+    """``url`` without the query parameters that only track the reader (``utm_*``, ``fbclid``, ``gclid``,
+    ``mc_cid``, ...: courlan's list, the library trafilatura uses, and a few more) and without a tracking
+    fragment. Everything else -- scheme, host, path, other parameters and their order -- is kept as it was."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query and not parts.fragment:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not _is_tracker(k)]
+    query = parts.query if len(kept) == len(pairs) else urlencode(kept)
+    fragment = "" if parts.fragment and _is_tracker(parts.fragment.split("=", 1)[0]) else parts.fragment
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
+
+
+def clean_url(url: str, base: str | None = None) -> str:
+    """The URL to store for an article: relative links resolved against ``base``, tracking parameters dropped.
+    A relative URL without a base stays site-relative."""
+    return strip_tracking(resolve_url(url, base))
+
+
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
+
+
+def normalise_language(value: str | None) -> str | None:
+    """A language tag as its lowercase primary subtag: ``en-US``, ``EN_gb`` and ``en`` are all ``en``; ``de-AT``
+    is ``de``. Not a tag (empty, ``und``, ``x-default``, a name): None, so the language can be detected."""
+    if not value:
+        return None
+    primary = value.strip().replace("_", "-").split("-", 1)[0].lower()
+    if not _LANGUAGE_RE.fullmatch(primary) or primary in ("und", "mul", "zxx"):
+        return None
+    return primary
 
 
 def _string(raw: dict[str, Any], key: str, location: str, limit: int) -> str | None:
@@ -168,6 +234,8 @@ def _string(raw: dict[str, Any], key: str, location: str, limit: int) -> str | N
 
 
 def _tags(raw: dict[str, Any], location: str) -> tuple[str, ...]:
+    """Tags as a list: a comma-separated string is split, entities (``&amp;``) unescaped, and repeats (in any
+    letter case) dropped, keeping the first spelling."""
     value = raw.get("tags")
     if value is None or value == "":
         return ()
@@ -180,21 +248,87 @@ def _tags(raw: dict[str, Any], location: str) -> tuple[str, ...]:
             location, f"field 'tags' must be a list or a comma-separated string, not {type(value).__name__}"
         )
     tags: list[str] = []
+    seen: set[str] = set()
     for item in items:
         if not isinstance(item, str):
             raise InvalidArticle(location, "field 'tags' must hold only strings")
-        item = item.strip()
+        item = " ".join(html.unescape(item).split())
         if len(item) > MAX_SHORT_FIELD_CHARS:
             raise InvalidArticle(location, f"a tag is {len(item):,} characters (limit {MAX_SHORT_FIELD_CHARS:,})")
-        if item:
+        if item and item.casefold() not in seen:
+            seen.add(item.casefold())
             tags.append(item)
     return tuple(tags)
 
 
-def validate_article(raw: Any, location: str) -> Article:
-    """Turn one raw record into an :class:`Article`, or raise :class:`InvalidArticle` naming ``location``."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def reject_lone_surrogates(raw: dict[str, Any], location: str) -> None:
+    """Refuse a record holding a lone UTF-16 surrogate (JSON's ``"\\ud800"``) in any field, key, tag or nested
+    value: it is not Unicode, cannot be encoded as UTF-8, and would otherwise fail the whole batch later."""
+    stack: list[tuple[str, Any]] = [(str(key), value) for key, value in raw.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                raise InvalidArticle(
+                    location, f"field {where!r} contains a lone surrogate (U+{ord(found.group()):04X}), not Unicode"
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    raise InvalidArticle(location, f"a key of field {where!r} contains a lone surrogate, not Unicode")
+                stack.append((where, item))
+        elif isinstance(value, list | tuple):
+            stack.extend((where, item) for item in value)
+    for key in raw:
+        if isinstance(key, str) and _SURROGATE.search(key):
+            raise InvalidArticle(location, "a field name contains a lone surrogate, not Unicode")
+
+
+#: URL schemes a link may have; anything else (``javascript:``, ``data:``, ``vbscript:``...) is refused.
+SAFE_SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def link_problem(url: str) -> str | None:
+    """Why ``url`` may not be stored or written as a link, or None when it is safe: only ``http(s)://host...``
+    and site-relative paths (``/news/1``) are. Browsers drop tabs and newlines inside a URL and spaces and control
+    characters around it (``java\tscript:`` runs as ``javascript:``), so any control character is refused too."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "contains control characters"
+    text = url.strip()
+    scheme = _SCHEME.match(text)
+    if scheme is not None:
+        if scheme.group(1).lower() not in SAFE_SCHEMES:
+            return f"has the scheme {scheme.group(1).lower()!r} (only http and https links are kept)"
+        rest = text[scheme.end() :]
+        if not rest.startswith("//") or not rest[2:].lstrip("/\\"):
+            return "has no host"
+        return None
+    if text.startswith(("//", "/\\", "\\")):
+        return "is protocol-relative (give http:// or https://)"
+    if not text.startswith("/"):
+        return "is neither an http(s) URL nor a site-relative path starting with /"
+    return None
+
+
+def is_safe_link(url: str | None) -> bool:
+    """Whether a renderer may write ``url`` as a link (every renderer checks again: older catalogs may hold
+    links from before they were checked at the edge)."""
+    return url is not None and url != "" and link_problem(url) is None
+
+
+def validate_article(raw: Any, location: str, *, default_tz: tzinfo | None = None) -> Article:
+    """Turn one raw record into an :class:`Article`, or raise :class:`InvalidArticle` naming ``location``.
+
+    A ``published_at`` without a zone is in ``default_tz`` (UTC when None); the stored URL has its tracking
+    parameters removed (:func:`clean_url`)."""
     if not isinstance(raw, dict):
         raise InvalidArticle(location, f"expected an object with an 'id', got {type(raw).__name__}")
+    reject_lone_surrogates(raw, location)
     raw_id = raw.get("id")
     if isinstance(raw_id, int) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)  # CMS exports often carry numeric ids
@@ -214,22 +348,28 @@ def validate_article(raw: Any, location: str) -> Article:
     published_at = None
     if published_raw:
         try:
-            published_at = parse_datetime(published_raw)
-        except ValueError:
-            raise InvalidArticle(where, f"published_at {published_raw!r} is not an ISO 8601 date") from None
+            published_at = parse_datetime(published_raw, default_tz)
+        except ValueError as exc:
+            reason = "is outside the years 1-9999 in UTC" if "outside" in str(exc) else "is not an ISO 8601 date"
+            raise InvalidArticle(where, f"published_at {published_raw!r} {reason}") from None
     metadata = {key: value for key, value in raw.items() if key not in KNOWN_FIELDS}
     try:
         json.dumps(metadata)
     except (TypeError, ValueError):
         raise InvalidArticle(where, "extra fields must be JSON values") from None
+    url = _string(raw, "url", where, MAX_SHORT_FIELD_CHARS)
+    if url is not None:
+        problem = link_problem(url)
+        if problem is not None:
+            raise InvalidArticle(where, f"url {url[:80]!r} {problem}")
     return Article(
         id=article_id,
         title=title,
         body=body,
-        url=_string(raw, "url", where, MAX_SHORT_FIELD_CHARS),
+        url=clean_url(url) if url else None,
         published_at=published_at,
         section=_string(raw, "section", where, MAX_SHORT_FIELD_CHARS),
         tags=_tags(raw, where),
-        language=_string(raw, "language", where, MAX_SHORT_FIELD_CHARS),
+        language=normalise_language(_string(raw, "language", where, MAX_SHORT_FIELD_CHARS)),
         metadata=metadata,
     )

@@ -86,3 +86,11 @@ class InvalidTime(RecommenderError):
 
 class DistributedError(RecommenderError):
     """A build on Ray cannot run: Ray is not installed, the cluster cannot be reached, or the job failed."""
+
+
+class StorageFull(RecommenderError):
+    """The disk (or the quota, or the file size limit) is full: nothing more can be written to the index."""
+
+
+class StorageError(RecommenderError):
+    """Reading or writing the index folder failed at the operating system (an I/O error, a permission)."""

@@ -28,6 +28,9 @@ class WriteReport:
     not_found: list[str] = field(default_factory=list)
     seconds: float = 0.0
     manifest: Manifest | None = None
+    #: Set when the catalog committed the write but a later step (the FAISS file, the lists) failed on I/O:
+    #: the write is done and durable, what failed is finished by the next open or write.
+    incomplete: str | None = None
 
     def summary(self) -> str:
         parts = [
@@ -51,4 +54,5 @@ class WriteReport:
             "rejected": [str(r) for r in self.rejected],
             "not_found": self.not_found,
             "seconds": round(self.seconds, 3),
+            "incomplete": self.incomplete,
         }

@@ -108,6 +108,18 @@ SPECS: dict[str, Spec] = {
     "workers": Spec(int, 1, 64),
     "events_dir": Spec(str),
     "events_rate": Spec(float, 0, 1_000_000),
+    "api_key_file": Spec(str),
+    "max_header_bytes": Spec(int, 1_024, 1_048_576),
+    "max_headers": Spec(int, 8, 1_000),
+    "max_url_bytes": Spec(int, 256, 1_048_576),
+    "header_timeout": Spec(float, 0.1, 3600),
+    "body_timeout": Spec(float, 0.1, 3600),
+    "keep_alive_timeout": Spec(float, 0.1, 3600),
+    "max_connections": Spec(int, 8, 1_000_000),
+    "max_per_client": Spec(int, 1, 100_000),
+    "max_live_searches": Spec(int, 1, 1_000),
+    "cache_bytes": Spec(int, 0, 100_000_000_000),
+    "trusted_proxies": Spec(list),
 }
 
 
@@ -132,6 +144,21 @@ class Settings:
     workers: int = 1
     events_dir: str | None = None  # where POST /v1/events stores impressions and clicks; None: INDEX/events
     events_rate: float = 50.0  # event requests per second per client address before 429 (0: no limit)
+    #: A file holding the API key (first line), so the key is not on the command line for ``ps`` to show.
+    api_key_file: str | None = None
+    # Limits of the HTTP server itself (recommender.serving.http.limits): enforced before the app sees a request.
+    max_header_bytes: int = 32_768  # request line + headers; over it: 431 and the connection is closed
+    max_headers: int = 100  # header fields; over it: 431
+    max_url_bytes: int = 8_192  # the request target (path + query); over it: 414
+    header_timeout: float = 10.0  # seconds from a request's first byte (or the connection) to its last header
+    body_timeout: float = 30.0  # seconds to receive a request body
+    keep_alive_timeout: float = 5.0  # an idle kept-alive connection is closed after this
+    max_connections: int = 1_000  # open connections; past it the oldest idle or still-reading one is closed
+    max_per_client: int = 32  # uncached requests in flight from one client address; over it: 429
+    max_live_searches: int = 2  # live searches (k beyond the stored list, unmatched filters, free text) at once
+    cache_bytes: int = 64 * 1024 * 1024  # memory of the in-process cache of encoded GET answers
+    #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the client address the limits count).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     #: The ``[ranking]`` table of the config file, applied over the defaults; None when the file has none (an
     #: index then keeps the policy it records).
     ranking: RankingPolicy | None = None
@@ -155,6 +182,7 @@ class Settings:
         data = json.loads(text)
         ranking = data.pop("ranking", None)
         data["cors_origins"] = tuple(data.get("cors_origins") or ())
+        data["trusted_proxies"] = tuple(data.get("trusted_proxies") or ())
         return cls(**data, ranking=RankingPolicy.from_mapping(ranking) if ranking is not None else None)
 
 
@@ -221,7 +249,22 @@ def load(flags: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] |
             values[name] = _checked(name, env[f"RECOMMENDER_{name.upper()}"], f"RECOMMENDER_{name.upper()}")
         elif name in config:
             values[name] = _checked(name, config[name], f"config file {path}")
+    if values.get("api_key") is None and values.get("api_key_file") is not None:
+        values["api_key"] = read_key_file(values["api_key_file"])
     return Settings(**values, ranking=policy)
+
+
+def read_key_file(path: str) -> str:
+    """The API key in ``path`` (its first line, surrounding space dropped): a key given this way is not on the
+    command line, where ``ps`` shows it to every user of the machine."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            key = handle.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"--api-key-file {path}: cannot be read ({exc})") from None
+    if not key:
+        raise SettingsError(f"--api-key-file {path}: the file is empty")
+    return key
 
 
 def from_environment() -> Settings:

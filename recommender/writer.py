@@ -14,22 +14,38 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recommender.articles import Article, article_from_json
 from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
-from recommender.errors import BatchRejected, IndexMismatch, IndexNotFound, InvalidArticle
-from recommender.ingest.sources import Loaded, Record, check_sources, read_source
+from recommender.errors import (
+    BatchRejected,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexNotFound,
+    InvalidArticle,
+    SourceError,
+    StorageError,
+    StorageFull,
+)
+from recommender.ingest.records import IngestOptions, Loaded, Record, to_record
+from recommender.ingest.sources import Source, check_sources, read_source
 from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import RankingPolicy
 from recommender.reports import Progress, WriteReport
 from recommender.storage.catalog import Catalog
+from recommender.storage.faults import STORAGE_EXCEPTIONS, storage_error, translated
 from recommender.storage.sql import keyset_pages
-from recommender.storage.store import IndexStore, acquire_write_lock, create_store
+from recommender.storage.store import IndexStore, Manifest, acquire_write_lock, create_store, utcnow
+from recommender.storage.vector_index import new_index
 
 if TYPE_CHECKING:
     from recommender.distributed import RayOptions
@@ -42,12 +58,12 @@ EMBED_CHUNK = 256
 LoadedFor = Callable[[IndexStore, str, str, "WriteReport"], Iterable[Loaded]]
 
 
-def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
+def read_batch(sources: Iterable[Source], options: IngestOptions | None = None) -> Iterable[Loaded]:
     """Every record of every SOURCE, duplicates of an id already seen in this batch turned into rejections."""
-    paths = check_sources(Path(s) for s in sources)
+    paths = check_sources(sources, fetch_check=False)  # checked (and URLs probed) before the write began
     seen: dict[str, str] = {}
     for path in paths:
-        for item in read_source(path):
+        for item in read_source(path, options):
             if isinstance(item, Record):
                 first = seen.get(item.article.id)
                 if first is not None:
@@ -60,17 +76,16 @@ def read_batch(sources: Iterable[Path | str]) -> Iterable[Loaded]:
 
 
 def records_from_articles(articles: Iterable[Article | dict[str, Any]]) -> Iterable[Loaded]:
-    """Records for articles handed over in Python (a CMS hook, a notebook); dicts are validated here."""
-    from recommender.articles import validate_article
-
+    """Records for articles handed over in Python (a CMS hook, a notebook); dicts go through the same ingest
+    step as files (clean text, dates with zones, language) and are validated here."""
     seen: set[str] = set()
     for number, item in enumerate(articles, start=1):
         location = f"article {number}"
-        try:
-            article = item if isinstance(item, Article) else validate_article(item, location)
-        except InvalidArticle as exc:
-            yield exc
+        loaded = Record(location, item) if isinstance(item, Article) else to_record(item, location)
+        if isinstance(loaded, InvalidArticle):
+            yield loaded
             continue
+        article = loaded.article
         if article.id in seen:
             yield InvalidArticle(location, f"duplicate id {article.id!r} in this batch; kept the first")
             continue
@@ -101,8 +116,11 @@ class _Staging:
             rows.append((article.id, json.dumps(article.to_dict(), ensure_ascii=False), article.content_hash, status))
         self.conn.executemany("INSERT INTO staging(id, data, content_hash, status) VALUES (?, ?, ?, ?)", rows)
 
+    def hashes(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT content_hash FROM staging")]
+
     def hashes_to_embed(self, catalog: Catalog) -> list[str]:
-        hashes = [r[0] for r in self.conn.execute("SELECT DISTINCT content_hash FROM staging")]
+        hashes = self.hashes()
         missing = catalog.missing_vectors(hashes)
         return [h for h in hashes if h in missing]
 
@@ -131,6 +149,7 @@ def _embed_missing(
     get_embedder: Callable[[], Embedder],
     report: WriteReport,
     progress: Progress | None,
+    owner: str | None = None,
 ) -> None:
     todo = set(staging.hashes_to_embed(catalog))
     if not todo:
@@ -145,6 +164,8 @@ def _embed_missing(
     def flush() -> None:
         vectors = embedder.embed(texts)
         catalog.store_vectors(hashes, vectors)  # committed: an interrupted build keeps this work
+        if owner is not None:
+            catalog.refresh_claims(owner)  # still alive: other writers' sweeps leave our vectors alone
         report.embedded += len(hashes)
         hashes.clear()
         texts.clear()
@@ -181,8 +202,12 @@ def apply_batch(
     is taken only for the commit; pass None when the caller already holds it. The FAISS side is not touched:
     ``store.catch_up()`` applies the committed changes in memory and ``store.save()`` persists them.
     ``sweep`` also drops every orphaned vector (without it, only the ones this batch replaced).
+
+    The batch's vectors are claimed (:meth:`Catalog.claim_vectors`) from staging to commit, so another writer's
+    sweep, which may run in between, never deletes a vector this batch embedded and is about to use.
     """
     staging = _Staging(store.catalog)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     try:
         batch: list[Record] = []
         for item in loaded:
@@ -196,9 +221,11 @@ def apply_batch(
         staging.stage(store.catalog, batch, report)
         if strict and report.rejected:
             raise BatchRejected(report.rejected)
-        _embed_missing(store.catalog, staging, get_embedder, report, progress)
+        store.catalog.claim_vectors(staging.hashes(), owner)
+        _embed_missing(store.catalog, staging, get_embedder, report, progress, owner)
         with lock if lock is not None else nullcontext():
-            # Another writer may have pruned a vector this batch needs since it was embedded: embed it again.
+            # A vector this batch needs may be gone since it was embedded (claims expire, a hand-made sweep):
+            # embed it again.
             _embed_missing(store.catalog, staging, get_embedder, report, None)
             replaced: list[str | None] = []
             with store.catalog.transaction():
@@ -209,9 +236,19 @@ def apply_batch(
                         report.added += 1
                     else:
                         report.updated += 1
+                store.catalog.release_claims(owner)
                 store.catalog.prune_vectors(None if sweep else [h for h in replaced if h])
     finally:
         staging.drop()
+        _release_quietly(store.catalog, owner)
+
+
+def _release_quietly(catalog: Catalog, owner: str) -> None:
+    """Drop a failed batch's claims if the catalog can still be written (else they expire on their own)."""
+    try:
+        catalog.release_claims(owner)
+    except STORAGE_EXCEPTIONS as exc:
+        log.warning("could not release vector claims (they expire by themselves): %s", exc)
 
 
 def write(
@@ -267,7 +304,7 @@ def write(
         if callable(loaded):
             loaded = loaded(store, model_name, backend_name, report)
         apply_batch(store, loaded, report, get_embedder, strict=strict, progress=progress, sweep=True, lock=lock)
-        with acquire_write_lock(index_dir, lock_timeout):
+        with acquire_write_lock(index_dir, lock_timeout), after_commit(report, report.added + report.updated):
             changed = report.added + report.updated
             if changed or not store.manifest.index_file or store.catalog.last_seq() > store.seq:
                 report.manifest = store.save(
@@ -281,6 +318,25 @@ def write(
             store.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextmanager
+def after_commit(report: WriteReport, committed: int) -> Iterator[None]:
+    """The steps after the catalog commit (FAISS file, manifest, related lists): when one fails on I/O (a full
+    disk) and the commit wrote something, the write is still done -- the catalog is the source of truth, the
+    FAISS file is replayed from its change log at the next open and the lists are finished by the next write --
+    so the failure is reported in ``report.incomplete`` instead of claiming that nothing was written."""
+    try:
+        yield
+    except (*STORAGE_EXCEPTIONS, StorageFull, StorageError) as exc:
+        if not committed:
+            raise
+        reason = storage_error(exc, "the index")
+        report.incomplete = (
+            f"the catalog has the {committed} change(s), but saving the index file or the related lists failed "
+            f"({reason}); they are finished at the next open or write, or with recommender reindex"
+        )
+        log.error("%s", report.incomplete)
 
 
 def update_related_lists(store: IndexStore, policy: RankingPolicy | None = None) -> bool:
@@ -341,15 +397,38 @@ def refresh_lists(index_dir: Path | str, *, lock_timeout: float = 10.0) -> int:
             store.close()
 
 
-def _source_list(sources: Iterable[Path | str]) -> list[Path]:
-    """SOURCE paths, checked before anything is created: a typo must not leave a folder or half an index."""
+def _source_list(sources: Iterable[Source], ingest: IngestOptions | None = None) -> list[Source]:
+    """SOURCEs checked before anything is created (a path exists, a URL answers): a typo must not leave a
+    folder or half an index."""
     if isinstance(sources, str | Path):
         raise TypeError(f"sources must be a list of paths, not one {type(sources).__name__}: use [{str(sources)!r}]")
-    return check_sources(Path(s) for s in sources)
+    return check_sources(sources, fetch=ingest.fetch if ingest else None)
+
+
+def _loaded_for(
+    paths: Sequence[Source], articles: Iterable[Article | dict[str, Any]], options: IngestOptions | None
+) -> LoadedFor:
+    """The records of a write, read once the store is open: a sitemap page whose ``lastmod`` the catalog
+    already holds is not fetched again, and counts as skipped."""
+
+    def loaded(store: IndexStore, _model: str, _backend: str, report: WriteReport) -> Iterable[Loaded]:
+        def known_lastmod(url: str) -> str | None:
+            stored = store.catalog.get(url) or store.catalog.get_by_url(url)
+            value = stored.article.metadata.get("sitemap_lastmod") if stored else None
+            return value if isinstance(value, str) else None
+
+        def on_unchanged(count: int) -> None:
+            report.skipped += count
+
+        base = options or IngestOptions()
+        reading = replace(base, known_lastmod=known_lastmod, on_unchanged=on_unchanged)
+        return _loaded(paths, articles, reading)
+
+    return loaded
 
 
 def build_index(
-    sources: Iterable[Path | str] = (),
+    sources: Iterable[Source] = (),
     index_dir: Path | str = "index",
     *,
     articles: Iterable[Article | dict[str, Any]] = (),
@@ -363,9 +442,13 @@ def build_index(
     policy: RankingPolicy | None = None,
     ray_address: str | None = None,
     ray_options: RayOptions | None = None,
+    ingest: IngestOptions | None = None,
 ) -> WriteReport:
     """Create (or bring up to date) the index in ``index_dir`` from SOURCE files and/or ``articles`` (dicts in
     the article shape, or :class:`Article`); re-running embeds nothing new.
+
+    A SOURCE is a file or folder, or an http(s) URL (a sitemap, a feed, a WordPress REST listing, a list of
+    URLs); ``ingest`` (:class:`IngestOptions`) carries ``--map``, ``--timezone`` and how pages are fetched.
 
     ``policy`` (:class:`RankingPolicy`) is recorded with a new index; for an existing one, a different policy
     is recorded and every list recomputed. None keeps the index's (the defaults for a new one).
@@ -378,7 +461,7 @@ def build_index(
     same index. Needs the ``ray`` extra (:class:`DistributedError` says so when it is missing).
     """
     index_dir = Path(index_dir)
-    paths = _source_list(sources)
+    paths = _source_list(sources, ingest)
     if ray_address is not None or ray_options is not None:
         if embedder is not None:
             raise ValueError(
@@ -389,6 +472,8 @@ def build_index(
         started = time.monotonic()
         if articles:
             raise ValueError("a build on Ray reads SOURCE files; add in-memory articles with add_articles()")
+        if ingest is not None and (ingest.field_map or ingest.timezone or ingest.base_url):
+            raise SourceError("--map, --timezone and --base-url are not applied on Ray yet: build without --ray")
         with ray_job(paths, address=ray_address, options=ray_options, strict=strict, progress=progress) as job:
             report = write(
                 index_dir,
@@ -410,7 +495,7 @@ def build_index(
         return report
     return write(
         index_dir,
-        _loaded(paths, articles),
+        _loaded_for(paths, articles, ingest),
         create=True,
         model=model,
         backend=backend,
@@ -427,7 +512,7 @@ def build_index(
 
 def add_articles(
     index_dir: Path | str,
-    sources: Iterable[Path | str] = (),
+    sources: Iterable[Source] = (),
     *,
     articles: Iterable[Article | dict[str, Any]] = (),
     backend: str | None = None,
@@ -436,13 +521,15 @@ def add_articles(
     progress: Progress | None = None,
     lock_timeout: float = 10.0,
     policy: RankingPolicy | None = None,
+    ingest: IngestOptions | None = None,
 ) -> WriteReport:
-    """Upsert articles (from SOURCE files and/or Python objects) into an existing index, without a rebuild."""
+    """Upsert articles (from SOURCEs -- files, folders, URLs -- and/or Python objects) into an existing index,
+    without a rebuild."""
     index_dir = Path(index_dir)
-    paths = _source_list(sources)
+    paths = _source_list(sources, ingest)
     return write(
         index_dir,
-        _loaded(paths, articles),
+        _loaded_for(paths, articles, ingest),
         create=False,
         model=None,
         backend=backend,
@@ -456,10 +543,12 @@ def add_articles(
     )
 
 
-def _loaded(paths: Sequence[Path], articles: Iterable[Article | dict[str, Any]]) -> Iterable[Loaded]:
-    """Records of SOURCE files, then of in-memory articles (an id seen in a file is a duplicate in both)."""
+def _loaded(
+    paths: Sequence[Source], articles: Iterable[Article | dict[str, Any]], options: IngestOptions | None = None
+) -> Iterable[Loaded]:
+    """Records of SOURCEs, then of in-memory articles (an id seen in a SOURCE is a duplicate in both)."""
     seen: dict[str, str] = {}
-    for item in read_batch(paths):
+    for item in read_batch(paths, options):
         if isinstance(item, Record):
             seen[item.article.id] = item.location
         yield item
@@ -496,9 +585,57 @@ def delete_articles(
         store = IndexStore.open(index_dir)
         try:
             remove(store, ids, report)
-            report.manifest = store.save() if report.deleted else store.manifest
-            update_related_lists(store, policy)
+            with after_commit(report, report.deleted):
+                report.manifest = store.save() if report.deleted else store.manifest
+                update_related_lists(store, policy)
         finally:
             store.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def reindex(index_dir: Path | str, *, lock_timeout: float = 10.0, max_memory_bytes: int | None = None) -> Manifest:
+    """Rebuild the FAISS file and the manifest from the catalog's vectors (the catalog is the source of truth;
+    the FAISS file is a cache): the way back from a damaged, missing or mismatched index file or a hand-edited
+    manifest. Nothing is embedded. The catalog itself must be sound (a damaged one is :class:`IndexCorrupt`:
+    restore it from a backup)."""
+    index_dir = Path(index_dir)
+    path = index_dir / Catalog.FILENAME
+    if not path.exists():
+        raise IndexNotFound(f"no catalog in {index_dir}: nothing to rebuild from (build one with recommender build)")
+    with acquire_write_lock(index_dir, lock_timeout), translated(str(index_dir)):
+        catalog = Catalog(path)
+        try:
+            damage = catalog.quick_check()
+            if damage is not None:
+                raise IndexCorrupt(f"{path}: the catalog is damaged ({damage}); restore it from a backup")
+            model, dimension = catalog.get_meta("model"), catalog.get_meta("dimension")
+            if model is None or dimension is None or not dimension.isdigit() or int(dimension) <= 0:
+                raise IndexCorrupt(f"{path}: the catalog records no model and dimension; build the index again")
+            try:
+                previous: Manifest | None = Manifest.load(index_dir)
+            except IndexCorrupt:
+                previous = None
+            now = utcnow()
+            manifest = Manifest(
+                model=model,
+                backend=previous.backend if previous else DEFAULT_BACKEND,
+                dimension=int(dimension),
+                articles=0,
+                index_type="rebuilt",  # never the wanted type: save() rebuilds from the catalog
+                built_at=now,
+                updated_at=now,
+                catalog_seq=0,
+                index_file="",  # (stray FAISS files, the damaged one too, are removed by save())
+                index_sha256="",
+                index_bytes=0,
+                index_entries=0,
+                max_memory_bytes=previous.max_memory_bytes if previous else None,
+                build=previous.build if previous else {},
+            )
+            store = IndexStore(index_dir, catalog, new_index("flat", int(dimension)), manifest)
+            saved = store.save(rebuild=True, max_memory_bytes=max_memory_bytes)
+        finally:
+            catalog.close()
+    log.info("rebuilt %s from the catalog: %d articles", saved.index_file, saved.articles)
+    return saved

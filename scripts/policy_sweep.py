@@ -82,8 +82,9 @@ def main() -> int:
             print(f"skipped: {path} not found", file=sys.stderr)
             continue
         articles = load_labelled(path)
-        labelled = LabelledSet(articles, label or ("event" if any(a.metadata.get("event") for a in articles) else
-                                                   "topic"))
+        labelled = LabelledSet(
+            articles, label or ("event" if any(a.metadata.get("event") for a in articles) else "topic")
+        )
         with tempfile.TemporaryDirectory(prefix="recommender-sweep-") as tmp:
             index_dir = Path(tmp) / "index"
             build_index([path], index_dir, model=embedder.name, backend=embedder.backend, embedder=embedder)
@@ -94,11 +95,22 @@ def main() -> int:
                     lists = {q: rec.related(q, MRR_DEPTH).ids for q in labelled.query_ids}
                     s = labelled.score(lists)
                     changed = {k: v for k, v in policy.to_dict().items() if v != RankingPolicy().to_dict()[k]}
-                    print(json.dumps({"set": path.name, "policy": changed, **s.to_dict(),
-                                      "seconds": round(time.monotonic() - started, 1)}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                "set": path.name,
+                                "policy": changed,
+                                **s.to_dict(),
+                                "seconds": round(time.monotonic() - started, 1),
+                            }
+                        ),
+                        flush=True,
+                    )
                     knobs = " ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
-                    rows.append(f"| {path.stem} | {knobs} | {s.p_at_5:.3f} | {s.mrr:.3f} | {s.ndcg_at_5:.3f} "
-                                f"| {s.copy_rate:.3f} | {s.coverage:.3f} |")
+                    rows.append(
+                        f"| {path.stem} | {knobs} | {s.p_at_5:.3f} | {s.mrr:.3f} | {s.ndcg_at_5:.3f} "
+                        f"| {s.copy_rate:.3f} | {s.coverage:.3f} |"
+                    )
     print(f"\nmodel {args.model} ({args.backend})\n")
     print("| set | policy (changes from the defaults) | P@5 | MRR | nDCG@5 | copy rate | coverage |")
     print("|---|---|---|---|---|---|---|")

@@ -28,4 +28,5 @@ def before_batch(number: int) -> None:
 
 
 embedder.before_batch = before_batch
-app()
+if __name__ == "__main__":  # worker processes (serve --workers) import this file again: no second CLI run
+    app()

@@ -43,6 +43,7 @@ def test_build_prints_a_one_line_summary(tmp_path: Path, fake: FakeEmbedder, art
         "rejected": [],
         "not_found": [],
         "seconds": 0,
+        "incomplete": None,
     }
 
 

@@ -76,3 +76,20 @@ def test_export_cli(fake_index: Path, tmp_path: Path, fake: FakeEmbedder) -> Non
 def test_serve_cli_without_index_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "none")])
     assert result.exit_code == 1 and "no index in" in result.stderr and "Traceback" not in result.output
+
+
+def test_an_article_called_index_cannot_overwrite_the_index_file(fake_index: Path, tmp_path: Path) -> None:
+    """Issue 15 case 6: id ``index`` wrote index.json, and the next export, reading its list of files from it,
+    left deleted stories' files published."""
+    assert file_stem("index") == "~aW5kZXg" and file_stem("INDEX") != "INDEX"
+    add_articles(fake_index, articles=[{"id": "index", "title": "Flood river city residents evacuated", "body": "x"}])
+    out = tmp_path / "out"
+    with Recommender.open(fake_index) as rec:
+        export_static(rec, out)
+    index = json.loads((out / "index.json").read_text())
+    assert index["files"]["index"] == "~aW5kZXg.json" and "files" in index
+    assert json.loads((out / "~aW5kZXg.json").read_text())["article_id"] == "index"
+    delete_articles(fake_index, ["c2"])
+    with Recommender.open(fake_index) as rec:
+        report = export_static(rec, out)
+    assert report.removed == 1 and not (out / "c2.json").exists()

@@ -4,6 +4,7 @@ clear error naming the place, never a traceback and never a hang."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,72 @@ def test_html_reader(tmp_path_factory: Any, data: bytes) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "page.html"
     path.write_bytes(data)
     check(read_html_file(path, "page"), str(path))
+
+
+# -- lone surrogates and dates at the edge of the calendar (issue 15, case 4) ----------------------------------
+surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+surrogate_text = st.builds(lambda a, s, b: a + s + b, st.text(max_size=5), surrogates, st.text(max_size=5))
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: ("-" if m < 0 else "+") + f"{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+)
+edge_dates = st.one_of(
+    st.sampled_from(
+        ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59+14:00", "0001-01-01"]
+    ),
+    st.builds(
+        lambda d, off: d.isoformat() + off,
+        st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(1, 1, 3))
+        | st.datetimes(
+            min_value=datetime(9999, 12, 29),
+            max_value=datetime(9999, 12, 31, 23, 59),
+        ),
+        offsets,
+    ),
+)
+hostile_articles = st.fixed_dictionaries(
+    {"id": st.text(min_size=1, max_size=8) | surrogate_text, "title": st.text(min_size=1, max_size=20)},
+    optional={
+        "body": surrogate_text,
+        "url": surrogate_text,
+        "section": surrogate_text,
+        "tags": st.lists(surrogate_text, max_size=2),
+        "published_at": edge_dates,
+        "extra": st.dictionaries(surrogate_text, surrogate_text, max_size=2),
+    },
+)
+
+
+def usable(article: Article) -> None:
+    """Everything a write does with an accepted article: hashes, the stored JSON in UTF-8, the parsed date."""
+    assert article.content_hash and article.copy_key and article.record_hash
+    json.dumps(article.to_dict(), ensure_ascii=False).encode("utf-8")
+    if article.published_at:
+        assert article.published is not None and article.published.tzinfo is not None
+
+
+@FUZZ
+@given(raw=hostile_articles)
+def test_lone_surrogates_and_edge_dates_are_one_rejection_or_a_usable_article(raw: dict[str, Any]) -> None:
+    try:
+        article = validate_article(raw, "fuzz.jsonl:7")
+    except InvalidArticle as exc:
+        assert str(exc).startswith("fuzz.jsonl:7") and "\n" not in str(exc)
+    else:
+        usable(article)
+
+
+@FUZZ
+@given(rows=st.lists(hostile_articles, min_size=1, max_size=5))
+def test_jsonl_batch_with_surrogates_and_edge_dates_keeps_every_good_line(
+    tmp_path_factory: Any, rows: list[dict[str, Any]]
+) -> None:
+    path = tmp_path_factory.mktemp("surrogates") / "batch.jsonl"
+    good = {"id": "good-one", "title": "Flood river", "body": "rain"}
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, good]), encoding="ascii")  # \ud800 escapes
+    items = list(read_jsonl(path))
+    assert len(items) == len(rows) + 1
+    for number, item in enumerate(items, start=1):
+        check(item, f"{path}:{number}")
+        if isinstance(item, Record):
+            usable(item.article)
+    assert isinstance(items[-1], Record) and items[-1].article.id == "good-one"

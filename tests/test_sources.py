@@ -120,7 +120,8 @@ def test_html_folder_uses_a_real_extractor(tmp_path: Path) -> None:
     assert page.title == "Flood hits river city"
     assert "hundreds of residents were evacuated" in page.body
     assert "Subscribe" not in page.body and "Cookie" not in page.body and not page.body.startswith("Flood hits")
-    assert page.published_at == "2024-03-01T00:00:00+00:00"
+    assert page.published_at == "2024-03-01T10:00:00+00:00"  # the time is kept, not cut to the day
+    assert page.metadata["published_at_source"] == "meta article:published_time"
     assert page.section == "Local"
     assert len(bad) == 1 and bad[0].location.endswith("empty.html")
 
@@ -148,9 +149,9 @@ def test_rss_feed(tmp_path: Path) -> None:
     good, bad = loaded(src)
     assert [r.article.id for r in good] == ["https://news.example/a/1", "https://news.example/a/2"]
     first = good[0].article
-    assert first.body == "Heavy rain flooded the city. Residents evacuated."
+    assert first.body == "Heavy rain flooded the city.\n\nResidents evacuated."  # paragraphs kept
     assert first.published_at == "2024-03-04T09:00:00+00:00"
-    assert first.section == "Local" and first.url.startswith("https://news.example/a/1")
+    assert first.section == "Local" and first.url == "https://news.example/a/1"  # utm_source stripped
     assert bad[0].location.startswith(f"{src} entry 3 (id ") and "neither title nor body" in bad[0].reason
 
 
@@ -178,3 +179,29 @@ def test_unknown_format(tmp_path: Path) -> None:
     src.write_bytes(b"\x00\x01binary")
     with pytest.raises(SourceError, match="unknown source format"):
         list(read_source(src))
+
+
+def test_a_fifo_source_is_refused_not_read(tmp_path: Path) -> None:
+    """Issue 15 case 6: a FIFO as SOURCE hung the command (reading it blocks until a writer appears)."""
+    import os
+
+    from recommender.ingest.sources import check_sources, read_source
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceError, match="not a regular file or a folder"):
+        check_sources([fifo])
+    with pytest.raises(SourceError, match="not a regular file or a folder"):
+        list(read_source(fifo))
+
+
+def test_html_folder_does_not_follow_a_link_out_of_it(tmp_path: Path) -> None:
+    """Issue 15 case 6: a symlink inside the folder to a file outside it was read as an article."""
+    secret = tmp_path / "secret.html"
+    secret.write_text("<html><head><title>Private</title></head><body><p>not for the index</p></body></html>")
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "leak.html").symlink_to(secret)
+    items = list(read_source(folder))
+    assert len(items) == 1 and isinstance(items[0], InvalidArticle)
+    assert "outside the folder" in str(items[0]) and str(items[0]).startswith(str(folder / "leak.html"))

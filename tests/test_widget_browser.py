@@ -6,6 +6,7 @@ A news page on one localhost port embeds the widget from the API on another (so 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -110,4 +111,35 @@ def test_widget_reads_a_static_export(browser, fake_index: Path, fake: FakeEmbed
             page.wait_for_selector("#slot[data-also-read-state=ready]", timeout=15_000)
             hrefs = page.eval_on_selector_all(".also-read__link", "els => els.map(a => a.href)")
             assert hrefs and "https://news.example/a2" in hrefs, article_id
+    page.close()
+
+
+def test_widget_never_writes_a_javascript_link(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15 case 2: the widget set ``a.href = item.url``, so a ``javascript:`` URL in an answer ran script on
+    the publisher's page when clicked. Whatever a (compromised, or older) export or API sends, only http(s)
+    links are written; the rest of the list still shows. An article id ``index`` reads its own file, never the
+    export's index.json."""
+    site_dir = tmp_path / "site"
+    (site_dir / "also-read").mkdir(parents=True)
+    script = (Path(__file__).resolve().parent.parent / "recommender" / "static" / "widget.js").read_text("utf-8")
+    (site_dir / "widget.js").write_text(script, encoding="utf-8")
+    hostile = {
+        "related": [
+            {"id": "x1", "title": "Evil one", "url": "javascript:window.__pwned=1"},
+            {"id": "x2", "title": "Evil two", "url": "java\tscript:window.__pwned=2"},
+            {"id": "x3", "title": "Evil three", "url": "data:text/html,<script>parent.__pwned=3</script>"},
+            {"id": "ok", "title": "Fine story", "url": "https://news.example/ok"},
+        ]
+    }
+    (site_dir / "also-read" / "~aW5kZXg.json").write_text(json.dumps(hostile), encoding="utf-8")
+    (site_dir / "also-read" / "index.json").write_text('{"files": {}}', encoding="utf-8")
+    html = PAGE.format(article_id="index", api="").replace('data-api=""', 'data-static-base="/also-read/"')
+    (site_dir / "p.html").write_text(html, encoding="utf-8")
+    page = browser.new_page()
+    with StaticSite(site_dir) as site:
+        page.goto(f"{site.url}/p.html")
+        page.wait_for_selector("#slot[data-also-read-state=ready]", timeout=15_000)
+        links = page.eval_on_selector_all(".also-read__link", "els => els.map(a => [a.textContent, a.href])")
+        assert links == [["Fine story", "https://news.example/ok"]]
+        assert page.evaluate("window.__pwned === undefined")
     page.close()

@@ -1,4 +1,5 @@
-"""``info``, ``check``, ``policy``: what an index is, whether it is sound, and how it ranks."""
+"""``info``, ``check``, ``reindex``, ``policy``: what an index is, whether it is sound (and its FAISS file
+rebuilt when it is not), and how it ranks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from recommender.cli.common import EXIT_ERROR, IndexOpt, JsonOpt, app, err, handle_errors, load_settings
+from recommender.cli.common import (
+    EXIT_ERROR,
+    IndexOpt,
+    JsonOpt,
+    MaxMemoryOpt,
+    app,
+    err,
+    handle_errors,
+    load_settings,
+    memory_budget,
+)
 
 policy_app = typer.Typer(
     help="Show or change the index's ranking policy (every stored list is recomputed on a change).",
@@ -150,3 +161,18 @@ def policy_apply(index: IndexOpt = None) -> None:
         raise typer.Exit(2)
     changed = apply_policy(settings.index_dir, settings.ranking, lock_timeout=settings.lock_timeout)
     typer.echo("policy changed; every list recomputed" if changed else "policy unchanged")
+
+
+@app.command()
+@handle_errors
+def reindex(index: IndexOpt = None, max_memory: MaxMemoryOpt = None) -> None:
+    """Rebuild the FAISS file and manifest from the catalog's vectors (after a damaged or lost index file, or a
+    hand-edited manifest). Nothing is embedded; a damaged catalog cannot be rebuilt this way."""
+    from recommender.writer import reindex as rebuild
+
+    settings = load_settings(index=index, max_memory=max_memory)
+    manifest = rebuild(settings.index_dir, lock_timeout=settings.lock_timeout, max_memory_bytes=memory_budget(settings))
+    typer.echo(
+        f"rebuilt {manifest.index_file} from the catalog: {manifest.articles} articles, "
+        f"{manifest.index_entries} index entries, {manifest.index_type}"
+    )

@@ -1,7 +1,9 @@
 """What every command shares: the typer app, error translation, option types, settings, progress and reports.
 
 Exit codes: 0 done; 1 error, nothing written; 2 usage error (a bad flag, setting or policy value); 3 done, but
-some articles were rejected (they are listed on stderr; the valid ones were indexed).
+some articles were rejected (they are listed on stderr; the valid ones were indexed); 4 written to the catalog,
+but a later step (the FAISS file, the related lists) failed on I/O, e.g. a full disk (a warning says which; the
+next open or write finishes it, or ``recommender reindex``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from recommender.errors import BatchRejected, InvalidRule, InvalidTime, Recommen
 from recommender.ranking.policy import Filters, PolicyError
 from recommender.reports import WriteReport
 from recommender.settings import MAX_K, Settings, SettingsError
+from recommender.storage.faults import STORAGE_EXCEPTIONS, storage_error
 
 app = typer.Typer(
     name="recommender",
@@ -34,6 +37,7 @@ app = typer.Typer(
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_REJECTED = 3
+EXIT_INCOMPLETE = 4
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("recommender")
@@ -62,6 +66,12 @@ def handle_errors(func: F) -> F:
         except RecommenderError as exc:
             err(f"Error: {exc}")
             raise typer.Exit(EXIT_ERROR) from None
+        except STORAGE_EXCEPTIONS as exc:  # a full disk, a damaged catalog, an unreadable file: one line
+            err(f"Error: {storage_error(exc)}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except UnicodeError as exc:  # e.g. an argument with bytes that are not UTF-8 (a lone surrogate)
+            err(f"Error: a value is not valid Unicode ({exc}); nothing was written")
+            raise typer.Exit(EXIT_ERROR) from None
         except KeyboardInterrupt:
             err("Interrupted: the index is as it was before this command (embeddings made so far are kept).")
             raise typer.Exit(130) from None
@@ -80,6 +90,28 @@ IndexOpt = Annotated[
         "--index", "-i", envvar="RECOMMENDER_INDEX", help="Index folder [default: ./index]", show_default=False
     ),
 ]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        envvar="RECOMMENDER_MAX_MEMORY",
+        help="RAM budget of the vector index, e.g. 4GB or 512MiB; picks a compressed index when needed "
+        "[default: the index's, or no limit]",
+        show_default=False,
+    ),
+]
+
+
+def memory_budget(settings: Settings) -> int | None:
+    """``--max-memory`` in bytes (None: no limit given)."""
+    from recommender.storage.vector_index import parse_size
+
+    try:
+        return parse_size(settings.max_memory) if settings.max_memory is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-memory") from None
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 KOpt = Annotated[
     int | None,
@@ -126,7 +158,8 @@ def make_filters(
 class ProgressBar:
     """A rich progress bar on a terminal; log lines every few thousand texts otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "embedding") -> None:
+        self.label = label
         self._progress: Any = None
         self._task: Any = None
         self._last_logged = 0
@@ -137,13 +170,13 @@ class ProgressBar:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
                 self._progress = Progress(
-                    TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+                    TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
                 )
                 self._progress.start()
                 self._task = self._progress.add_task("embed", total=total)
             self._progress.update(self._task, completed=done)
         elif done == total or done - self._last_logged >= 5000:
-            log.info("embedded %d/%d", done, total)
+            log.info("%s %d/%d", self.label, done, total)
             self._last_logged = done
 
     def close(self) -> None:
@@ -163,9 +196,13 @@ def print_report(report: WriteReport, as_json: bool) -> None:
         err(f"rejected: {rejection}")
     for missing in report.not_found:
         err(f"not found: {missing!r}")
+    if report.incomplete:
+        err(f"warning: {report.incomplete}")
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
         typer.echo(report.summary())
+    if report.incomplete:
+        raise typer.Exit(EXIT_INCOMPLETE)
     if report.rejected or report.not_found:
         raise typer.Exit(EXIT_REJECTED)

@@ -247,7 +247,7 @@ def ray_job(
     """
     options = options or RayOptions()
     import_ray()  # the missing extra is the first thing said, before any file is read
-    paths = check_sources(Path(s) for s in sources)
+    paths = check_sources(sources)
     with ray_session(address, options) as used:
         import ray
 

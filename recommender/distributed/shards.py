@@ -8,23 +8,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from recommender.errors import DistributedError
-from recommender.ingest.sources import (
-    Loaded,
-    check_sources,
-    detect_format,
-    html_files,
-    jsonl_is_array,
-    read_html_folder,
-    read_jsonl_range,
-    read_source,
-)
+from recommender.ingest.jsonl import jsonl_is_array, read_jsonl_range
+from recommender.ingest.pages import html_files, read_html_folder
+from recommender.ingest.records import Loaded
+from recommender.ingest.sources import check_sources, detect_format, read_source
 
 
 @dataclass(frozen=True)
 class Shard:
     """One unit of read-and-embed work: a byte range of a JSONL file, some pages of an HTML folder, or a file."""
 
-    kind: str  # "jsonl" | "html" | "file"
+    kind: str  # "jsonl" | "html" | "file" | "url"
     path: str
     start: int = 0
     end: int = 0
@@ -43,6 +37,9 @@ class Shard:
 
     def read(self) -> Iterator[Loaded]:
         """Every record or rejection of this shard, exactly as a local build's reader yields them."""
+        if self.kind == "url":
+            yield from read_source(self.path)
+            return
         path = Path(self.path)
         if self.kind == "jsonl":
             yield from read_jsonl_range(path, self.start, self.end, self.first_line)
@@ -62,7 +59,11 @@ def plan_shards(sources: Iterable[Path | str], shard_size: int = 1000) -> list[S
     if shard_size < 1:
         raise DistributedError("shard_size must be at least 1")
     shards: list[Shard] = []
-    for path in check_sources(Path(s) for s in sources):
+    for source in check_sources(sources, fetch_check=False):
+        if not isinstance(source, Path):  # a URL: read by one worker, as a local build reads it
+            shards.append(Shard("url", source))
+            continue
+        path = source
         fmt = detect_format(path)
         if fmt == "jsonl" and not jsonl_is_array(path):
             shards.extend(_jsonl_shards(path, shard_size))

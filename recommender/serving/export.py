@@ -1,9 +1,13 @@
-"""Static export: one JSON file per article (the GET response's shape) plus an index file, for a CDN.
+"""Static export: one JSON file per article (the GET response's shape) plus an index file, for a CDN, and
+``widget.js`` beside them, so the folder alone serves the widget (``data-static-base``).
 
 File names: an id made only of ``A-Z a-z 0-9 . _ -`` (not starting with a dot, no ``..``, at most 150
-characters) is used as it is; any other id becomes ``~`` + base64url of its UTF-8 bytes, or ``~h`` + the sha256
-hex of its UTF-8 bytes when that would pass 200 characters (so every name fits any file system and URL). Every
-path is checked to stay inside the output folder, and every file is written atomically.
+characters, and not ``index`` in any case, which would overwrite ``index.json``) is used as it is; any other id
+becomes ``~`` + base64url of its UTF-8 bytes, or ``~h`` + the sha256 hex of its UTF-8 bytes when that would pass
+200 characters (so every name fits any file system and URL). Every path is checked to stay inside the output
+folder, and every file is written atomically. Links are written only when their scheme is safe
+(:meth:`recommender.serving.service.Served.body` checks every URL again, so a ``javascript:`` link stored before
+links were checked at the edge is published as ``null``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 from recommender.recommender import Recommender
@@ -23,12 +28,13 @@ from recommender.when import iso
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
 INDEX_FILE = "index.json"
+WIDGET_FILE = "widget.js"
 MAX_ENCODED = 200
 
 
 def file_stem(article_id: str) -> str:
     """The export file name (without ``.json``) for an id; mirrored by the widget's ``fileStem``."""
-    if _SAFE.match(article_id) and ".." not in article_id:
+    if _SAFE.match(article_id) and ".." not in article_id and article_id.lower() != INDEX_FILE.removesuffix(".json"):
         return article_id
     encoded = base64.urlsafe_b64encode(article_id.encode("utf-8")).decode("ascii").rstrip("=")
     if len(encoded) <= MAX_ENCODED:
@@ -71,6 +77,7 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 5) -> ExportRe
     out.mkdir(parents=True, exist_ok=True)
     report = ExportReport()
     now = datetime.now(UTC)
+    previous = _previous_files(out)  # read before anything is written over it
     version = rec.index_version
     model = rec.manifest.model
     files: dict[str, str] = {}
@@ -85,7 +92,7 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 5) -> ExportRe
         files[article_id] = path.name
         report.written += 1
     # Remove only files a previous export of ours wrote (listed in its index.json), never anything else.
-    for name in set(_previous_files(out)) - set(files.values()):
+    for name in set(previous) - set(files.values()):
         stale = (out / name).resolve()
         if stale.parent == out and stale.name != INDEX_FILE and stale.exists():
             stale.unlink()
@@ -101,4 +108,5 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 5) -> ExportRe
         "files": files,
     }
     _write_atomic(out / INDEX_FILE, json.dumps(index, ensure_ascii=False, indent=1))
+    _write_atomic(out / WIDGET_FILE, resources.files("recommender").joinpath("static/widget.js").read_text("utf-8"))
     return report

@@ -13,21 +13,25 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.articles import Article, validate_article
+from recommender.articles import Article, is_safe_link
 from recommender.controls.rules import Rule, remove_rules, save_rule
 from recommender.embedding import Embedder
-from recommender.errors import IndexBusy, InvalidArticle, NotReady, RecommenderError
+from recommender.errors import IndexBusy, IndexCorrupt, InvalidArticle, NotReady, Overloaded, RecommenderError
 from recommender.events.variants import DEFAULT_VARIANT, lists_variant
-from recommender.ingest.sources import Record
+from recommender.ingest.language import warm_up_in_background
+from recommender.ingest.records import Record, to_record
 from recommender.ranking.lists import related_seq
 from recommender.ranking.policy import NO_FILTERS, Filters
 from recommender.recommender import Recommender, RelatedList
 from recommender.reports import WriteReport
 from recommender.settings import Settings
+from recommender.storage.faults import STORAGE_EXCEPTIONS, translated
 from recommender.storage.store import MANIFEST_NAME, Manifest, acquire_write_lock
 from recommender.writer import apply_batch, remove
 
@@ -48,10 +52,11 @@ class Served:
     variant: str | None = None  # the ranking variant the list was read with (A/B tests), when one was asked for
 
     def body(self, article_id: str | None) -> dict[str, Any]:
-        """The JSON shape of the HTTP API, the static export and ``similar --json``'s items."""
+        """The JSON shape of the HTTP API and the static export. A URL that is not a safe link (a catalog
+        written before links were checked at the edge) is sent as null: pages render these links."""
         out = {
             "article_id": article_id,
-            "related": [s.to_dict() for s in self.related.items],
+            "related": [_safe_url(s.to_dict()) for s in self.related.items],
             "short": self.related.short,
             "model": self.model,
             "index_version": self.version,
@@ -59,6 +64,12 @@ class Served:
         if self.variant is not None:
             out["variant"] = self.variant
         return out
+
+
+def _safe_url(item: dict[str, Any]) -> dict[str, Any]:
+    if not is_safe_link(item.get("url")):
+        item["url"] = None
+    return item
 
 
 class Service:
@@ -92,7 +103,13 @@ class Service:
         self._saver: threading.Thread | None = None
         self._follower: threading.Thread | None = None
         self.last_error: str | None = None
+        #: Set when serving hit a damaged catalog: ``/readyz`` refuses until a good index is loaded.
+        self.damaged: str | None = None
         self.reloads = 0
+        #: Live searches (a list no stored list can answer, free text) running at once; more are shed at once
+        #: (:class:`Overloaded`) so that they never queue in front of stored-list reads.
+        self._live = threading.BoundedSemaphore(settings.max_live_searches)
+        warm_up_in_background()  # a PUT without a language detects it: the model loads before the first one
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -104,10 +121,25 @@ class Service:
         if old is not None:
             old.close()
         self.last_error = None
+        self.damaged = None
 
     def _open(self) -> Recommender:
-        rec = Recommender.open(self.index_dir, embedder=self._embedder, backend=self.backend, check_same_thread=False)
-        self._finish_list_updates(rec)
+        """Open and check the index: a damaged catalog is refused here (``serve`` does not start, ``/readyz``
+        says why) rather than answering some requests with errors later."""
+        with translated(str(self.index_dir)):
+            rec = Recommender.open(
+                self.index_dir, embedder=self._embedder, backend=self.backend, check_same_thread=False
+            )
+            try:
+                damage = rec.store.catalog.quick_check()
+                if damage is not None:
+                    raise IndexCorrupt(
+                        f"{self.index_dir}: the catalog is damaged ({damage}); restore catalog.sqlite from a backup"
+                    )
+                self._finish_list_updates(rec)
+            except BaseException:
+                rec.close()
+                raise
         return rec
 
     def _finish_list_updates(self, rec: Recommender) -> None:
@@ -161,6 +193,14 @@ class Service:
             raise NotReady(self.last_error or "index not loaded yet")
         return rec
 
+    def failed(self, error: RecommenderError) -> None:
+        """An I/O failure while serving: a damaged catalog takes the service out of rotation (``/readyz`` 503
+        with the reason) until a good index is loaded; other failures (a full disk) are only remembered."""
+        self.last_error = str(error)
+        if isinstance(error, IndexCorrupt):
+            self.damaged = str(error)
+            log.error("the index is damaged, /readyz now refuses: %s", error)
+
     # -- keeping current --------------------------------------------------------------------------------------
     def _read_identity(self) -> tuple[int, str]:
         """What identifies one build of the index: the catalog file and the manifest's build time."""
@@ -207,6 +247,7 @@ class Service:
                 old.close()
             self.reloads += 1
             self.last_error = None
+            self.damaged = None
             log.info("loaded the rebuilt index in %s", self.index_dir)
         except RecommenderError as exc:
             self.last_error = f"kept the previous index: {exc}"
@@ -227,6 +268,19 @@ class Service:
         rec = self._current()
         return (DEFAULT_VARIANT, *sorted(name for name in rec.variants if name != DEFAULT_VARIANT))
 
+    @contextmanager
+    def _live_search(self) -> Iterator[None]:
+        """A slot for a live search, or :class:`Overloaded` at once when all are taken."""
+        if not self._live.acquire(blocking=False):
+            raise Overloaded(
+                f"{self.settings.max_live_searches} live searches are running; stored lists and cached answers "
+                "are still served: retry shortly"
+            )
+        try:
+            yield
+        finally:
+            self._live.release()
+
     def related(
         self,
         article_id: str,
@@ -237,12 +291,19 @@ class Service:
         variant: str | None = None,
     ) -> Served:
         """The article's list (:meth:`Recommender.related`: the stored list, filtered; a live search only when
-        it cannot answer). ``variant`` (one of :meth:`variants`) labels the answer for the A/B events."""
+        it cannot answer), editors' rules applied. Live searches have a budget of their own
+        (``max_live_searches``): when it is spent they are refused, and stored-list reads go on. ``variant`` (one
+        of :meth:`variants`) picks an A/B variant's lists and labels the answer for the events."""
+        key = lists_variant(variant)
         with self._lock:
             self._maybe_refresh()
             rec = self._current()
-            related = rec.related(article_id, k, filters, lists_variant(variant), explain=explain)
-            return self._served(rec, related, variant)
+            stored = rec.stored_related(article_id, k, filters, key, explain=explain)
+            if stored is not None:
+                return self._served(rec, stored, variant)
+        with self._live_search(), self._lock:
+            rec = self._current()
+            return self._served(rec, rec.related(article_id, k, filters, key, explain=explain), variant)
 
     def related_nowait(
         self,
@@ -267,19 +328,19 @@ class Service:
 
     def related_to_url(self, url: str, k: int = 5, filters: Filters = NO_FILTERS) -> tuple[str, Served]:
         with self._lock:
-            self._maybe_refresh()
-            rec = self._current()
-            article = rec.find(url)
-            return article.id, self._served(rec, rec.related(article.id, k, filters))
+            article = self._current().find(url)
+        return article.id, self.related(article.id, k, filters)
 
     def related_to_text(self, text: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served:
-        rec = self._current()
-        with self._embed_lock:
-            vector = rec.embedder.embed([text])[0]
-        with self._lock:
-            self._maybe_refresh()
+        """Free text is always a live search (embedding + search): it takes a slot of the live budget."""
+        with self._live_search():
             rec = self._current()
-            return self._served(rec, rec.related_to_vector(text, vector, k, filters))
+            with self._embed_lock:
+                vector = rec.embedder.embed([text])[0]
+            with self._lock:
+                self._maybe_refresh()
+                rec = self._current()
+                return self._served(rec, rec.related_to_vector(text, vector, k, filters))
 
     def get(self, article_id: str) -> Article:
         with self._lock:
@@ -310,7 +371,10 @@ class Service:
         if body_id is not None and str(body_id) != article_id:
             raise InvalidArticle(location, f"body id {body_id!r} differs from the URL's {article_id!r}")
         raw["id"] = article_id
-        article = validate_article(raw, location)
+        loaded = to_record(raw, location)  # the ingest step every source takes: clean text, dates, language
+        if isinstance(loaded, InvalidArticle):
+            raise loaded
+        article = loaded.article
         rec = self._current()
         with self._lock:
             needs_vector = bool(rec.store.catalog.missing_vectors([article.content_hash]))
@@ -319,7 +383,7 @@ class Service:
             with self._embed_lock:  # outside the read lock: reads go on while a story is embedded
                 vector = rec.embedder.embed([article.text])
         report = WriteReport()
-        with acquire_write_lock(self.index_dir, self.lock_timeout):
+        with acquire_write_lock(self.index_dir, self.lock_timeout), translated(str(self.index_dir)):
             with self._lock:
                 rec = self._current()
                 if vector is not None:
@@ -328,7 +392,12 @@ class Service:
                 def no_embedder() -> Embedder:  # the vector was stored above
                     raise RuntimeError("unexpected embedding inside the write lock")
 
-                apply_batch(rec.store, [Record(location, article)], report, no_embedder)
+                try:
+                    apply_batch(rec.store, [Record(location, article)], report, no_embedder)
+                except BaseException:
+                    if vector is not None:  # the story was not written: its new vector would be an orphan
+                        _prune_quietly(rec, article.content_hash)
+                    raise
                 self._after_write(rec)
         if report.added:
             return "added"
@@ -337,7 +406,7 @@ class Service:
     def delete(self, article_id: str) -> bool:
         """Remove an article from the catalog, the index and every list. False when it was not there."""
         report = WriteReport()
-        with acquire_write_lock(self.index_dir, self.lock_timeout):
+        with acquire_write_lock(self.index_dir, self.lock_timeout), translated(str(self.index_dir)):
             with self._lock:
                 rec = self._current()
                 remove(rec.store, [article_id], report)
@@ -370,6 +439,8 @@ class Service:
         return gone
 
     def _after_write(self, rec: Recommender) -> None:
+        """The committed write in memory and in the lists (a failure here leaves the write durable: the lists
+        are finished by the next write, the in-memory index by the next catch-up)."""
         rec.store.catch_up()
         rec.lists.catch_up()
         self._dirty = True
@@ -396,15 +467,26 @@ class Service:
         are cached under moves without any request waiting for it (the event loop never replays changes)."""
         while not self._stop.wait(self.check_interval):
             try:
-                with self._lock:
+                with self._lock, translated(str(self.index_dir)):
                     if self._rec is not None:
                         self._maybe_refresh()
-            except RecommenderError as exc:  # pragma: no cover - logged, retried next round
+            except RecommenderError as exc:  # logged, retried next round
                 log.error("following the index failed: %s", exc)
+                if isinstance(exc, IndexCorrupt):
+                    self.failed(exc)
 
     def _autosave_loop(self) -> None:
         while not self._stop.wait(self.autosave_seconds):
             try:
-                self.save_if_dirty()
-            except RecommenderError as exc:  # pragma: no cover - logged, retried next round
+                with translated(str(self.index_dir)):
+                    self.save_if_dirty()
+            except RecommenderError as exc:  # logged, retried next round (a full disk, a busy folder)
                 log.error("background save failed: %s", exc)
+
+
+def _prune_quietly(rec: Recommender, content_hash: str) -> None:
+    try:
+        with rec.store.catalog.transaction():
+            rec.store.catalog.prune_vectors([content_hash])
+    except STORAGE_EXCEPTIONS as exc:
+        log.warning("could not drop the vector of a failed write (a later sweep will): %s", exc)

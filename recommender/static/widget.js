@@ -62,10 +62,13 @@
     return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  // Must match recommender.serving.export.file_stem(): safe ids as they are, others "~" + base64url(utf-8),
-  // long ones "~h" + sha256 hex (crypto.subtle: https pages and localhost only).
+  // Must match recommender.serving.export.file_stem(): safe ids as they are (but never "index", the export's
+  // own index.json), others "~" + base64url(utf-8), long ones "~h" + sha256 hex (crypto.subtle: https pages and
+  // localhost only).
   function fileStem(id) {
-    if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$/.test(id) && !/\.\./.test(id)) return Promise.resolve(id);
+    if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$/.test(id) && !/\.\./.test(id) && id.toLowerCase() !== "index") {
+      return Promise.resolve(id);
+    }
     var encoded = base64url(id);
     if (encoded.length <= 200) return Promise.resolve("~" + encoded);
     if (!(window.crypto && crypto.subtle)) return Promise.reject(new Error("no crypto.subtle"));
@@ -74,6 +77,18 @@
         return ("0" + b.toString(16)).slice(-2);
       }).join("");
     });
+  }
+
+  // A link is written only when it resolves to http(s): a "javascript:" (or data:, vbscript:...) URL from the
+  // service or an export never becomes an href. The URL parser drops tabs and newlines as the browser would.
+  function safeHref(url) {
+    if (!url) return null;
+    try {
+      var parsed = new URL(url, location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (e) {
+      return null;
+    }
   }
 
   function hide(el) {
@@ -154,8 +169,11 @@
 
   function render(el, data, k, eventsUrl) {
     var template = el.getAttribute("data-url-template");
+    var href = function (item) {
+      return safeHref(template ? template.replace("{id}", encodeURIComponent(item.id)) : item.url);
+    };
     var items = (data && data.related ? data.related : []).filter(function (item) {
-      return template || item.url;
+      return href(item) !== null;
     }).slice(0, k);
     if (!items.length) return hide(el);
     injectStyle();
@@ -176,7 +194,7 @@
       li.className = "also-read__item";
       var a = document.createElement("a");
       a.className = "also-read__link";
-      a.href = template ? template.replace("{id}", encodeURIComponent(item.id)) : item.url;
+      a.href = href(item);
       a.textContent = item.title || item.id;  // textContent: titles can never inject markup
       a.setAttribute("data-id", item.id);
       if (item.reason) a.title = item.reason;  // "why this?" as a tooltip

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from recommender.articles import Article, article_from_json, url_key
+from recommender.storage.faults import translated
 from recommender.storage.sql import Transaction, in_chunks, keyset_pages
 
 SCHEMA_VERSION = 1
+#: A claim on vectors (see :meth:`Catalog.claim_vectors`) not refreshed for this long is from a writer that died.
+CLAIM_TTL_SECONDS = 3600.0
 #: Parsed articles kept per connection (see :meth:`Catalog.get_many`).
 PARSED_CACHE_SIZE = 4096
 
@@ -73,6 +78,12 @@ CREATE TABLE IF NOT EXISTS rules (           -- editors' rules: pins, blocks, ex
     note TEXT,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS vector_claims (  -- vectors a writer embedded and is about to use: never swept
+    content_hash TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    PRIMARY KEY (content_hash, owner)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key INTEGER NOT NULL,
@@ -115,19 +126,47 @@ class Catalog:
         if not create and not path.exists():
             raise FileNotFoundError(path)
         self.conn = sqlite3.connect(path, timeout=30, check_same_thread=check_same_thread, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
-        if create or not read_only:
-            self._migrate_lists()
-            self.conn.executescript(_SCHEMA)  # idempotent; also adds tables new in this version
-        if create:
-            self.conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+        try:
+            with translated(str(path)):
+                self.conn.row_factory = sqlite3.Row
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
+                if create or not read_only:
+                    self._migrate_lists()
+                    self.conn.executescript(_SCHEMA)  # idempotent; also adds tables new in this version
+                if create:
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
+        except BaseException:
+            self.conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
+
+    # -- consistent reads ---------------------------------------------------------------------------------------
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside the block sees one committed state of the catalog (one read transaction; WAL lets
+        writers go on meanwhile). A reader that counts articles, replays the change log and reads related lists
+        in one snapshot never sees half of another process's write. Inside a transaction already, a no-op."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")  # a read transaction: nothing to commit, it only ends the snapshot
+
+    def quick_check(self) -> str | None:
+        """What SQLite's quick integrity check finds wrong with the file (None when nothing): a damaged catalog
+        is refused by ``serve`` and reported by ``check`` instead of answering some requests with errors."""
+        with translated(str(self.path)):
+            rows = [str(r[0]) for r in self.conn.execute("PRAGMA quick_check(5)")]
+        return None if rows == ["ok"] else "; ".join(rows)
 
     # -- meta -------------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -371,14 +410,21 @@ class Catalog:
         return int(row[0]), str(row[1])
 
     def prune_vectors(self, hashes: Iterable[str] | None = None) -> int:
-        """Drop cached vectors no article uses any more (inside a transaction).
+        """Drop cached vectors no article uses any more (inside a transaction), except those another writer has
+        claimed (:meth:`claim_vectors`): it embedded them and is about to commit the articles that use them.
 
-        With ``hashes``, only those are checked (cheap, per write); without, the whole table (a sweep).
+        With ``hashes``, only those are checked (cheap, per write); without, the whole table (a sweep, which also
+        forgets the claims of writers that died).
         """
-        unused = "NOT EXISTS (SELECT 1 FROM articles a WHERE a.content_hash = vectors.content_hash)"
+        fresh = time.time() - CLAIM_TTL_SECONDS
+        unused = (
+            "NOT EXISTS (SELECT 1 FROM articles a WHERE a.content_hash = vectors.content_hash) AND NOT EXISTS "
+            "(SELECT 1 FROM vector_claims c WHERE c.content_hash = vectors.content_hash AND c.claimed_at > ?)"
+        )
         if hashes is None:
-            return self.conn.execute(f"DELETE FROM vectors WHERE {unused}").rowcount
-        rows = [(h,) for h in set(hashes) if h]
+            self.conn.execute("DELETE FROM vector_claims WHERE claimed_at <= ?", (fresh,))
+            return self.conn.execute(f"DELETE FROM vectors WHERE {unused}", (fresh,)).rowcount
+        rows = [(h, fresh) for h in set(hashes) if h]
         self.conn.executemany(f"DELETE FROM vectors WHERE content_hash = ? AND {unused}", rows)
         return len(rows)
 
@@ -417,6 +463,24 @@ class Catalog:
         if gone:
             self.set_meta("rules_version", str(self.rules_version() + 1))
         return gone
+
+    def claim_vectors(self, hashes: Iterable[str], owner: str) -> None:
+        """Protect the vectors of ``hashes`` from other writers' sweeps until :meth:`release_claims` (or until
+        the claim is :data:`CLAIM_TTL_SECONDS` old: its writer died). Committed at once."""
+        now = time.time()
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO vector_claims(content_hash, owner, claimed_at) VALUES (?, ?, ?)",
+                [(h, owner, now) for h in dict.fromkeys(hashes)],
+            )
+
+    def refresh_claims(self, owner: str) -> None:
+        """A long embedding run is still alive: its claims are not stale."""
+        self.conn.execute("UPDATE vector_claims SET claimed_at = ? WHERE owner = ?", (time.time(), owner))
+
+    def release_claims(self, owner: str) -> None:
+        """The writer committed (or gave up): its vectors are ordinary cache entries again."""
+        self.conn.execute("DELETE FROM vector_claims WHERE owner = ?", (owner,))
 
     def forget_changes(self, upto: int) -> None:
         """The index file now includes every change up to ``upto``: the log before it is no longer needed."""

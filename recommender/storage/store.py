@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from recommender.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound
+from recommender.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound, StorageError
 from recommender.storage.catalog import Catalog
+from recommender.storage.faults import translated
 from recommender.storage.vector_index import (
     choose_index_type,
     fsync_dir,
@@ -57,6 +58,38 @@ CHANGE_LOG_KEEP = 100_000
 
 
 _INDEX_FILE = re.compile(r"vectors-\d+-\d+\.faiss")
+#: The largest integer SQLite stores (a manifest number above it cannot be compared with the catalog).
+MAX_SQLITE_INT = 2**63 - 1
+REINDEX_HINT = "rebuild the index file and manifest from the catalog with: recommender reindex --index {folder}"
+_MANIFEST_INTS = ("dimension", "articles", "catalog_seq", "index_bytes", "index_entries", "tombstones")
+_MANIFEST_STRS = ("model", "backend", "index_type", "built_at", "updated_at", "index_file", "index_sha256")
+
+
+def manifest_problem(raw: dict[str, Any]) -> str | None:
+    """What is wrong with the values of a manifest (None when each has its type and range)."""
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SQLITE_INT
+
+    for key in _MANIFEST_INTS:
+        if key in raw and not whole(raw[key]):
+            return f"{key} = {str(raw[key])[:40]!r} is not a whole number from 0 to {MAX_SQLITE_INT}"
+    for key in _MANIFEST_STRS:
+        if key in raw and not isinstance(raw[key], str):
+            return f"{key} = {str(raw[key])[:40]!r} is not a string"
+    if "format_version" in raw and not whole(raw["format_version"]):
+        return f"format_version = {str(raw['format_version'])[:40]!r} is not a whole number"
+    if raw.get("max_memory_bytes") is not None and not whole(raw["max_memory_bytes"]):
+        return f"max_memory_bytes = {str(raw['max_memory_bytes'])[:40]!r} is not a whole number"
+    recall = raw.get("recall_at_10")
+    if recall is not None and (isinstance(recall, bool) or not isinstance(recall, int | float)):
+        return f"recall_at_10 = {str(recall)[:40]!r} is not a number"
+    for key in ("build", "ranking"):
+        if key in raw and not isinstance(raw[key], dict):
+            return f"{key} is not an object"
+    if raw.get("dimension") == 0:
+        return "dimension = 0"
+    return None
 
 
 def utcnow() -> str:
@@ -90,13 +123,23 @@ class Manifest:
 
     @classmethod
     def load(cls, folder: Path) -> Manifest:
+        """The manifest of ``folder``, every value checked (a hand-edited ``"catalog_seq": "abc"``, a number too
+        large for SQLite or ``"index_file": null`` is :class:`IndexCorrupt` naming the key, not a traceback)."""
         path = folder / MANIFEST_NAME
         try:
             raw = json.loads(path.read_text("utf-8"))
-            known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"{path}: unreadable manifest ({exc}); {REINDEX_HINT.format(folder=folder)}") from None
+        if not isinstance(raw, dict):
+            raise IndexCorrupt(f"{path}: the manifest is not a JSON object; {REINDEX_HINT.format(folder=folder)}")
+        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        problem = manifest_problem(known)
+        if problem is not None:
+            raise IndexCorrupt(f"{path}: {problem}; {REINDEX_HINT.format(folder=folder)}")
+        try:
             return cls(**known)
-        except (OSError, ValueError, TypeError) as exc:
-            raise IndexCorrupt(f"{path}: unreadable manifest ({exc})") from None
+        except TypeError as exc:  # a required key is missing
+            raise IndexCorrupt(f"{path}: {exc}; {REINDEX_HINT.format(folder=folder)}") from None
 
     def save(self, folder: Path) -> None:
         path = folder / MANIFEST_NAME
@@ -153,28 +196,34 @@ class IndexStore:
 
     @classmethod
     def open(cls, folder: Path, *, model: str | None = None, check_same_thread: bool = True) -> IndexStore:
-        """Open the index in ``folder``: checksum-verify the FAISS file, then catch up with the catalog."""
+        """Open the index in ``folder``: checksum-verify the FAISS file, then catch up with the catalog.
+
+        Another process may be writing meanwhile: a save that replaces the FAISS file between our reading the
+        manifest and the file is retried with the new manifest, and the change log, the counts and the checks
+        are read in one snapshot of the catalog, so a reader never reports half of a write as damage.
+        """
         if not cls.exists(folder):
+            if (folder / Catalog.FILENAME).exists():
+                raise IndexNotFound(
+                    f"{folder} has a catalog but no {MANIFEST_NAME}; {REINDEX_HINT.format(folder=folder)}"
+                )
             raise IndexNotFound(f"no index in {folder} (build one with: recommender build SOURCE --index {folder})")
-        manifest = Manifest.load(folder)
-        if manifest.format_version != FORMAT_VERSION:
-            raise IndexMismatch(
-                f"{folder}: index format {manifest.format_version}, this version reads {FORMAT_VERSION}"
-            )
-        if model is not None and model != manifest.model:
-            raise IndexMismatch(
-                f"{folder} was built with model {manifest.model!r}, not {model!r}; "
-                "rebuild it into another folder to change models"
-            )
+        manifest, index = _read_saved_index(folder, model)
         catalog = Catalog(folder / Catalog.FILENAME, check_same_thread=check_same_thread)
-        if not _INDEX_FILE.fullmatch(manifest.index_file):  # never follow a manifest out of the folder
-            raise IndexCorrupt(f"{folder}: manifest names {manifest.index_file!r}, not an index file of this folder")
-        index = read_index(folder / manifest.index_file, manifest.index_sha256)
-        if index.d != manifest.dimension:
-            raise IndexCorrupt(f"{folder}: FAISS dimension {index.d} differs from the manifest's {manifest.dimension}")
-        store = cls(folder, catalog, index, manifest)
-        store.catch_up()
-        store.check()
+        try:
+            store = cls(folder, catalog, index, manifest)
+            with catalog.snapshot(), translated(str(folder)):
+                last = catalog.last_seq()
+                if manifest.catalog_seq > last:
+                    raise IndexCorrupt(
+                        f"{folder}: the manifest says the index file holds change {manifest.catalog_seq}, but the "
+                        f"catalog has only {last}; {REINDEX_HINT.format(folder=folder)}"
+                    )
+                store.catch_up()
+                store.check()
+        except BaseException:
+            catalog.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -182,12 +231,15 @@ class IndexStore:
 
     # -- consistency ------------------------------------------------------------------------------------------
     def catch_up(self) -> int:
-        """Apply catalog changes newer than the in-memory index (after a crash, or another writer). Returns count."""
-        changes = self.catalog.changes_since(self.seq)
-        if not changes:
-            return 0
-        keys = list(dict.fromkeys(key for _, key, _ in changes))
-        present = self.catalog.vectors_for_keys(keys)
+        """Apply catalog changes newer than the in-memory index (after a crash, or another writer). Returns count.
+        The change log and the vectors are read in one snapshot, so a concurrent write is applied whole or not
+        at all (the next catch-up takes it)."""
+        with self.catalog.snapshot():
+            changes = self.catalog.changes_since(self.seq)
+            if not changes:
+                return 0
+            keys = list(dict.fromkeys(key for _, key, _ in changes))
+            present = self.catalog.vectors_for_keys(keys)
         self._remove(keys)
         live = [k for k in keys if k in present]
         if live:
@@ -303,6 +355,41 @@ class IndexStore:
         """Mirror newly recorded policies in the manifest (the catalog already holds them)."""
         self.manifest.ranking, self.manifest.variants = self.recorded_policies()
         self.manifest.save(self.folder)
+
+
+def _read_saved_index(folder: Path, model: str | None, attempts: int = 5) -> tuple[Manifest, faiss.Index]:
+    """The manifest and the FAISS file it names, read together: when another process's save replaces both
+    between the two reads (the old file is gone or no longer matches), read them again."""
+    for attempt in range(attempts):
+        manifest = Manifest.load(folder)
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"{folder}: index format {manifest.format_version}, this version reads {FORMAT_VERSION}"
+            )
+        if model is not None and model != manifest.model:
+            raise IndexMismatch(
+                f"{folder} was built with model {manifest.model!r}, not {model!r}; "
+                "rebuild it into another folder to change models"
+            )
+        if not _INDEX_FILE.fullmatch(manifest.index_file):  # never follow a manifest out of the folder
+            raise IndexCorrupt(
+                f"{folder}: manifest names {manifest.index_file!r}, not an index file of this folder; "
+                + REINDEX_HINT.format(folder=folder)
+            )
+        try:
+            with translated(str(folder)):
+                index = read_index(folder / manifest.index_file, manifest.index_sha256)
+        except (IndexCorrupt, StorageError) as exc:
+            if attempt + 1 < attempts and Manifest.load(folder).index_file != manifest.index_file:
+                continue  # a save switched the manifest meanwhile: read the new pair
+            raise IndexCorrupt(f"{exc}; {REINDEX_HINT.format(folder=folder)}") from None
+        if index.d != manifest.dimension:
+            raise IndexCorrupt(
+                f"{folder}: FAISS dimension {index.d} differs from the manifest's {manifest.dimension}; "
+                + REINDEX_HINT.format(folder=folder)
+            )
+        return manifest, index
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def remove_stray_files(folder: Path, keep: str) -> None:

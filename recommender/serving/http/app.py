@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from recommender import __version__
 from recommender.errors import RecommenderError
@@ -32,7 +33,7 @@ from recommender.serving.http.controls import build_rules_router
 from recommender.serving.http.errors import install_error_handlers
 from recommender.serving.http.events import EventIntake, EventsEndpoint, build_events_router
 from recommender.serving.http.metrics import Metrics
-from recommender.serving.http.middleware import BodyLimit, CachedAnswers, Observe
+from recommender.serving.http.middleware import BodyLimit, CachedAnswers, Observe, Shed
 from recommender.serving.http.routes import build_router
 from recommender.serving.http.schemas import ErrorResponse
 from recommender.serving.service import Service
@@ -40,15 +41,12 @@ from recommender.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Encoded GET answers kept in memory.
-RESPONSE_CACHE_SIZE = 10_000
-
 
 def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     """The FastAPI app serving ``service``; the index is loaded at start-up if it is not yet."""
     settings = settings or Settings()
     metrics = Metrics()
-    cache = ResponseCache(RESPONSE_CACHE_SIZE)
+    cache = ResponseCache(settings.cache_bytes)
     events = EventLog(settings.events_folder if settings.events_dir else service.index_dir / "events")
 
     @asynccontextmanager
@@ -64,19 +62,30 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         service.close()
         events.close()
 
-    app = FastAPI(
+    # /docs serves Swagger UI's files from the fastapi-offline package (no CDN: it works offline);
+    # no slash redirects: Starlette builds them from the Host header, an open redirect for any client
+    app = FastAPIOffline(
         title="recommender",
         summary='"Also Read" suggestions for news sites',
         version=__version__,
         lifespan=lifespan,
-        responses={503: {"model": ErrorResponse, "description": "index not ready, busy or overloaded"}},
+        responses={
+            503: {"model": ErrorResponse, "description": "index not ready, busy or overloaded"},
+            507: {"model": ErrorResponse, "description": "the disk is full: the write was not done"},
+        },
+        redoc_url=None,
+        redirect_slashes=False,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, service)
     app.include_router(build_router(service, settings, cache, metrics))
     app.include_router(build_rules_router(service, settings))
     intake = EventIntake(events, settings, metrics)
     app.include_router(build_events_router(intake))
-    # added innermost first: metrics see everything, then the body limit, CORS, replayed answers and events
+    # added innermost first: shedding sees only what the cache and the events endpoint did not answer (events
+    # have a per-client rate of their own); then replayed answers, CORS, the body limit, and metrics around all
+    app.add_middleware(
+        Shed, metrics=metrics, max_in_flight=settings.max_in_flight, max_per_client=settings.max_per_client
+    )
     app.add_middleware(EventsEndpoint, intake=intake)
     app.add_middleware(CachedAnswers, service=service, cache=cache, max_age=settings.cache_max_age)
     app.add_middleware(
@@ -86,8 +95,8 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         allow_headers=["Content-Type"],
         max_age=600,
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Observe, metrics=metrics, max_in_flight=settings.max_in_flight)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
+    app.add_middleware(Observe, metrics=metrics)
     return app
 
 

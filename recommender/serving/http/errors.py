@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,8 +28,19 @@ from recommender.errors import (
     RecommenderError,
     RuleNotFound,
     SourceError,
+    StorageError,
+    StorageFull,
 )
 from recommender.ranking.policy import PolicyError
+from recommender.storage.faults import STORAGE_EXCEPTIONS, storage_error
+
+#: Seconds a refused request (429, 503 overloaded) waits before its answer, so a client that retries at once (a
+#: flood on many connections) costs the server a few refusals a second per connection instead of as many as the
+#: event loop can write: readers of cached answers keep their share of it (the shedding middleware uses it too).
+REFUSAL_DELAY = 0.5
+
+if TYPE_CHECKING:
+    from recommender.serving.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +62,8 @@ ERROR_STATUS: dict[type[RecommenderError], int] = {
     IndexCorrupt: 503,
     ModelUnavailable: 503,
     Overloaded: 503,
+    StorageFull: 507,
+    StorageError: 503,
 }
 
 
@@ -60,14 +75,29 @@ def status_of(exc: RecommenderError) -> int:
     return next((code for kind, code in ERROR_STATUS.items() if isinstance(exc, kind)), 500)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error leaves the app in the one shape; a bug is logged and answered 500 without details."""
+def install_error_handlers(app: FastAPI, service: Service | None = None) -> None:
+    """Every error leaves the app in the one shape; a bug is logged and answered 500 without details. An I/O
+    failure (a full disk, a damaged catalog) is translated to its domain error and answered 507 or 503; a damaged
+    catalog also takes ``service`` out of rotation (``/readyz`` says why)."""
 
     @app.exception_handler(RecommenderError)
     async def domain_error(request: Request, exc: RecommenderError) -> JSONResponse:
         status = status_of(exc)
+        if service is not None and isinstance(exc, IndexCorrupt | StorageError | StorageFull):
+            service.failed(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
+        if isinstance(exc, Overloaded):  # held while it counts against its client (see middleware.REFUSAL_DELAY)
+            await asyncio.sleep(REFUSAL_DELAY)
         return error_response(status, type(exc).__name__, str(exc), headers)
+
+    async def storage_failure(request: Request, exc: Exception) -> JSONResponse:
+        translated = storage_error(exc, "the index")
+        assert translated is not None
+        log.error("%s %s: %s", request.method, request.url.path, translated)
+        return await domain_error(request, translated)
+
+    for kind in STORAGE_EXCEPTIONS:
+        app.add_exception_handler(kind, storage_failure)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -38,5 +38,8 @@ class Metrics:
             registry=self.registry,
         )
         self.shed = Counter(
-            "recommender_http_shed_total", "Requests refused because too many were in flight", registry=self.registry
+            "recommender_http_shed_total",
+            "Requests refused because too many were in flight (from one client, or overall)",
+            ["limit"],
+            registry=self.registry,
         )

@@ -1,13 +1,21 @@
 """ASGI middleware of the app (plain ASGI: ``BaseHTTPMiddleware`` costs a task per request).
 
-- :class:`Observe`: metrics for every request, and load shedding (503) when too many are in flight;
-- :class:`BodyLimit`: 413 for request bodies over the limit, declared or not;
+- :class:`Observe`: metrics for every request;
+- :class:`BodyLimit`: the request body read whole before the app runs: 413 over the limit (declared, chunked or
+  not), 408 when it does not arrive within the body timeout;
 - :class:`CachedAnswers`: a GET whose answer the routes already made for this index version is sent before
-  routing and validation (most of a cached request's cost). It only replays the routes' own answers.
+  routing and validation (most of a cached request's cost). It only replays the routes' own answers;
+- :class:`Shed`: what is left after the cache (stored-list lookups, live searches, writes) is shed per client
+  (429 past ``max_per_client`` in flight from one address) and overall (503 past ``max_in_flight``). Cached
+  answers and the health routes are never shed, and live searches have a budget of their own in the service,
+  so a flood of uncacheable reads cannot starve ordinary readers.
+
+Order, outermost first: Observe, BodyLimit, CORS, CachedAnswers, Shed, the routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -15,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.serving.http.cache import ResponseCache
-from recommender.serving.http.errors import error_response
+from recommender.serving.http.errors import REFUSAL_DELAY, error_response
 from recommender.serving.http.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -35,26 +43,16 @@ def cached_response(version: str, payload: bytes, media_type: str, if_none_match
 
 
 class Observe:
-    """Count and time every request by route; shed with 503 when ``max_in_flight`` are already running."""
+    """Count and time every request by route."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_in_flight: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight and scope.get("path", "") not in UNSHED:
-            self.metrics.shed.inc()
-            response = error_response(
-                503, "Overloaded", "too many requests in flight; retry shortly", {"Retry-After": "1"}
-            )
-            await response(scope, receive, send)
-            return
-        self.in_flight += 1
         started = time.perf_counter()
         status = 500
 
@@ -67,48 +65,109 @@ class Observe:
         try:
             await self.app(scope, receive, record)
         finally:
-            self.in_flight -= 1
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
-class _TooLarge(Exception):
-    pass
+class Shed:
+    """Refuse work past the per-client and the overall in-flight limits, before it is routed. Sits inside
+    :class:`CachedAnswers`, so an answer from the cache never counts and is never refused."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_in_flight: int, max_per_client: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_in_flight = max_in_flight
+        self.max_per_client = max_per_client
+        self.in_flight = 0
+        self.per_client: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "") in UNSHED:
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        mine = self.per_client.get(client, 0)
+        if mine >= self.max_per_client:
+            self.metrics.shed.labels("client").inc()
+            message = f"more than {self.max_per_client} requests in flight from this client; retry shortly"
+            await asyncio.sleep(REFUSAL_DELAY)
+            await error_response(429, "TooManyRequests", message, {"Retry-After": "1"})(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.metrics.shed.labels("overall").inc()
+            await asyncio.sleep(REFUSAL_DELAY)
+            response = error_response(
+                503, "Overloaded", "too many requests in flight; retry shortly", {"Retry-After": "1"}
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        self.per_client[client] = mine + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            left = self.per_client[client] - 1
+            if left:
+                self.per_client[client] = left
+            else:
+                del self.per_client[client]
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether or not they declare a Content-Length."""
+    """Read a request's body whole before the app runs: 413 past ``limit`` bytes (a declared length is refused
+    before reading; a chunked body as soon as it passes the limit), 408 when it has not arrived within
+    ``timeout`` seconds. Either refusal closes the connection. A request without a body passes straight on."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = error_response(413, "payload_too_large", f"request body over {self.limit} bytes")
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        if (declared is None or declared == b"0") and not chunked:
+            await self.app(scope, receive, send)
+            return
+        closing = {"Connection": "close"}
+        too_large = error_response(413, "payload_too_large", f"request body over {self.limit} bytes", closing)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
+        body = bytearray()
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_large(scope, receive, send)
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    if len(body) > self.limit:
+                        await too_large(scope, receive, send)
+                        return
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            message_text = f"request body not received within {self.timeout:g}s"
+            await error_response(408, "request_timeout", message_text, closing)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class _CachedRoute:

@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import html
 from typing import Any
+from urllib.parse import quote
 
+from recommender.articles import is_safe_link
 from recommender.recommender import RelatedList
 
 
-def render_fragment(related: RelatedList, heading: str = "Also read") -> str:
-    """An accessible list (nav + heading + links), or the empty string: never an empty or broken box."""
-    items = [s for s in related.items if s.url]
+def link_for(article_id: str, url: str | None, url_template: str | None) -> str | None:
+    """Where a suggestion links to: ``url_template`` with ``{id}`` replaced by the percent-encoded id (the
+    widget's ``data-url-template``, encoded as its ``encodeURIComponent`` does), else the story's URL."""
+    if url_template:
+        return url_template.replace("{id}", quote(article_id, safe="-_.!~*'()"))
+    return url
+
+
+def render_fragment(related: RelatedList, heading: str = "Also read", url_template: str | None = None) -> str:
+    """An accessible list (nav + heading + links), or the empty string: never an empty or broken box.
+    ``url_template`` (``/stories/{id}``) links every story as the widget's ``data-url-template`` does. A link
+    that is not safe (``javascript:``...; see :func:`recommender.articles.is_safe_link`) is left out."""
+    links_of = [(s, link_for(s.id, s.url, url_template)) for s in related.items]
+    items = [(s, link) for s, link in links_of if is_safe_link(link)]
     if not items:
         return ""
     links = "".join(
         f'<li class="also-read__item{" also-read__item--pinned" if s.pinned else ""}">'
-        f'<a class="also-read__link" href="{html.escape(s.url or "", quote=True)}"'
+        f'<a class="also-read__link" href="{html.escape(link or "", quote=True)}"'
         f"{f' title={chr(34)}{html.escape(s.reason, quote=True)}{chr(34)}' if s.reason else ''}>"
         f"{html.escape(s.title or s.id)}</a></li>"
-        for s in items
+        for s, link in items
     )
     return (
         f'<nav class="also-read" aria-label="{html.escape(heading, quote=True)}">'

@@ -37,6 +37,7 @@ from recommender.serving.http.schemas import (
     Since,
     TextQuery,
     Until,
+    UrlTemplate,
     Variant,
     WriteResponse,
 )
@@ -115,15 +116,17 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         explain: Explain = False,
         variant: Variant = None,
         reader: Reader = None,
+        url_template: UrlTemplate = None,
     ) -> Response:
-        """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show)."""
+        """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show); links go to
+        ``url_template`` with ``{id}`` filled in when given, as the widget's ``data-url-template`` does."""
         filters = Filters.build(section, language, since, until, exclude)
         chosen, query = pick_variant(service, request, variant, reader)
         return await answer(
             request,
             lambda: service.related_nowait(article_id, k, filters, explain=explain, variant=chosen),
             lambda: service.related(article_id, k, filters, explain=explain, variant=chosen),
-            lambda served: render_fragment(served.related).encode("utf-8"),
+            lambda served: render_fragment(served.related, url_template=url_template).encode("utf-8"),
             "text/html; charset=utf-8",
             query,
         )
@@ -202,16 +205,18 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         return {"id": article_id, "status": "deleted", "index_version": service.index_version}
 
     @router.get("/livez")
-    def livez() -> dict[str, str]:
-        """The process is up."""
+    async def livez() -> dict[str, str]:
+        """The process is up (answered on the event loop: busy worker threads never delay it)."""
         return {"status": "ok"}
 
     @router.get("/readyz", responses={503: {"model": ErrorResponse}})
-    def readyz() -> Response:
-        """The index is loaded and passed its checks."""
+    async def readyz() -> Response:
+        """The index is loaded, passed its checks, and no damage was found while serving it."""
         if not service.ready:
             return error_response(503, "NotReady", service.last_error or "index not loaded yet")
-        info = service.info()
+        if service.damaged:
+            return error_response(503, "IndexCorrupt", service.damaged, {"Retry-After": "30"})
+        info = await run_in_threadpool(service.info)
         return JSONResponse(
             {
                 "status": "ready",

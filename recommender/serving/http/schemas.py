@@ -13,6 +13,15 @@ from recommender.settings import MAX_K
 K = Annotated[int, Query(ge=1, le=MAX_K, description=f"how many stories (1-{MAX_K})")]
 Section = Annotated[str | None, Query(description="only stories of this section")]
 Language = Annotated[str | None, Query(description="only stories in this language (e.g. en)")]
+UrlTemplate = Annotated[
+    str | None,
+    Query(
+        description="link each story to this URL instead of its own, {id} replaced by its id (as the widget's "
+        "data-url-template): site-relative or http(s)",
+        pattern=r"^(?:https?://|/)[^\s\"'<>]*\{id\}[^\s\"'<>]*$",
+        max_length=2048,
+    ),
+]
 Since = Annotated[datetime | None, Query(description="only stories published on or after")]
 Until = Annotated[datetime | None, Query(description="only stories published on or before")]
 Exclude = Annotated[list[str], Query(description="ids never to suggest (repeat or comma-separate)")]
