@@ -131,6 +131,9 @@ def test_pins_and_blocks_show_at_once_in_the_widget_and_the_export(
         assert httpx.post(f"{api.url}/v1/rules", json=pin, headers=auth).status_code == 201
         block = httpx.post(f"{api.url}/v1/rules", json={"kind": "block", "target": "a2"}, headers=auth)
         assert block.status_code == 201
+        exclude = {"kind": "exclude", "section": "local", "under": "a1"}  # a3 is local: not under a1 any more
+        excluded = httpx.post(f"{api.url}/v1/rules", json=exclude, headers=auth)
+        assert excluded.status_code == 201
         after = widget()
         assert after[0] | {"why": ""} == {
             "id": "c1",
@@ -139,7 +142,7 @@ def test_pins_and_blocks_show_at_once_in_the_widget_and_the_export(
             "relation": "Background",
             "why": "",
         }
-        assert after[0]["why"].startswith("Picked by an editor") and "a2" not in [i["id"] for i in after]
+        assert after[0]["why"].startswith("Picked by an editor") and not {"a2", "a3"} & {i["id"] for i in after}
         api_ids = [i["id"] for i in httpx.get(f"{api.url}/v1/articles/a1/related?k=3").json()["related"]]
         assert api_ids == [i["id"] for i in after]
 
@@ -154,9 +157,9 @@ def test_pins_and_blocks_show_at_once_in_the_widget_and_the_export(
         from_export = page.eval_on_selector_all(".also-read__link", "els => els.map(a => a.getAttribute('data-id'))")
         assert from_export == api_ids and page.get_attribute(".also-read__item", "data-pinned") == "true"
 
-        rule_id = block.json()["rule"]["id"]
-        assert httpx.delete(f"{api.url}/v1/rules/{rule_id}", headers=auth).status_code == 200
-        assert "a2" in [i["id"] for i in widget()]  # unblocked at once
+        for rule in (block, excluded):
+            assert httpx.delete(f"{api.url}/v1/rules/{rule.json()['rule']['id']}", headers=auth).status_code == 200
+        assert {"a2", "a3"} <= {i["id"] for i in widget()}  # back at once
         page.close()
 
 
