@@ -10,7 +10,8 @@ then every policy of the grid (the cross product of the ``--grid`` values over `
 every list recomputed, exactly as ``recommender policy set`` does -- and the lists a site would show are scored
 with :mod:`recommender.evaluation` (P@5, MRR, nDCG@5 as in docs/evaluation.md). The first row of each set is the
 base policy (the current defaults unless ``--base`` changes them). Prints one JSON object per (set, policy) and
-a markdown table; the table is what docs/evaluation.md records, with the command.
+a markdown table; the table is what docs/evaluation.md records, with the command. A set in several languages
+(``--merge`` files into one archive) is also scored per language, with the share of links that cross languages.
 """
 
 # ruff: noqa: T201 - a script prints its report
@@ -61,6 +62,22 @@ def grid(base: RankingPolicy, axes: list[str]) -> list[RankingPolicy]:
     return out
 
 
+def by_language(articles: list, labelled: LabelledSet, lists: dict[str, list[str]]) -> dict[str, dict]:
+    """For an archive in several languages: each language's queries scored alone, and the share of their links
+    that point at a story in another language."""
+    language = {a.id: a.language for a in articles}
+    languages = sorted({v for v in language.values() if v})
+    if len(languages) < 2:
+        return {}
+    out = {}
+    for lang in languages:
+        mine = {q: ids for q, ids in lists.items() if language.get(q) == lang}
+        links = [i for ids in mine.values() for i in ids[:5]]
+        crossing = sum(language.get(i) not in (lang, None) for i in links)
+        out[lang] = {**labelled.score(mine).to_dict(), "cross_language": round(crossing / max(len(links), 1), 4)}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -70,12 +87,22 @@ def main() -> int:
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="an axis of the grid")
     parser.add_argument("--only", action="append", default=[], help="sets whose file name contains this")
     parser.add_argument("--file", action="append", default=[], type=Path, help="a labelled file (not in --data)")
+    parser.add_argument(
+        "--merge", action="append", default=[], metavar="A.jsonl+B.jsonl", help="files of --data in one archive"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     policies = grid(RankingPolicy.from_assignments(args.base), args.grid)
     embedder = cached_embedder(args.model, backend=args.backend)
     sets = [(args.data / name, label) for name, label in SETS if not args.only or any(o in name for o in args.only)]
     sets += [(path, None) for path in args.file]
+    merged_dir = tempfile.TemporaryDirectory(prefix="recommender-sweep-merged-")
+    for spec in args.merge:  # research-only data: merged into a temp file, never next to the repository
+        target = Path(merged_dir.name) / ("+".join(Path(p).stem for p in spec.split("+")) + ".jsonl")
+        with target.open("w", encoding="utf-8") as out:
+            for part in spec.split("+"):
+                out.write((args.data / part).read_text("utf-8"))
+        sets.append((target, None))
     rows: list[str] = []
     for path, label in sets:
         if not path.exists():
@@ -111,6 +138,12 @@ def main() -> int:
                         f"| {path.stem} | {knobs} | {s.p_at_5:.3f} | {s.mrr:.3f} | {s.ndcg_at_5:.3f} "
                         f"| {s.copy_rate:.3f} | {s.coverage:.3f} |"
                     )
+                    for language, part in by_language(articles, labelled, lists).items():
+                        print(json.dumps({"set": path.name, "language": language, "policy": changed, **part}))
+                        rows.append(
+                            f"| {path.stem} [{language}] | {knobs} | {part['p_at_5']:.3f} | {part['mrr']:.3f} | "
+                            f"{part['ndcg_at_5']:.3f} | cross-language links {part['cross_language']:.3f} | |"
+                        )
     print(f"\nmodel {args.model} ({args.backend})\n")
     print("| set | policy (changes from the defaults) | P@5 | MRR | nDCG@5 | copy rate | coverage |")
     print("|---|---|---|---|---|---|---|")

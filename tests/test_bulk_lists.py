@@ -141,7 +141,7 @@ def test_stories_whose_first_pool_is_not_enough_are_searched_deeper(
     "policy",
     [
         RankingPolicy(diversity=0.5),
-        RankingPolicy(time_half_life_days=2, time_weight=0.5),
+        RankingPolicy(time_half_life_days=2, time_weight=0.5, dated_keyword_weight=0.2),
         RankingPolicy(keyword_weight=0.3, keyword_gate=0.5, keyword_prior_docs=50, language="same"),
     ],
     ids=["diversity", "time", "gate-prior-language"],

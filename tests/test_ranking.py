@@ -193,3 +193,13 @@ def test_a_foreign_story_searches_on_until_its_pool_holds_enough_of_its_language
     ranked = rank(query, p, policy, 5, exhausted=False)
     assert keys(ranked, p) == [10, 12] and not ranked.complete  # 2 of its language in the pool: look further
     assert rank(query, p, policy, 5, exhausted=True).complete
+
+
+def test_the_keyword_share_drops_where_time_tells_events_apart() -> None:
+    policy = RankingPolicy(keyword_weight=0.7, dated_keyword_weight=0.3, time_half_life_days=3, time_weight=0.5)
+    query = Query(key=1, copy_code=1, days=100.0)
+    p = pool([0.6, 0.6], keyword=[0.5, 0.5], days=[100.0, NAN])
+    got = scores(query, p, policy)
+    assert got[0] == pytest.approx(0.7 * 0.6 + 0.3 * 0.5)  # both dated: time does part of the keywords' job
+    assert got[1] == pytest.approx((0.3 * 0.6 + 0.7 * 0.5) * 0.5)  # undated: the usual share (and no boost)
+    assert list(scores(Query(key=1, copy_code=1), p, policy)) == pytest.approx([0.3 * 0.6 + 0.7 * 0.5] * 2)

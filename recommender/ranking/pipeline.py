@@ -106,15 +106,25 @@ def scores(query: Query, pool: Pool, policy: RankingPolicy) -> np.ndarray:
     which trusts the cosine, is off.
     """
     sims = pool.sims
+    w: np.ndarray | float
     if not query.model_language and query.has_terms:
         w = policy.foreign_keyword_weight
         base = (1.0 - w) * sims + w * pool.keyword
-    elif policy.keyword_weight > 0 and query.has_terms:
-        w = policy.keyword_weight
+    elif query.has_terms:
+        w = keyword_weights(query, pool, policy)
         base = (1.0 - w) * sims + w * pool.keyword * keyword_gate(sims, policy)
     else:
         base = sims.astype(np.float64)
     return np.round(base * time_factor(query.days, pool.days, policy), SCORE_DECIMALS)
+
+
+def keyword_weights(query: Query, pool: Pool, policy: RankingPolicy) -> np.ndarray | float:
+    """The keyword share for each candidate: ``dated_keyword_weight`` where both stories are dated and time
+    proximity is on, ``keyword_weight`` elsewhere."""
+    dated = policy.dated_keyword_weight
+    if dated is None or not policy.time_on or np.isnan(query.days):
+        return policy.keyword_weight
+    return np.where(np.isnan(pool.days), policy.keyword_weight, dated)
 
 
 def select(

@@ -112,6 +112,14 @@ KNOBS: dict[str, Knob] = {
     "keyword_weight": Knob(
         float, "share of the score that comes from keyword (TF-IDF) cosine; the rest is the embedding cosine", 0, 1
     ),
+    "dated_keyword_weight": Knob(
+        float,
+        "keyword share when both stories are dated and time proximity is on (closeness in time then does much of "
+        "what shared names do: tell one event from another of the same kind); none = keyword_weight",
+        0,
+        1,
+        optional=True,
+    ),
     "keyword_gate": Knob(
         float,
         "embedding cosine from which keyword evidence counts fully; below it, less and less down to the minimum "
@@ -169,6 +177,7 @@ class RankingPolicy:
     (the numbers behind them: docs/evaluation.md)."""
 
     keyword_weight: float = 0.7
+    dated_keyword_weight: float | None = None
     keyword_gate: float = 0.2
     keyword_prior_docs: float = 0.0
     min_similarity: float = 0.2
