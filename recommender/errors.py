@@ -64,6 +64,26 @@ class Overloaded(RecommenderError):
     """Too many requests in flight: shed load rather than queue until clients time out."""
 
 
+class InvalidRequest(RecommenderError):
+    """A request parameter out of what the index offers (an unknown variant)."""
+
+
+class InvalidRule(RecommenderError):
+    """An editor's rule that cannot be stored: an unknown kind, a missing or contradictory field, a past expiry."""
+
+
+class RuleNotFound(RecommenderError):
+    """No editor's rule has this id."""
+
+    def __init__(self, rule_id: int) -> None:
+        super().__init__(f"rule not found: {rule_id}")
+        self.rule_id = rule_id
+
+
+class InvalidTime(RecommenderError):
+    """A date, date-time or duration that cannot be read (``--until``, ``--since``)."""
+
+
 class DistributedError(RecommenderError):
     """A build on Ray cannot run: Ray is not installed, the cluster cannot be reached, or the job failed."""
 

@@ -6,12 +6,15 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recommender.articles import Article
+from recommender.controls import editorial
+from recommender.controls.rules import RuleBook
 from recommender.embedding import Embedder, load_embedder
 from recommender.errors import ArticleNotFound, IndexMismatch
 from recommender.ranking.keywords import KeywordModel, shared_terms
@@ -36,9 +39,16 @@ class Suggestion:
     #: The ranking score the list is ordered by (cosine blended with keyword evidence, times freshness); None
     #: where unknown (lists stored before it was kept).
     relevance: float | None = None
+    #: Placed by an editor's pin (recommender.controls.rules), not by the ranking.
+    pinned: bool = False
+    #: "Why this?": a short sentence from the evidence (only when asked for: ``explain``).
+    reason: str | None = None
+    #: same-day, follow-up or background (recommender.ranking.relation); None when either story has no date.
+    relation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The JSON shape of one link; ``relation``, ``pinned`` and ``reason`` appear only when they apply."""
+        out: dict[str, Any] = {
             "id": self.id,
             "title": self.title,
             "url": self.url,
@@ -47,6 +57,13 @@ class Suggestion:
             "published_at": self.published_at,
             "section": self.section,
         }
+        if self.relation is not None:
+            out["relation"] = self.relation
+        if self.pinned:
+            out["pinned"] = True
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,11 @@ class RelatedList:
         return [s.id for s in self.items]
 
 
+def _pinned(card: Article, score: float) -> Suggestion:
+    """A link an editor pinned (no ranking score: it was placed, not ranked)."""
+    return Suggestion(card.id, card.title, card.url, score, card.published_at, card.section, None, pinned=True)
+
+
 def _built_with(build: dict[str, Any]) -> str | None:
     """How the last full build ran: ``local``, or ``ray (N workers)`` (the manifest's ``build``)."""
     method = build.get("method")
@@ -83,6 +105,7 @@ class Recommender:
         self._embedder = embedder
         self._backend = backend or store.manifest.backend
         self.lists = Lists(store)
+        self._rules = RuleBook.load(store.catalog)
 
     @classmethod
     def open(
@@ -153,14 +176,28 @@ class Recommender:
         return self.lists.reload()
 
     @property
+    def rules(self) -> RuleBook:
+        """Editors' rules (pins, blocks, exclusions) as of the catalog's rules version; applied at read time."""
+        return self._rules
+
+    def follow_rules(self) -> bool:
+        """Pick up rules another process (or this one) changed in the catalog. True when they had changed."""
+        if self.store.catalog.rules_version() == self._rules.version:
+            return False
+        self._rules = RuleBook.load(self.store.catalog)
+        return True
+
+    @property
     def index_version(self) -> str:
         """Changes whenever what a list shows may change (for ETags and cache keys): the build, the lists'
         version (every list recomputed) and the catalog's change number. All are shared by every process
         serving the folder (not the FAISS file's checksum, which each save changes), so replicas behind one
-        load balancer agree on it."""
+        load balancer agree on it. Editors' rules add their version and the count of expiries passed, so a rule
+        change or an expiry changes it too."""
         manifest = self.store.manifest
         build = hashlib.sha256(f"{manifest.model}\n{manifest.built_at}".encode()).hexdigest()[:12]
-        return f"{build}-{self.lists.version}-{self.store.seq}"
+        rules = self._rules.version_tag(datetime.now(UTC))
+        return f"{build}-{self.lists.version}-{self.store.seq}{rules}"
 
     def get(self, article_id: str) -> Article:
         stored = self.store.catalog.get(article_id)
@@ -198,26 +235,59 @@ class Recommender:
 
     # -- related ----------------------------------------------------------------------------------------------
     def related(
-        self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        variant: str = DEFAULT_VARIANT,
+        *,
+        explain: bool = False,
     ) -> RelatedList:
         """The k most related stories to an indexed article: never itself, never a copy of its text.
 
         The one read call: the CLI's ``similar``, the HTTP API, the widget and the static export all show what
         it returns. It is the article's stored list (filtered), and a live search only when the stored list
         cannot answer (k deeper than stored, filters that leave fewer than k, no list yet); both are the same
-        pipeline over the same catalog, so they agree.
+        pipeline over the same catalog, so they agree. Editors' active rules apply
+        (:mod:`recommender.controls.editorial`); each link says how it relates in time, and with ``explain``
+        why it is there.
         """
-        stored = self.stored_related(article_id, k, filters, variant)
-        if stored is not None:
-            return stored
-        return self.live_related(article_id, k, filters, variant)
+        answer = self._related(article_id, k, filters, variant, explain, live=True)
+        assert answer is not None  # a live search always answers
+        return answer
 
     def stored_related(
-        self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        variant: str = DEFAULT_VARIANT,
+        *,
+        explain: bool = False,
     ) -> RelatedList | None:
         """:meth:`related` from the stored list alone; None where that needs a live search."""
-        found = self.lists.lookup(article_id, k, filters, variant)
-        return None if found is None else self._suggestions(*found)
+        return self._related(article_id, k, filters, variant, explain, live=False)
+
+    def _related(
+        self, article_id: str, k: int, filters: Filters, variant: str, explain: bool, live: bool
+    ) -> RelatedList | None:
+        # the rules hook: blocks and exclusions become filters (the lookup refills from deeper entries), then pins
+        plan = editorial.plan(self.store.catalog, self._rules, article_id, filters)
+        if plan.hidden:
+            return RelatedList([], True)
+        found = self.lists.lookup(article_id, k, plan.organic, variant)
+        if found is not None:
+            ranked = self._suggestions(*found)
+        elif live:
+            ranked = self.live_related(article_id, k, plan.organic, variant)
+        else:
+            return None
+        terms = self.shared_terms if explain else None
+        archive = int(self.store.index.ntotal)
+        items, short = editorial.finish(
+            self.store.catalog, plan, ranked.items, ranked.short, k, _pinned, terms, archive
+        )
+        return RelatedList(items, short)
 
     def live_related(
         self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
@@ -257,6 +327,7 @@ class Recommender:
         language: str | None = None,
     ) -> RelatedList:
         """:meth:`related_to_text` for a text already embedded (a server embeds outside its index lock)."""
+        filters = filters.merged(self._rules.everywhere(datetime.now(UTC)))  # the rules hook: blocks, exclusions
         ranker = self.lists.ranker(variant)
         ranked = ranker.rank(ranker.text_subject(text, vector, language_of(language)), k, filters)
         return self._suggestions(ranked.entries, ranked.short)

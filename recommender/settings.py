@@ -106,6 +106,8 @@ SPECS: dict[str, Spec] = {
     "cache_max_age": Spec(int, 0, 31_536_000),
     "max_in_flight": Spec(int, 1, 100_000),
     "workers": Spec(int, 1, 64),
+    "events_dir": Spec(str),
+    "events_rate": Spec(float, 0, 1_000_000),
     "api_key_file": Spec(str),
     "max_header_bytes": Spec(int, 1_024, 1_048_576),
     "max_headers": Spec(int, 8, 1_000),
@@ -140,6 +142,8 @@ class Settings:
     cache_max_age: int = 60
     max_in_flight: int = 64
     workers: int = 1
+    events_dir: str | None = None  # where POST /v1/events stores impressions and clicks; None: INDEX/events
+    events_rate: float = 50.0  # event requests per second per client address before 429 (0: no limit)
     #: A file holding the API key (first line), so the key is not on the command line for ``ps`` to show.
     api_key_file: str | None = None
     # Limits of the HTTP server itself (recommender.serving.http.limits): enforced before the app sees a request.
@@ -162,6 +166,11 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return Path(self.index)
+
+    @property
+    def events_folder(self) -> Path:
+        """The event store (:mod:`recommender.events.log`): ``events_dir``, else ``events`` in the index folder."""
+        return Path(self.events_dir) if self.events_dir else self.index_dir / "events"
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -55,7 +55,9 @@ def test_related_by_id(client: TestClient) -> None:
     assert data["article_id"] == "a1" and data["model"] == FAKE_MODEL and data["index_version"]
     assert len(data["related"]) == 2 and {"a1", "a1-wire"}.isdisjoint(ids(r))
     for item in data["related"]:
-        assert set(item) == {"id", "title", "url", "score", "relevance", "published_at", "section"}
+        # every story of this set is dated, so each link says how it relates in time (issue 12)
+        assert set(item) == {"id", "title", "url", "score", "relevance", "published_at", "section", "relation"}
+        assert item["relation"] in ("same-day", "follow-up", "background")
     assert r.headers["cache-control"] == "public, max-age=60"
     assert r.headers["etag"] == f'W/"{data["index_version"]}"'
     again = client.get("/v1/articles/a1/related", params={"k": 2}, headers={"If-None-Match": r.headers["etag"]})
@@ -298,7 +300,7 @@ def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(
 def test_api_key_is_compared_in_constant_time(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     import hmac
 
-    from recommender.serving.http import routes as api
+    from recommender.serving.http import auth as api  # the one place the key is checked (writes and rules)
 
     calls: list[tuple[bytes, bytes]] = []
     original = hmac.compare_digest

@@ -49,7 +49,8 @@ def test_export_writes_the_api_shape(fake_index: Path, tmp_path: Path) -> None:
     assert index["articles"] == len(ARTICLES) + 1 and index["index_version"] == version
     data = json.loads((out / index["files"]["a1"]).read_text())
     assert data["article_id"] == "a1" and len(data["related"]) == 3 and data["index_version"] == version
-    assert set(data["related"][0]) == {"id", "title", "url", "score", "relevance", "published_at", "section"}
+    shape = {"id", "title", "url", "score", "relevance", "published_at", "section", "relation"}  # a1 is dated
+    assert set(data["related"][0]) == shape
     assert (out / f"{file_stem('../../escape')}.json").exists()
 
 

@@ -1,13 +1,12 @@
 """The widget in a real browser: Debian's chromium, headless, driven by Playwright.
 
-A news page on one localhost port embeds the widget from the API on another (so CORS is exercised too).
+A news page on one localhost port embeds the widget from the API on another (so CORS is exercised too). The
+``browser`` fixture (chromium, skipped with the reason when it cannot be had) is in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -18,28 +17,6 @@ from tests.servers import ApiServer, StaticSite
 
 pytestmark = pytest.mark.process  # starts processes: not in `make test-fast`
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def chromium() -> str:
-    """Debian's chromium, installed on the spot when missing and possible; else skip with the reason."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, timeout=600)
-        path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("no chromium: `apt-get install chromium` failed or is unavailable here")
-    return path
-
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Flood hits river city</title>
 <style>.also-read__link {{ color: rgb(200, 0, 0); }}</style></head>
@@ -47,16 +24,6 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Floo
 <div id="slot" data-also-read data-article-id="{article_id}" data-k="3" data-api="{api}" style="min-height:16em"></div>
 <p id="after">Comments</p>
 <script src="{api}/widget.js" async></script></body></html>"""
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    executable = chromium()
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_widget_shows_links_without_moving_the_page(

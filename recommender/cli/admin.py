@@ -97,6 +97,15 @@ def policy_set(
         list[str], typer.Argument(metavar="KEY=VALUE...", help="e.g. keyword_weight=0.3 time_half_life_days=3")
     ],
     index: IndexOpt = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Set the policy of an A/B variant of this name (lists of its own; starts from the site's policy) "
+            "instead of the site's own.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change knobs of the ranking policy and recompute every stored list (atomically: readers see the old lists
@@ -107,13 +116,37 @@ def policy_set(
     from recommender.writer import apply_policy
 
     settings = load_settings(index=index)
+    _check_variant_name(variant)
     with Recommender.open(settings.index_dir) as rec:
-        current = rec.policy
+        current = rec.variants.get(variant, rec.policy) if variant else rec.policy
     wanted = RankingPolicy.from_assignments(assignments, current)
-    changed = apply_policy(settings.index_dir, wanted, lock_timeout=settings.lock_timeout)
+    changed = apply_policy(settings.index_dir, wanted, variant=variant or "", lock_timeout=settings.lock_timeout)
     if not as_json:
-        typer.echo("policy changed; every list recomputed" if changed else "policy unchanged")
+        what = f"variant {variant!r}" if variant else "policy"
+        typer.echo(f"{what} changed; every list recomputed" if changed else f"{what} unchanged")
     _print_policy(wanted.to_dict(), as_json)
+
+
+def _check_variant_name(name: str | None) -> None:
+    """``default`` names the site's own policy in the API and the report; a variant needs another name."""
+    if name is not None and (not name.strip() or name == "default" or len(name) > 64):
+        err("Error: a variant's name is 1 to 64 characters and not 'default' (the site's own policy)")
+        raise typer.Exit(2)
+
+
+@policy_app.command("remove-variant")
+@handle_errors
+def policy_remove_variant(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The A/B variant to end.")],
+    index: IndexOpt = None,
+) -> None:
+    """End an A/B variant: its lists are dropped; readers it had are served the site's policy."""
+    from recommender.writer import apply_policy
+
+    settings = load_settings(index=index)
+    _check_variant_name(name)
+    changed = apply_policy(settings.index_dir, None, variant=name, lock_timeout=settings.lock_timeout)
+    typer.echo(f"variant {name!r} removed" if changed else f"no variant {name!r}")
 
 
 @policy_app.command("apply")

@@ -1,7 +1,8 @@
 """The ``recommender`` command: a thin typer layer that parses, calls the library, and formats.
 
 Commands live in modules by what they do (:mod:`.indexing`, :mod:`.querying`, :mod:`.admin`, :mod:`.serving`,
-:mod:`.watch`); this module registers them on the one typer app and sets up logging. Exit codes: see :mod:`.common`.
+:mod:`.watch`, :mod:`.rules`, :mod:`.report`); this module registers them on the one typer app and sets up
+logging. Exit codes: see :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from recommender.cli import admin, indexing, querying, serving, watch  # noqa: F401 - importing registers the commands
+from recommender.cli import admin, indexing, querying, report, rules, serving, watch  # noqa: F401 - registers them
 from recommender.cli.common import app
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from recommender import settings as settings_mod
-from recommender.errors import BatchRejected, RecommenderError
+from recommender.errors import BatchRejected, InvalidRule, InvalidTime, RecommenderError
 from recommender.ranking.policy import Filters, PolicyError
 from recommender.reports import WriteReport
 from recommender.settings import MAX_K, Settings, SettingsError
@@ -60,7 +60,7 @@ def handle_errors(func: F) -> F:
                 err(f"rejected: {rejection}")
             err(f"Error: {exc}")
             raise typer.Exit(EXIT_ERROR) from None
-        except (SettingsError, PolicyError) as exc:
+        except (SettingsError, PolicyError, InvalidRule, InvalidTime) as exc:
             err(f"Error: {exc}")
             raise typer.Exit(EXIT_USAGE) from None
         except RecommenderError as exc:

@@ -55,17 +55,22 @@ def print_related(article: Article | None, related: RelatedList, as_json: bool, 
     table.add_column("title", overflow="fold", ratio=1)
     dated = any(s.published_at for s in related.items)
     sectioned = any(s.section for s in related.items)
+    explained = any(s.reason for s in related.items)
     if dated:
         table.add_column("published")
     if sectioned:
         table.add_column("section")
+    if explained:
+        table.add_column("why", overflow="fold", ratio=1)
     for n, s in enumerate(related.items, start=1):
-        relevance = "-" if s.relevance is None else f"{s.relevance:.3f}"
+        relevance = "pinned" if s.pinned else "-" if s.relevance is None else f"{s.relevance:.3f}"
         cells = [Text(str(n)), Text(relevance), Text(f"{s.score:.3f}"), Text(s.id), Text(s.title)]
         if dated:
-            cells.append(Text((s.published_at or "")[:10]))
+            cells.append(Text((s.published_at or "")[:10] + (f" {s.relation}" if s.relation else "")))
         if sectioned:
             cells.append(Text(s.section or ""))
+        if explained:
+            cells.append(Text(s.reason or ""))
         table.add_row(*cells)
     console.print(table)
     if related.short:
@@ -96,17 +101,19 @@ def similar(
     since: SinceOpt = None,
     until: UntilOpt = None,
     exclude: ExcludeOpt = None,
+    explain: Annotated[bool, typer.Option("--explain", help='Say why each story is there ("why this?").')] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The k most related stories to an indexed article (never itself, never a copy of it): the list the HTTP
-    API, the widget and the static export show."""
+    API, the widget and the static export show, editors' rules applied."""
     from recommender.recommender import Recommender
 
     settings = load_settings(index=index, k=k)
     with Recommender.open(settings.index_dir) as rec:
         warn_if_policy_differs(rec, settings)
         article = rec.find(article_id)
-        related = rec.related(article.id, settings.k, make_filters(section, language, since, until, exclude))
+        filters = make_filters(section, language, since, until, exclude)
+        related = rec.related(article.id, settings.k, filters, explain=explain)
         print_related(article, related, as_json, settings.k)
 
 

@@ -94,6 +94,24 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    events_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--events-dir",
+            envvar="RECOMMENDER_EVENTS_DIR",
+            help="Where POST /v1/events stores impressions and clicks [default: INDEX/events]",
+            show_default=False,
+        ),
+    ] = None,
+    events_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--events-rate",
+            envvar="RECOMMENDER_EVENTS_RATE",
+            help="Event requests per second per client address before 429; 0 = no limit [default: 50]",
+            show_default=False,
+        ),
+    ] = None,
     api_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -167,6 +185,8 @@ def serve(
         cache_max_age=cache_max_age,
         max_in_flight=max_in_flight,
         workers=workers,
+        events_dir=events_dir,
+        events_rate=events_rate,
         api_key_file=api_key_file,
         max_header_bytes=max_header_bytes,
         max_headers=max_headers,

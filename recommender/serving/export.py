@@ -24,6 +24,7 @@ from pathlib import Path
 
 from recommender.recommender import Recommender
 from recommender.serving.service import Served
+from recommender.when import iso
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
 INDEX_FILE = "index.json"
@@ -67,10 +68,15 @@ def _previous_files(out: Path) -> list[str]:
 
 
 def export_static(rec: Recommender, out_dir: Path | str, k: int = 5) -> ExportReport:
-    """Write ``<stem>.json`` for every article and ``index.json`` into ``out_dir``; remove stale files."""
+    """Write ``<stem>.json`` for every article and ``index.json`` into ``out_dir``; remove stale files.
+
+    The lists are what :meth:`Recommender.related` answers now, so editors' rules in force are in them (pinned
+    stories flagged); ``index.json`` says how many rules applied and when the next one expires
+    (``valid_until``): re-export by then, as a static file cannot drop an expired pin by itself."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     report = ExportReport()
+    now = datetime.now(UTC)
     previous = _previous_files(out)  # read before anything is written over it
     version = rec.index_version
     model = rec.manifest.model
@@ -97,6 +103,8 @@ def export_static(rec: Recommender, out_dir: Path | str, k: int = 5) -> ExportRe
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "k": k,
         "articles": len(files),
+        "rules": len(rec.rules.active(now)),
+        "valid_until": iso(expires) if (expires := rec.rules.next_expiry(now)) else None,
         "files": files,
     }
     _write_atomic(out / INDEX_FILE, json.dumps(index, ensure_ascii=False, indent=1))

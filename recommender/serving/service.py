@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from recommender.articles import Article, is_safe_link
+from recommender.controls.rules import Rule, remove_rules, save_rule
 from recommender.embedding import Embedder
 from recommender.errors import IndexBusy, IndexCorrupt, InvalidArticle, NotReady, Overloaded, RecommenderError
+from recommender.events.variants import DEFAULT_VARIANT, lists_variant
 from recommender.ingest.language import warm_up_in_background
 from recommender.ingest.records import Record, to_record
 from recommender.ranking.lists import related_seq
@@ -47,17 +49,21 @@ class Served:
     version: str
     model: str
     related: RelatedList
+    variant: str | None = None  # the ranking variant the list was read with (A/B tests), when one was asked for
 
     def body(self, article_id: str | None) -> dict[str, Any]:
         """The JSON shape of the HTTP API and the static export. A URL that is not a safe link (a catalog
         written before links were checked at the edge) is sent as null: pages render these links."""
-        return {
+        out = {
             "article_id": article_id,
             "related": [_safe_url(s.to_dict()) for s in self.related.items],
             "short": self.related.short,
             "model": self.model,
             "index_version": self.version,
         }
+        if self.variant is not None:
+            out["variant"] = self.variant
+        return out
 
 
 def _safe_url(item: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +222,7 @@ class Service:
             self._reload_in_background()
             return
         rec.follow_lists()  # another process recomputed every list (a policy change, a full refresh)
+        rec.follow_rules()  # another process changed the editors' rules
         pending = rec.store.catalog.last_seq() - rec.store.seq
         if 0 < pending <= INLINE_CATCH_UP_LIMIT:
             rec.store.catch_up()
@@ -251,8 +258,15 @@ class Service:
             self._reloading = False
 
     # -- reads ------------------------------------------------------------------------------------------------
-    def _served(self, rec: Recommender, related: RelatedList) -> Served:
-        return Served(rec.index_version, rec.manifest.model, related)
+    def _served(self, rec: Recommender, related: RelatedList, variant: str | None = None) -> Served:
+        return Served(rec.index_version, rec.manifest.model, related, variant)
+
+    def variants(self) -> tuple[str, ...]:
+        """The ranking variants a reader can be assigned to (A/B tests): ``default`` (the index's policy) and the
+        named policies recorded with ``recommender policy set --variant NAME`` (``Recommender.variants``), each
+        with precomputed lists of its own."""
+        rec = self._current()
+        return (DEFAULT_VARIANT, *sorted(name for name in rec.variants if name != DEFAULT_VARIANT))
 
     @contextmanager
     def _live_search(self) -> Iterator[None]:
@@ -267,21 +281,39 @@ class Service:
         finally:
             self._live.release()
 
-    def related(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served:
+    def related(
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        *,
+        explain: bool = False,
+        variant: str | None = None,
+    ) -> Served:
         """The article's list (:meth:`Recommender.related`: the stored list, filtered; a live search only when
-        it cannot answer). Live searches have a budget of their own (``max_live_searches``): when it is spent
-        they are refused, and stored-list reads go on."""
+        it cannot answer), editors' rules applied. Live searches have a budget of their own
+        (``max_live_searches``): when it is spent they are refused, and stored-list reads go on. ``variant`` (one
+        of :meth:`variants`) picks an A/B variant's lists and labels the answer for the events."""
+        key = lists_variant(variant)
         with self._lock:
             self._maybe_refresh()
             rec = self._current()
-            stored = rec.stored_related(article_id, k, filters)
+            stored = rec.stored_related(article_id, k, filters, key, explain=explain)
             if stored is not None:
-                return self._served(rec, stored)
+                return self._served(rec, stored, variant)
         with self._live_search(), self._lock:
             rec = self._current()
-            return self._served(rec, rec.live_related(article_id, k, filters))
+            return self._served(rec, rec.related(article_id, k, filters, key, explain=explain), variant)
 
-    def related_nowait(self, article_id: str, k: int = 5, filters: Filters = NO_FILTERS) -> Served | None:
+    def related_nowait(
+        self,
+        article_id: str,
+        k: int = 5,
+        filters: Filters = NO_FILTERS,
+        *,
+        explain: bool = False,
+        variant: str | None = None,
+    ) -> Served | None:
         """:meth:`related` if it cannot wait: the index is free right now and the stored list answers it (a
         lookup of well under a millisecond, cheaper on the event loop than a thread hop); else None at once.
         Neither a write holding the lock nor a live search may stall the event loop."""
@@ -289,8 +321,8 @@ class Service:
             return None
         try:
             rec = self._current()
-            related = rec.stored_related(article_id, k, filters)
-            return None if related is None else self._served(rec, related)
+            related = rec.stored_related(article_id, k, filters, lists_variant(variant), explain=explain)
+            return None if related is None else self._served(rec, related, variant)
         finally:
             self._lock.release()
 
@@ -380,6 +412,31 @@ class Service:
                 remove(rec.store, [article_id], report)
                 self._after_write(rec)
         return report.deleted == 1
+
+    # -- editors' rules ----------------------------------------------------------------------------------------
+    def rules(self) -> list[Rule]:
+        with self._lock:
+            rec = self._current()
+            rec.follow_rules()
+            return list(rec.rules.rules)
+
+    def add_rule(self, rule: Rule) -> Rule:
+        """Store an editor's rule (durable before this returns); it applies to this process's answers at once
+        and to other processes' within their check interval."""
+        with acquire_write_lock(self.index_dir, self.lock_timeout):
+            with self._lock:
+                rec = self._current()
+                stored = save_rule(rec.store.catalog, rule)
+                rec.follow_rules()
+        return stored
+
+    def delete_rules(self, ids: list[int]) -> list[int]:
+        with acquire_write_lock(self.index_dir, self.lock_timeout):
+            with self._lock:
+                rec = self._current()
+                gone = remove_rules(rec.store.catalog, ids)
+                rec.follow_rules()
+        return gone
 
     def _after_write(self, rec: Recommender) -> None:
         """The committed write in memory and in the lists (a failure here leaves the write durable: the lists

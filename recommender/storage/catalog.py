@@ -66,6 +66,18 @@ CREATE TABLE IF NOT EXISTS terms (           -- keyword snapshot: articles conta
     term TEXT PRIMARY KEY,
     df INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rules (           -- editors' rules: pins, blocks, exclusions (recommender.controls.rules)
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('pin', 'block', 'exclude')),
+    target_type TEXT NOT NULL,              -- story, section, tag or all: what is pinned or never shown
+    target TEXT,
+    scope_type TEXT NOT NULL,               -- all, story, section or tag: under which stories it applies
+    scope TEXT,
+    position INTEGER,                       -- a pin's place in the list, from 1
+    until TEXT,                             -- ISO 8601 UTC; the rule stops applying then (no rebuild needed)
+    note TEXT,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS vector_claims (  -- vectors a writer embedded and is about to use: never swept
     content_hash TEXT NOT NULL,
     owner TEXT NOT NULL,
@@ -263,6 +275,16 @@ class Catalog:
                 )
         return out
 
+    def sections(self, ids: Iterable[str]) -> dict[str, str | None]:
+        """``id -> section`` for those of ``ids`` in the catalog (absent ids are left out)."""
+        out: dict[str, str | None] = {}
+        for chunk, marks in in_chunks(list(set(ids))):
+            for article_id, section in self.conn.execute(
+                f"SELECT id, section FROM articles WHERE id IN ({marks})", chunk
+            ):
+                out[str(article_id)] = section
+        return out
+
     def copy_keys(self, keys: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
         """``key -> (copy key, normalised URL, language)``: what the copy and language rules compare, without
         reading the article."""
@@ -405,6 +427,42 @@ class Catalog:
         rows = [(h, fresh) for h in set(hashes) if h]
         self.conn.executemany(f"DELETE FROM vectors WHERE content_hash = ? AND {unused}", rows)
         return len(rows)
+
+    # -- editors' rules ----------------------------------------------------------------------------------------
+    # Rules change no article, so they are not in ``changes`` (which the FAISS file replays); each write bumps
+    # ``meta.rules_version`` in its transaction instead, which every serving process compares (see
+    # :meth:`recommender.recommender.Recommender.follow_rules`).
+    RULE_FIELDS = ("kind", "target_type", "target", "scope_type", "scope", "position", "until", "note", "created_at")
+
+    def rules_version(self) -> int:
+        """How many times the rules were changed (0: never)."""
+        return int(self.get_meta("rules_version") or 0)
+
+    def rule_rows(self) -> list[dict[str, object]]:
+        """Every stored rule as a dict of the ``rules`` columns, oldest first."""
+        try:
+            rows = self.conn.execute(f"SELECT id, {', '.join(self.RULE_FIELDS)} FROM rules ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # a read-only open of a catalog older than the rules table
+            return []
+        return [dict(row) for row in rows]
+
+    def insert_rule(self, values: dict[str, object]) -> int:
+        """Store one rule (inside a transaction) and bump the rules version; returns its id."""
+        row = self.conn.execute(
+            f"INSERT INTO rules({', '.join(self.RULE_FIELDS)}) VALUES ({', '.join('?' * len(self.RULE_FIELDS))}) "
+            "RETURNING id",
+            [values.get(name) for name in self.RULE_FIELDS],
+        ).fetchone()
+        self.set_meta("rules_version", str(self.rules_version() + 1))
+        return int(row[0])
+
+    def delete_rules(self, ids: Sequence[int]) -> list[int]:
+        """Remove rules by id (inside a transaction); returns the ids that existed. Bumps the rules version when
+        anything was removed."""
+        gone = [int(r[0]) for i in ids for r in self.conn.execute("DELETE FROM rules WHERE id = ? RETURNING id", (i,))]
+        if gone:
+            self.set_meta("rules_version", str(self.rules_version() + 1))
+        return gone
 
     def claim_vectors(self, hashes: Iterable[str], owner: str) -> None:
         """Protect the vectors of ``hashes`` from other writers' sweeps until :meth:`release_claims` (or until

@@ -7,6 +7,8 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``)::
     POST   /v1/related            {"text": ..., "k": 5} or {"url": ...}           drafts and pages
     PUT    /v1/articles/{id}      article JSON (API key)                          publish / edit
     DELETE /v1/articles/{id}      (API key)                                       unpublish
+    GET/POST /v1/rules, DELETE /v1/rules/{id}   (API key)                         editors' rules (.controls)
+    POST   /v1/events             {"events": [...]}                               impressions, clicks (.events)
     GET    /livez  /readyz  /metrics  /widget.js  /demo
 
 Errors always have the shape ``{"error": {"type": ..., "message": ...}}`` (:mod:`.errors`); shapes are in
@@ -25,8 +27,11 @@ from fastapi_offline import FastAPIOffline
 
 from recommender import __version__
 from recommender.errors import RecommenderError
+from recommender.events.log import EventLog
 from recommender.serving.http.cache import ResponseCache
+from recommender.serving.http.controls import build_rules_router
 from recommender.serving.http.errors import install_error_handlers
+from recommender.serving.http.events import EventIntake, EventsEndpoint, build_events_router
 from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.middleware import BodyLimit, CachedAnswers, Observe, Shed
 from recommender.serving.http.routes import build_router
@@ -42,6 +47,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     cache = ResponseCache(settings.cache_bytes)
+    events = EventLog(settings.events_folder if settings.events_dir else service.index_dir / "events")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +60,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         service.start()
         yield
         service.close()
+        events.close()
 
     # /docs serves Swagger UI's files from the fastapi-offline package (no CDN: it works offline);
     # no slash redirects: Starlette builds them from the Host header, an open redirect for any client
@@ -71,11 +78,15 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app, service)
     app.include_router(build_router(service, settings, cache, metrics))
-    # added innermost first: shedding sees only what the cache did not answer; then replayed answers, CORS,
-    # the body limit, and metrics around everything
+    app.include_router(build_rules_router(service, settings))
+    intake = EventIntake(events, settings, metrics)
+    app.include_router(build_events_router(intake))
+    # added innermost first: shedding sees only what the cache and the events endpoint did not answer (events
+    # have a per-client rate of their own); then replayed answers, CORS, the body limit, and metrics around all
     app.add_middleware(
         Shed, metrics=metrics, max_in_flight=settings.max_in_flight, max_per_client=settings.max_per_client
     )
+    app.add_middleware(EventsEndpoint, intake=intake)
     app.add_middleware(CachedAnswers, service=service, cache=cache, max_age=settings.cache_max_age)
     app.add_middleware(
         CORSMiddleware,

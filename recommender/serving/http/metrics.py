@@ -28,6 +28,15 @@ class Metrics:
             ["index_version", "model"],
             registry=self.registry,
         )
+        self.events = Counter(
+            "recommender_events_total", "Impressions and clicks stored", ["type"], registry=self.registry
+        )
+        self.events_refused = Counter(
+            "recommender_events_refused_total",
+            "Event requests or events refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.shed = Counter(
             "recommender_http_shed_total",
             "Requests refused because too many were in flight (from one client, or overall)",

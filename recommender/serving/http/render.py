@@ -27,7 +27,9 @@ def render_fragment(related: RelatedList, heading: str = "Also read", url_templa
     if not items:
         return ""
     links = "".join(
-        f'<li class="also-read__item"><a class="also-read__link" href="{html.escape(link or "", quote=True)}">'
+        f'<li class="also-read__item{" also-read__item--pinned" if s.pinned else ""}">'
+        f'<a class="also-read__link" href="{html.escape(link or "", quote=True)}"'
+        f"{f' title={chr(34)}{html.escape(s.reason, quote=True)}{chr(34)}' if s.reason else ''}>"
         f"{html.escape(s.title or s.id)}</a></li>"
         for s, link in items
     )

@@ -8,19 +8,18 @@ anything else runs in a worker thread.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recommender.errors import ArticleNotFound, InvalidArticle
 from recommender.ranking.policy import Filters
+from recommender.serving.http.auth import key_required
 from recommender.serving.http.cache import ResponseCache
 from recommender.serving.http.errors import error_response
 from recommender.serving.http.metrics import Metrics
@@ -29,14 +28,17 @@ from recommender.serving.http.render import render_demo, render_fragment
 from recommender.serving.http.schemas import (
     ErrorResponse,
     Exclude,
+    Explain,
     K,
     Language,
+    Reader,
     RelatedResponse,
     Section,
     Since,
     TextQuery,
     Until,
     UrlTemplate,
+    Variant,
     WriteResponse,
 )
 from recommender.serving.service import Served, Service
@@ -46,6 +48,28 @@ from recommender.settings import Settings
 def encode(article_id: str | None, served: Served) -> bytes:
     """The JSON answer for a related list, as sent and cached (the static export writes the same shape)."""
     return json.dumps(served.body(article_id), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def pick_variant(
+    service: Service, request: Request, variant: str | None, reader: str | None
+) -> tuple[str | None, bytes | None]:
+    """The variant a request reads (``variant`` as given, else the one ``reader`` hashes to; None when neither)
+    and the query string its answer is cached under: with ``reader`` replaced by the variant, so readers of one
+    variant share cached answers."""
+    from urllib.parse import parse_qsl, urlencode
+
+    from recommender.errors import InvalidRequest
+    from recommender.events.variants import assign_variant
+
+    names = service.variants()
+    if variant is not None and variant not in names:
+        raise InvalidRequest(f"variant {variant!r} is not one of {', '.join(names)}")
+    if variant is None and reader is not None:
+        variant = assign_variant(reader, names)
+    if reader is None:
+        return variant, None
+    pairs = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k not in ("reader", "variant")]
+    return variant, urlencode([*pairs, ("variant", variant or "")]).encode("latin-1")
 
 
 def build_router(service: Service, settings: Settings, cache: ResponseCache, metrics: Metrics) -> APIRouter:
@@ -58,12 +82,13 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         read: Callable[[], Served],
         render: Callable[[Served], bytes],
         media_type: str,
+        query: bytes | None = None,
     ) -> Response:
         """A GET answer: from the cache, else made (on the loop when ``quick`` can, else in a thread) and kept
-        under the version it was made for."""
+        under the version it was made for (and ``query``, when the request's own query string is not the key)."""
         if_none_match = request.headers.get("if-none-match", "")
         version = service.index_version
-        key = (request.scope["path"], request.scope.get("query_string", b""))
+        key = (request.scope["path"], request.scope.get("query_string", b"") if query is None else query)
         hit = cache.get((version, *key))
         if hit is not None:
             return cached_response(version, hit[0], hit[1], if_none_match, settings.cache_max_age)
@@ -88,17 +113,22 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         since: Since = None,
         until: Until = None,
         exclude: Exclude = [],  # noqa: B006 - FastAPI copies defaults
+        explain: Explain = False,
+        variant: Variant = None,
+        reader: Reader = None,
         url_template: UrlTemplate = None,
     ) -> Response:
         """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show); links go to
         ``url_template`` with ``{id}`` filled in when given, as the widget's ``data-url-template`` does."""
         filters = Filters.build(section, language, since, until, exclude)
+        chosen, query = pick_variant(service, request, variant, reader)
         return await answer(
             request,
-            lambda: service.related_nowait(article_id, k, filters),
-            lambda: service.related(article_id, k, filters),
+            lambda: service.related_nowait(article_id, k, filters, explain=explain, variant=chosen),
+            lambda: service.related(article_id, k, filters, explain=explain, variant=chosen),
             lambda served: render_fragment(served.related, url_template=url_template).encode("utf-8"),
             "text/html; charset=utf-8",
+            query,
         )
 
     @router.get(
@@ -115,20 +145,27 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         since: Since = None,
         until: Until = None,
         exclude: Exclude = [],  # noqa: B006
+        explain: Explain = False,
+        variant: Variant = None,
+        reader: Reader = None,
     ) -> Response:
-        """The article's related stories, from its precomputed list (a lookup, not a search)."""
+        """The article's related stories, from its precomputed list (a lookup, not a search), editors' rules
+        applied; ``explain`` adds a reason to each, ``reader`` or ``variant`` picks an A/B test's variant."""
         filters = Filters.build(section, language, since, until, exclude)
+        chosen, query = pick_variant(service, request, variant, reader)
         return await answer(
             request,
-            lambda: service.related_nowait(article_id, k, filters),
-            lambda: service.related(article_id, k, filters),
+            lambda: service.related_nowait(article_id, k, filters, explain=explain, variant=chosen),
+            lambda: service.related(article_id, k, filters, explain=explain, variant=chosen),
             lambda served: encode(article_id, served),
             "application/json",
+            query,
         )
 
     @router.post(
         "/v1/related",
         response_model=RelatedResponse,
+        response_model_exclude_unset=True,  # relation, pinned, reason appear only where they apply, as in GET
         responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
     )
     def related_post(query: TextQuery) -> dict[str, Any]:
@@ -142,12 +179,7 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
             raise InvalidArticle("text", f"is {len(text):,} characters (limit {settings.max_text_chars:,})")
         return service.related_to_text(text, query.k, filters).body(None)
 
-    def require_key(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not settings.api_key:
-            raise StarletteHTTPException(403, "writes are disabled: the server has no API key configured")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise StarletteHTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
+    require_key = key_required(settings)
 
     @router.put(
         "/v1/articles/{article_id:path}",

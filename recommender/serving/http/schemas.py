@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query
 from pydantic import BaseModel, Field, model_validator
@@ -25,6 +25,16 @@ UrlTemplate = Annotated[
 Since = Annotated[datetime | None, Query(description="only stories published on or after")]
 Until = Annotated[datetime | None, Query(description="only stories published on or before")]
 Exclude = Annotated[list[str], Query(description="ids never to suggest (repeat or comma-separate)")]
+Explain = Annotated[bool, Query(description='add a "why this?" reason to every suggestion')]
+Variant = Annotated[str | None, Query(max_length=64, description="the ranking variant to read (A/B tests)")]
+Reader = Annotated[
+    str | None,
+    Query(
+        max_length=128,
+        description="an anonymous first-party value (or one per page view): picks the reader's variant by a stable "
+        "hash; never stored",
+    ),
+]
 
 
 class RelatedItem(BaseModel):
@@ -38,6 +48,11 @@ class RelatedItem(BaseModel):
     )
     published_at: str | None
     section: str | None
+    relation: Literal["same-day", "follow-up", "background"] | None = Field(
+        default=None, description="how it relates in time to the story (absent when either has no date)"
+    )
+    pinned: bool = Field(default=False, description="placed by an editor's pin (present only when true)")
+    reason: str | None = Field(default=None, description='"why this?" (with explain=1)')
 
 
 class RelatedResponse(BaseModel):
@@ -46,6 +61,7 @@ class RelatedResponse(BaseModel):
     short: bool = Field(description="fewer than k related stories exist above the minimum similarity")
     model: str
     index_version: str
+    variant: str | None = Field(default=None, description="the ranking variant read (when reader or variant given)")
 
 
 class TextQuery(BaseModel):

@@ -1,0 +1,125 @@
+"""What the widget reports: an impression when an "Also Read" box is seen, a click per link followed.
+
+One shape for both (:class:`Event`), checked here once so the store and the report can trust it. Nothing in an
+event identifies a reader: the story, the list's version, the variant, the ids shown, the position clicked, and a
+random id the widget draws per page view (it ties a click to the impression it came from; it is never stored in
+the browser). The server adds the time it received the event; it stores no address, cookie or user agent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from recommender.articles import MAX_ID_CHARS
+from recommender.settings import MAX_K
+
+KINDS = ("impression", "click")
+#: Longest version, variant and view strings accepted.
+MAX_TAG_CHARS = 128
+#: Most events in one batch (a page with several boxes sends a few; a flood sends many).
+MAX_BATCH = 100
+
+
+class EventError(ValueError):
+    """One event (or a whole batch) is not in the documented shape; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One impression or click, as checked at the door."""
+
+    type: str
+    story: str  # the story the box is shown under
+    version: str | None = None  # index_version of the list shown (answers are cached per version)
+    variant: str | None = None  # ranking variant of an A/B test; None when none was asked for
+    view: str | None = None  # random per page view, drawn by the widget
+    items: tuple[str, ...] = ()  # impression: the ids shown, in order
+    target: str | None = None  # click: the id followed
+    position: int | None = None  # click: its place in the list, from 1
+
+    def record(self, received: str) -> dict[str, Any]:
+        """The line the store keeps: these fields and the server's receipt time (``ts``, as
+        :func:`recommender.when.iso` writes it)."""
+        out: dict[str, Any] = {"ts": received, "type": self.type, "story": self.story}
+        for name in ("version", "variant", "view", "target", "position"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.type == "impression":
+            out["items"] = list(self.items)
+        return out
+
+
+def _text(raw: dict[str, Any], name: str, limit: int, required: bool = False) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            raise EventError(f"{name} is missing")
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise EventError(f"{name} must be a string of 1 to {limit} characters")
+    return value
+
+
+def parse_event(raw: Any) -> Event:
+    """An :class:`Event` from one decoded JSON object, or :class:`EventError` saying what is wrong."""
+    if not isinstance(raw, dict):
+        raise EventError("an event must be a JSON object")
+    unknown = sorted(set(raw) - {"type", "story", "version", "variant", "view", "items", "target", "position"})
+    if unknown:
+        raise EventError(f"unknown field(s) {', '.join(unknown)}")
+    kind = raw.get("type")
+    if kind not in KINDS:
+        raise EventError(f"type must be one of {', '.join(KINDS)}")
+    story = _text(raw, "story", MAX_ID_CHARS, required=True)
+    assert story is not None
+    version, variant, view = (_text(raw, name, MAX_TAG_CHARS) for name in ("version", "variant", "view"))
+    if kind == "impression":
+        items = raw.get("items")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_K:
+            raise EventError(f"items must be a list of 1 to {MAX_K} story ids")
+        if not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in items):
+            raise EventError(f"items must be story ids (strings of 1 to {MAX_ID_CHARS} characters)")
+        if raw.get("target") is not None or raw.get("position") is not None:
+            raise EventError("an impression has items, not target or position")
+        return Event("impression", story, version, variant, view, items=tuple(items))
+    target = _text(raw, "target", MAX_ID_CHARS, required=True)
+    position = raw.get("position")
+    if isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= MAX_K:
+        raise EventError(f"position must be a whole number from 1 to {MAX_K}")
+    if raw.get("items") is not None:
+        raise EventError("a click has target and position, not items")
+    return Event("click", story, version, variant, view, target=target, position=position)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A request's events: the valid ones, and ``(index, reason)`` for each one refused."""
+
+    events: list[Event]
+    rejected: list[tuple[int, str]]
+
+
+def parse_batch(body: bytes, max_events: int = MAX_BATCH) -> Batch:
+    """``{"events": [...]}`` as sent by the widget (as text/plain, so a beacon needs no CORS preflight). A bad
+    event is refused alone; a body that is not that shape at all, or holds more than ``max_events``, is an
+    :class:`EventError`."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventError(f"body is not JSON: {exc}") from None
+    events = data.get("events") if isinstance(data, dict) else None
+    if not isinstance(events, list) or not events:
+        raise EventError('body must be {"events": [...]} with at least one event')
+    if len(events) > max_events:
+        raise EventError(f"{len(events)} events in one batch (at most {max_events})")
+    good: list[Event] = []
+    rejected: list[tuple[int, str]] = []
+    for n, raw in enumerate(events):
+        try:
+            good.append(parse_event(raw))
+        except EventError as exc:
+            rejected.append((n, str(exc)))
+    return Batch(good, rejected)

@@ -1,0 +1,173 @@
+"""``POST /v1/events``: the widget's impressions and clicks, stored durably apart from the index.
+
+The endpoint never takes the index's lock: it checks the batch, appends the lines to the process's own
+:class:`~recommender.events.log.EventLog` segment and answers once they are written, so an acknowledged event is a
+stored event (a crash of the server cannot lose it; the store syncs to disk every second in the background). Like
+the cached read path, it is answered before FastAPI's routing (:class:`EventsEndpoint`): a page view sends one or
+two beacons, and the endpoint has to keep up with the reads.
+
+Guards: a small body limit (:data:`MAX_EVENT_BYTES`), at most :data:`~recommender.events.schema.MAX_BATCH`
+events a request, a per-client rate limit (``events_rate`` requests per second, a moving window kept in memory:
+the address is used for that and never stored), and the origin: a browser's ``Origin`` must be one the server
+allows (``--cors-origin``) or its own. The widget sends ``text/plain`` beacons (no CORS preflight).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from recommender.events.log import EventLog, EventLogClosed
+from recommender.events.schema import KINDS, EventError, parse_batch
+from recommender.serving.http.metrics import Metrics
+from recommender.serving.http.schemas import ErrorResponse
+from recommender.settings import Settings
+from recommender.when import iso
+
+#: Largest events request body (a batch of impressions of 50 long ids fits).
+MAX_EVENT_BYTES = 64 * 1024
+PATH = "/v1/events"
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+
+class EventsResponse(BaseModel):
+    accepted: int
+    rejected: list[dict[str, Any]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class EventIntake:
+    """Everything ``POST /v1/events`` does, whichever way the request arrives."""
+
+    def __init__(self, store: EventLog, settings: Settings, metrics: Metrics) -> None:
+        from limits import RateLimitItemPerSecond
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.store = store
+        self.metrics = metrics
+        self.allowed = set(settings.cors_origins)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.rate = RateLimitItemPerSecond(max(1, int(settings.events_rate))) if settings.events_rate > 0 else None
+        self._counted = {kind: metrics.events.labels(kind) for kind in KINDS}  # looked up once, not per event
+
+    def _refuse(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Answer:
+        self.metrics.events_refused.labels(kind).inc()
+        return status, {"error": {"type": kind, "message": message}}, headers or {}
+
+    async def answer(
+        self, headers: Mapping[str, str], client: str, own_origin: str, body: Callable[[int], Awaitable[bytes]]
+    ) -> Answer:
+        """``(status, JSON body, extra headers)`` for one request; ``body(limit)`` reads the request body."""
+        origin = headers.get("origin")
+        if origin and origin != own_origin and origin not in self.allowed and "*" not in self.allowed:
+            return self._refuse(403, "forbidden_origin", f"origin {origin!r} is not allowed to report events")
+        if self.rate is not None and not self.limiter.hit(self.rate, "events", client):
+            return self._refuse(429, "rate_limited", "too many event requests; retry shortly", {"Retry-After": "1"})
+        try:
+            batch = parse_batch(await body(MAX_EVENT_BYTES))
+        except _TooLarge:
+            return self._refuse(413, "payload_too_large", f"events body over {MAX_EVENT_BYTES} bytes")
+        except EventError as exc:
+            return self._refuse(422, "invalid_events", str(exc))
+        rejected = [{"index": n, "error": reason} for n, reason in batch.rejected]
+        if rejected:
+            self.metrics.events_refused.labels("invalid_event").inc(len(rejected))
+        if not batch.events:
+            return 422, {"error": {"type": "invalid_events", "message": rejected[0]["error"]}}, {}
+        received = iso(datetime.now(UTC))
+        try:
+            self.store.append([event.record(received) for event in batch.events])  # a write of a few lines: µs
+        except (OSError, EventLogClosed) as exc:
+            return self._refuse(503, "events_unavailable", f"events not stored: {exc}", {"Retry-After": "1"})
+        for event in batch.events:
+            self._counted[event.type].inc()
+        return 200, {"accepted": len(batch.events), "rejected": rejected}, {}
+
+
+def _respond(answer: Answer) -> Response:
+    status, payload, headers = answer
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(data, status, headers=headers, media_type="application/json")
+
+
+class _EventsRoute:
+    """What the metrics label these requests with (``scope["route"].path``)."""
+
+    path = PATH
+
+
+class EventsEndpoint:
+    """ASGI middleware answering ``POST /v1/events`` before routing (the route below documents it)."""
+
+    def __init__(self, app: ASGIApp, intake: EventIntake) -> None:
+        self.app = app
+        self.intake = intake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = _EventsRoute
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        client = scope["client"][0] if scope.get("client") else "-"
+        own = f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
+
+        async def body(limit: int) -> bytes:
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _TooLarge
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            return b"".join(chunks)
+
+        await _respond(await self.intake.answer(headers, client, own, body))(scope, receive, send)
+
+
+def build_events_router(intake: EventIntake) -> APIRouter:
+    router = APIRouter()
+
+    @router.post(
+        PATH,
+        response_model=EventsResponse,
+        responses={code: {"model": ErrorResponse} for code in (403, 413, 422, 429, 503)},
+    )
+    async def post_events(request: Request) -> Response:
+        """Store a batch ``{"events": [...]}`` of impressions and clicks (see the README); 200 once stored.
+
+        Answered by :class:`EventsEndpoint` before routing; this route documents it (and answers where the
+        router is used without that middleware)."""
+
+        async def body(limit: int) -> bytes:
+            data = b""
+            async for chunk in request.stream():
+                data += chunk
+                if len(data) > limit:
+                    raise _TooLarge
+            return data
+
+        client = request.client.host if request.client else "-"
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        return _respond(await intake.answer(request.headers, client, own, body))
+
+    return router
