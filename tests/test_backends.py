@@ -254,7 +254,9 @@ def test_build_and_query_with_onnx_int8_match_torch(tmp_path: Path, onnx_cache: 
         ids = [r["id"] for r in rows]
         same_first = sum(ref.related(i, k=1).ids == rec.related(i, k=1).ids for i in ids)
         assert same_first / len(ids) > 0.8
-        query = "Lindsay Lohan checks into rehab at the Betty Ford Center"
+        # (a paraphrase: a headline of the archive, word for word, is a near copy of the query for one backend
+        # and just below the copy threshold for the other)
+        query = "The young actress has entered a rehabilitation clinic in California, her spokesman said"
         ours, theirs = rec.related_to_text(query, k=3).ids, ref.related_to_text(query, k=3).ids
         # near-ties among reports of one story may swap places; the stories shown are the same
         assert ours[0] in theirs and theirs[0] in ours

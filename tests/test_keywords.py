@@ -3,6 +3,7 @@ a small archive, and the snapshot that keeps weights still between full recomput
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -111,11 +112,12 @@ def test_shared_terms_are_the_biggest_contributions() -> None:
     assert shared_terms(a, b, 2) == ["flood", "city"]
 
 
-def snapshot(index_dir: Path) -> tuple[int, dict[str, int]]:
+def snapshot(index_dir: Path, language: str = "en") -> tuple[int, dict[str, int]]:
     catalog = Catalog(index_dir / Catalog.FILENAME, read_only=True)
     try:
-        docs = int(catalog.get_meta("terms_docs") or 0)
-        return docs, dict(catalog.conn.execute("SELECT term, df FROM terms").fetchall())
+        docs = json.loads(catalog.get_meta("terms_docs") or "{}").get(language, 0)
+        rows = catalog.conn.execute("SELECT term, df FROM terms WHERE language = ?", (language,)).fetchall()
+        return docs, dict(rows)
     finally:
         catalog.close()
 
@@ -123,14 +125,16 @@ def snapshot(index_dir: Path) -> tuple[int, dict[str, int]]:
 def test_keyword_snapshot_is_taken_with_every_full_recompute_and_still_in_between(
     tmp_path: Path, fake: FakeEmbedder
 ) -> None:
-    rows = [{"id": f"r{i}", "title": f"flood river story {i}", "body": "rain water"} for i in range(6)]
+    rows = [
+        {"id": f"r{i}", "title": f"flood river story {i}", "body": "rain water", "language": "en"} for i in range(6)
+    ]
     index_dir = tmp_path / "index"
     build_index([write_jsonl(tmp_path / "a.jsonl", rows)], index_dir, model=FAKE_MODEL)
     docs, df = snapshot(index_dir)
     assert docs == 6 and df["flood"] == 6 and df["story"] == 6 and "zebra" not in df
     with Recommender.open(index_dir) as rec:
         before = rec.keywords.vector("flood zebra", "en")
-    add_articles(index_dir, articles=[{"id": "z", "title": "zebra flood", "body": "zebra escapes"}])
+    add_articles(index_dir, articles=[{"id": "z", "title": "zebra flood", "body": "zebra escapes", "language": "en"}])
     assert snapshot(index_dir) == (docs, df)  # a write does not move any weight ...
     with Recommender.open(index_dir) as rec:
         assert rec.keywords.vector("flood zebra", "en") == before
@@ -142,12 +146,14 @@ def test_keyword_snapshot_is_taken_with_every_full_recompute_and_still_in_betwee
 def test_model_weights_equal_the_pure_functions(fake_index: Path) -> None:
     catalog = Catalog(fake_index / Catalog.FILENAME, read_only=True)
     try:
-        docs, df = int(catalog.get_meta("terms_docs") or 0), dict(catalog.conn.execute("SELECT term, df FROM terms"))
-        for prior, language in ((0.0, None), (500.0, "en"), (500.0, None)):
+        docs = json.loads(catalog.get_meta("terms_docs") or "{}")
+        for prior, language in ((0.0, None), (500.0, "en"), (500.0, None), (0.0, "en")):
             model = KeywordModel(catalog, prior)
+            key = language or ""
+            df = dict(catalog.conn.execute("SELECT term, df FROM terms WHERE language = ?", (key,)).fetchall())
             for text in ["flood " * 70 + "river city " * 3 + "unseenword", "Central bank rates", "?"]:
                 used_prior = prior if language else 0.0
-                expected = vector(text, df, docs, used_prior, language)
+                expected = vector(text, df, docs.get(key, 0), used_prior, language)
                 assert model.vector(text, language) == expected
                 assert model.vector(text, language, f"hash-{text[:12]}") == expected
     finally:

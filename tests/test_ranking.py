@@ -88,7 +88,7 @@ def test_keyword_evidence_reorders_related_stories_but_never_lifts_a_distant_one
 
 
 def test_time_proximity_is_a_boost_not_a_cliff() -> None:
-    policy = RankingPolicy(keyword_weight=0.0, time_half_life_days=3, time_weight=0.5)
+    policy = RankingPolicy(keyword_weight=0.0, dated_keyword_weight=None, time_half_life_days=3, time_weight=0.5)
     factor = time_factor(100.0, np.array([100.0, 103.0, 97.0, 200.0, NAN]), policy)
     np.testing.assert_allclose(factor, [1.0, 0.75, 0.75, 0.5 + 0.5 * 2 ** (-100 / 3), 0.5])
     query = Query(key=1, copy_code=1, days=100.0)
@@ -104,7 +104,8 @@ def test_a_list_keeps_to_its_storys_language() -> None:
     p = pool([0.9, 0.8, 0.7], languages=[1, 0, -1])
     same = RankingPolicy(keyword_weight=0.0, language="same")
     assert keys(rank(QUERY, p, same, 3, exhausted=True), p) == [11, 12]  # unknown languages are not excluded
-    assert keys(rank(QUERY, p, PLAIN, 3, exhausted=True), p) == [10, 11, 12]
+    mixed = RankingPolicy(keyword_weight=0.0, language="any")
+    assert keys(rank(QUERY, p, mixed, 3, exhausted=True), p) == [10, 11, 12]
 
 
 def test_a_language_the_model_does_not_read_is_ranked_by_keywords() -> None:
@@ -186,13 +187,17 @@ def test_which_languages_the_model_reads() -> None:
         RankingPolicy.from_mapping({"model_languages": "English"})
 
 
-def test_a_foreign_story_searches_on_until_its_pool_holds_enough_of_its_language() -> None:
+def test_a_storys_pool_is_the_nearest_stories_of_its_language() -> None:
+    """In a bilingual archive a story's pool is the `searched` nearest stories of its own language -- what a
+    first search of an archive in that language alone would return -- so each language keeps its own lists."""
     query = Query(key=1, copy_code=1, language=5, model_language=False)
-    p = pool([0.9, 0.8, 0.7], keyword=[0.3, 0.0, 0.2], languages=[5, 6, 5])
+    p = pool([0.9, 0.8, 0.7, 0.6], keyword=[0.3, 0.0, 0.2, 0.4], languages=[5, 6, 5, 5])
     policy = RankingPolicy(language="same")
-    ranked = rank(query, p, policy, 5, exhausted=False)
-    assert keys(ranked, p) == [10, 12] and not ranked.complete  # 2 of its language in the pool: look further
-    assert rank(query, p, policy, 5, exhausted=True).complete
+    ranked = rank(query, p, policy, 5, exhausted=False, searched=4)
+    assert keys(ranked, p) == [10, 13, 12] and not ranked.complete  # 3 of its language, 4 asked for: search on
+    truncated = rank(query, p, policy, 5, exhausted=False, searched=2)
+    assert keys(truncated, p) == [10, 12] and truncated.complete  # the 2 nearest of its language: that is the pool
+    assert rank(query, p, policy, 5, exhausted=True, searched=4).complete
 
 
 def test_the_keyword_share_drops_where_time_tells_events_apart() -> None:

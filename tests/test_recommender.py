@@ -37,6 +37,7 @@ def test_filter_that_excludes_the_top_candidates_still_returns_k(fake_index: Pat
                 "title": a1["title"],
                 "body": f"{a1['body']} Archive note{i} kept{i}.",
                 "section": "archive",
+                "published_at": a1["published_at"],  # the same day: time plays no part in this test
             }
             for i in range(30)
         ],

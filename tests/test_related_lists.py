@@ -122,6 +122,7 @@ def test_insertion_places_the_newcomer_by_its_score(fake_index: Path, monkeypatc
                 "title": "Central bank signals more interest rate rises",
                 "body": "Inflation stays high, the central bank says; markets fell again as "
                 "traders expect interest rates to rise further.",
+                "published_at": "2024-02-02T10:00:00Z",  # the day after b1: a follow-up
             }
         ],
     )

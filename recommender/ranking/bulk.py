@@ -58,7 +58,8 @@ class Archive:
     terms: sp.csr_matrix  # float64 (n, vocabulary): unit TF-IDF rows (empty row = no keyword evidence)
     vocabulary: list[str]  # column -> term
     language_names: list[str]  # language code -> primary subtag
-    df: np.ndarray  # int64: articles containing each column's term (the new keyword snapshot)
+    #: the new keyword snapshot: per language ('' = unknown), its article count and how many contain each column
+    df: dict[str, tuple[int, np.ndarray]]
 
     def rows_of(self, keys: np.ndarray) -> np.ndarray:
         """Row of each key, -1 for keys not in the archive (deleted: tombstones in a graph index)."""
@@ -70,8 +71,9 @@ class Archive:
     @property
     def nbytes(self) -> int:
         t = self.terms
-        arrays = (self.keys, self.vectors, self.copy_codes, self.url_codes, self.days, self.languages, self.df)
-        return int(sum(a.nbytes for a in arrays) + t.data.nbytes + t.indices.nbytes + t.indptr.nbytes)
+        arrays = (self.keys, self.vectors, self.copy_codes, self.url_codes, self.days, self.languages)
+        counts = sum(df.nbytes for _, df in self.df.values())
+        return int(sum(a.nbytes for a in arrays) + counts + t.data.nbytes + t.indices.nbytes + t.indptr.nbytes)
 
 
 def load_archive(catalog: Catalog, policy: RankingPolicy, page: int = 5000) -> Archive:
@@ -125,16 +127,19 @@ def load_archive(catalog: Catalog, policy: RankingPolicy, page: int = 5000) -> A
     tf = np.frombuffer(counts, dtype=np.uint32) if len(counts) else np.zeros(0, dtype=np.uint32)
     lengths = lengths[:n]
     terms = list(vocabulary)
-    df = np.bincount(col, minlength=len(terms)).astype(np.int64)  # each term once per article (a Counter)
-    # each article's terms weigh with the idf of its language (the background list differs by language)
+    # each article's terms weigh against the articles of its own language: its counts and its background list
     row_language = languages[:n]
     entry_language = np.repeat(row_language, lengths)
     idfs = np.empty(len(col), dtype=np.float64)
     names = {code: name for name, code in language_ids.items()}
+    snapshot: dict[str, tuple[int, np.ndarray]] = {}
     for code in np.unique(row_language):
-        table = idf_for(df, n, policy.keyword_prior_docs, terms, names.get(int(code)))
         mask = entry_language == code
-        idfs[mask] = table[col[mask]]
+        df = np.bincount(col[mask], minlength=len(terms)).astype(np.int64)  # each term once per article
+        name = names.get(int(code))
+        count = int(np.count_nonzero(row_language == code))
+        snapshot[name or ""] = (count, df)
+        idfs[mask] = idf_for(df, count, policy.keyword_prior_docs, terms, name)[col[mask]]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     weights = np.empty(len(tf), dtype=np.float64)
@@ -154,7 +159,7 @@ def load_archive(catalog: Catalog, policy: RankingPolicy, page: int = 5000) -> A
         terms=matrix,
         vocabulary=terms,
         language_names=sorted(language_ids, key=language_ids.__getitem__),
-        df=df,
+        df=snapshot,
     )
 
 
@@ -182,7 +187,7 @@ def rank_all(
         queries = archive.vectors[start:stop]
         found = search(queries, n) if n > 0 else np.full((stop - start, 0), -1, dtype=np.int64)
         with one_blas_thread():  # many small products: one thread each is faster than a team (see there)
-            ranked = list(_rank_batch(archive, policy, k, start, stop, found, foreign, exhausted=n >= total))
+            ranked = list(_rank_batch(archive, policy, k, start, stop, found, foreign, n, exhausted=n >= total))
         yield from ranked
         if start // batch % 20 == 0:
             log.info(
@@ -198,6 +203,7 @@ def _rank_batch(
     stop: int,
     found: np.ndarray,
     foreign: np.ndarray,
+    searched: int,
     *,
     exhausted: bool,
 ) -> Iterator[tuple[int, Ranked, Pool]]:
@@ -236,7 +242,7 @@ def _rank_batch(
             languages=archive.languages[cand],
             pairwise=pairwise[i][np.ix_(cols, cols)].astype(np.float64),
         )
-        yield row, rank(query, pool, policy, k, exhausted=exhausted), pool
+        yield row, rank(query, pool, policy, k, exhausted=exhausted, searched=searched), pool
 
 
 def _first_occurrences(rows: np.ndarray) -> np.ndarray:

@@ -18,16 +18,19 @@ One definition of a term's weight, used by the batch precompute and by every liv
 
 The archive's counts are a snapshot (the catalog's ``terms`` table, with ``meta.terms_docs``), re-taken whenever
 every list is recomputed: between two full recomputes a term's weight never moves, so a stored list and a
-fresh ranking of the same catalog always agree.
+fresh ranking of the same catalog always agree. Counts are kept per language: an article is weighed against the
+articles in its own language, so the French half of a bilingual archive weighs its words exactly as a French
+archive alone would.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -148,7 +151,7 @@ class KeywordModel:
 
     def reset(self) -> None:
         with self._lock:
-            self.n_docs = snapshot_docs(self.catalog)
+            self.n_docs = snapshot_docs(self.catalog)  # per language ('' = unknown)
             self._idf: dict[tuple[str | None, str], float] = {}
             self._vectors: OrderedDict[tuple[str, str | None], TermVector] = OrderedDict()
 
@@ -157,9 +160,10 @@ class KeywordModel:
         known = self._idf
         missing = [t for t in terms if (language, t) not in known]
         if missing:
-            df = self.catalog.doc_freqs(missing)
+            key = language or ""
+            df = self.catalog.doc_freqs(missing, key)
             counts = np.fromiter((df.get(t, 0) for t in missing), dtype=np.float64, count=len(missing))
-            values = idf_for(counts, self.n_docs, self.prior_docs, missing, language)
+            values = idf_for(counts, self.n_docs.get(key, 0), self.prior_docs, missing, language)
             if len(known) > 20 * self.CACHE_SIZE:
                 known.clear()
             known.update(((language, t), float(v)) for t, v in zip(missing, values, strict=True))
@@ -188,17 +192,22 @@ class KeywordModel:
         return vector
 
 
-def snapshot_docs(catalog: Catalog) -> int:
-    """How many articles the catalog's keyword snapshot counted."""
+def snapshot_docs(catalog: Catalog) -> dict[str, int]:
+    """How many articles of each language (``''`` = unknown) the catalog's keyword snapshot counted."""
     value = catalog.get_meta("terms_docs")
-    return int(value) if value is not None else 0
+    return {str(k): int(v) for k, v in json.loads(value).items()} if value else {}
 
 
-def write_snapshot(catalog: Catalog, vocabulary: Iterable[str], df: np.ndarray, n_docs: int) -> None:
-    """Replace the catalog's keyword snapshot (inside the caller's transaction)."""
+def write_snapshot(
+    catalog: Catalog, vocabulary: Sequence[str], counts: Mapping[str, tuple[int, np.ndarray]]
+) -> None:
+    """Replace the catalog's keyword snapshot (inside the caller's transaction): for each language (``''`` =
+    unknown), how many articles there are and how many contain each term of ``vocabulary``."""
     conn = catalog.conn
     conn.execute("DELETE FROM terms")
-    rows = ((term, int(count)) for term, count in zip(vocabulary, df.tolist(), strict=True) if count > 0)
-    conn.executemany("INSERT INTO terms(term, df) VALUES (?, ?)", rows)
-    catalog.set_meta("terms_docs", str(n_docs))
-    log.info("keyword snapshot: %d articles, %d terms", n_docs, int(np.count_nonzero(df)))
+    for language, (_, df) in counts.items():
+        columns = np.flatnonzero(df)
+        rows = ((language, vocabulary[c], int(df[c])) for c in columns.tolist())
+        conn.executemany("INSERT INTO terms(language, term, df) VALUES (?, ?, ?)", rows)
+    catalog.set_meta("terms_docs", json.dumps({language: n for language, (n, _) in counts.items()}))
+    log.info("keyword snapshot: %s", ", ".join(f"{n} articles in {lang or '?'}" for lang, (n, _) in counts.items()))

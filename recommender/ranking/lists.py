@@ -31,7 +31,7 @@ from recommender.articles import url_key
 from recommender.errors import ArticleNotFound
 from recommender.ranking import bulk
 from recommender.ranking.keywords import KeywordModel, write_snapshot
-from recommender.ranking.pipeline import SCORE_DECIMALS, Pool, Query, scores, select
+from recommender.ranking.pipeline import LIST_DEPTH, SCORE_DECIMALS, Pool, Query, scores, select
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
 from recommender.ranking.search import Codes, Entry, RankedList, Ranker, Subject, days_of, language_of
 from recommender.storage.catalog import Catalog
@@ -41,7 +41,7 @@ from recommender.storage.store import IndexStore
 log = logging.getLogger(__name__)
 
 #: Entries stored per list; requests for more (k up to 50) are a live search.
-DEPTH = 20
+DEPTH = LIST_DEPTH
 #: How many of a new story's nearest neighbours get the chance to take it into their lists.
 NEIGHBOURS = 50
 #: Above this share of changed articles a write recomputes every list instead of patching.
@@ -219,7 +219,7 @@ class Lists:
                     archives[prior] = bulk.load_archive(catalog, variant_policy)
                 archive = archives[prior]
                 if not count:  # the snapshot is the same for every variant: the counts of this pass
-                    write_snapshot(catalog, archive.vocabulary, archive.df, len(archive.keys))
+                    write_snapshot(catalog, archive.vocabulary, archive.df)
                     for model in self._keywords.values():
                         model.reset()
                 count += self._refresh_variant(archive, name)

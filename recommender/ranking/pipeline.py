@@ -29,6 +29,8 @@ from recommender.ranking.policy import RankingPolicy
 
 #: Decimals a score keeps when lists are ordered (and stored): below float noise, far above real differences.
 SCORE_DECIMALS = 9
+#: Entries a stored list holds (requests for more, k up to 50, are a live search).
+LIST_DEPTH = 20
 
 
 def pool_size(k: int) -> int:
@@ -135,23 +137,33 @@ def select(
     k: int,
     *,
     exhausted: bool,
+    searched: int | None = None,
 ) -> Ranked:
     """Steps 1, 2 and 4-6 of the module docstring over a pool whose scores are known (the one definition of
-    copies, language, filters, minimum similarity and diversity)."""
+    copies, language, filters, minimum similarity and diversity). ``searched``: how many nearest stories the
+    pool was asked for (None: the pool is given, e.g. a stored list plus a newcomer)."""
     m = len(pool)
     idx = np.arange(m)
     weakest = float(pool.sims.min()) if m else -1.0
+    # 2 (first, as it decides the pool). A list keeps to its story's language, and its pool is the `searched`
+    # nearest stories *of that language*: a bilingual archive gives each language the lists it would have alone.
+    in_pool = np.ones(m, dtype=bool)
+    full = True
+    if policy.keeps_language and query.language >= 0:
+        in_pool = (pool.languages == query.language) | (pool.languages < 0)
+        if searched is not None and not in_pool.all():
+            by_similarity = np.lexsort((pool.keys, -pool.sims))
+            mine = by_similarity[in_pool[by_similarity]]
+            full = len(mine) >= searched
+            in_pool = np.zeros(m, dtype=bool)
+            in_pool[mine[:searched]] = True
     # 1. never the story itself or a copy of it
-    keep = (pool.keys != query.key) & (pool.sims < policy.near_copy)
+    keep = in_pool & (pool.keys != query.key) & (pool.sims < policy.near_copy)
     if query.copy_code >= 0:
         keep &= pool.copy_codes != query.copy_code
     if query.url_code >= 0:
         keep &= pool.url_codes != query.url_code
-    # 2. a list keeps to its story's language
-    if policy.keeps_language and query.language >= 0:
-        keep &= (pool.languages == query.language) | (pool.languages < 0)
     idx = idx[keep]
-    eligible = len(idx)
     # 3. best score first; equal scores by catalog key (a pure function of the catalog, whatever the search order)
     idx = idx[np.lexsort((pool.keys[idx], -score[idx]))]
     # 4. one link per copy group: greedy in score order (a candidate yields to an earlier kept one)
@@ -165,17 +177,19 @@ def select(
         idx = idx[pool.keyword[idx] >= max(policy.min_keyword_similarity, 1e-12)]
     # 6. diversity, then the top k
     picks = _mmr(idx, score, pool.pairwise, k, 1.0 - policy.diversity) if policy.diversity > 0 else idx[:k]
-    if query.model_language:  # nothing further down the index can pass the cut
-        enough = weakest < policy.min_similarity
-    else:  # a pool as large as a first one, all in the story's language, was ranked by its words
-        enough = eligible >= pool_size(k)
-    complete = len(picks) >= k or exhausted or enough
+    below_cut = query.model_language and weakest < policy.min_similarity  # nothing further down can pass
+    if not full:  # fewer of the story's language than a pool holds: search further
+        complete = exhausted or below_cut
+    else:  # a story in a language the model cannot read is ranked by the words of its pool: that is its list
+        complete = exhausted or below_cut or len(picks) >= k or not query.model_language
     return Ranked(picks, score[picks], len(picks) < k, complete)
 
 
-def rank(query: Query, pool: Pool, policy: RankingPolicy, k: int, *, exhausted: bool) -> Ranked:
-    """The whole pipeline over one story's pool."""
-    return select(query, pool, scores(query, pool, policy), policy, k, exhausted=exhausted)
+def rank(
+    query: Query, pool: Pool, policy: RankingPolicy, k: int, *, exhausted: bool, searched: int | None = None
+) -> Ranked:
+    """The whole pipeline over one story's pool (``searched``: how many nearest stories it was asked for)."""
+    return select(query, pool, scores(query, pool, policy), policy, k, exhausted=exhausted, searched=searched)
 
 
 def _first_of_each_copy_group(pool: Pool, order: np.ndarray, near_copy: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from recommender.articles import Article, normalise_for_copy, url_key
 from recommender.errors import ArticleNotFound
 from recommender.ranking.keywords import KeywordModel, TermVector, cosine
-from recommender.ranking.pipeline import Pool, Query, Ranked, pool_size, rank
+from recommender.ranking.pipeline import LIST_DEPTH, Pool, Query, Ranked, pool_size, rank
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
 from recommender.storage.catalog import StoredArticle
 from recommender.storage.store import IndexStore
@@ -125,21 +125,31 @@ class Ranker:
 
     def _rank(self, subject: Subject, k: int, filters: Filters) -> RankedList:
         total = int(self.store.index.ntotal)
-        n = min(total, pool_size(k))
+        # the first pool a stored list is ranked from, whatever k: a live top 5 is the stored list's top 5
+        n = min(total, pool_size(max(k, LIST_DEPTH)))
         while True:
             _, found = self.store.search(subject.vector, n) if n > 0 else (None, np.zeros(0, dtype=np.int64))
-            ranked, entries = self.rank_keys(subject, [int(key) for key in found], k, filters, exhausted=n >= total)
+            keys = [int(key) for key in found]
+            ranked, entries = self.rank_keys(subject, keys, k, filters, exhausted=n >= total, searched=n)
             if ranked.complete:
                 return RankedList(entries, ranked.short)
             n = min(total, n * 4)
 
     def rank_keys(
-        self, subject: Subject, keys: Sequence[int], k: int, filters: Filters = NO_FILTERS, *, exhausted: bool = True
+        self,
+        subject: Subject,
+        keys: Sequence[int],
+        k: int,
+        filters: Filters = NO_FILTERS,
+        *,
+        exhausted: bool = True,
+        searched: int | None = None,
     ) -> tuple[Ranked, list[Entry]]:
-        """The pipeline over given candidates (deleted keys -- tombstones of a graph index -- are skipped)."""
+        """The pipeline over given candidates (deleted keys -- tombstones of a graph index -- are skipped);
+        ``searched``: how many nearest stories they were asked for."""
         with single_thread():
             query, pool = self.pool(subject, keys, filters)
-        ranked = rank(query, pool, self.policy, k, exhausted=exhausted)
+        ranked = rank(query, pool, self.policy, k, exhausted=exhausted, searched=searched)
         entries = [
             Entry(int(pool.keys[i]), float(pool.sims[i]), float(s))
             for i, s in zip(ranked.picks, ranked.scores, strict=True)

@@ -62,9 +62,11 @@ CREATE TABLE IF NOT EXISTS related_refs (   -- reverse of related.items: which l
     PRIMARY KEY (variant, dst, src)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS related_refs_src ON related_refs(variant, src);  -- rewriting one list deletes by src
-CREATE TABLE IF NOT EXISTS terms (           -- keyword snapshot: articles containing each term (ranking.keywords)
-    term TEXT PRIMARY KEY,
-    df INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS terms (           -- keyword snapshot: articles of a language containing each term
+    language TEXT NOT NULL,                 -- primary subtag ('en'), '' = unknown
+    term TEXT NOT NULL,
+    df INTEGER NOT NULL,
+    PRIMARY KEY (language, term)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rules (           -- editors' rules: pins, blocks, exclusions (recommender.controls.rules)
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -183,20 +185,27 @@ class Catalog:
         """Lists stored by an older version (no variant column) are dropped: the next write or server start
         recomputes every list (``related_seq`` is cleared), and keyword counts are re-taken with them."""
         columns = [row[1] for row in self.conn.execute("PRAGMA table_info(related)")]
-        if columns and "variant" not in columns:
+        terms = [row[1] for row in self.conn.execute("PRAGMA table_info(terms)")]
+        if (columns and "variant" not in columns) or (terms and "language" not in terms):
             with self.transaction():
                 self.conn.execute("DROP TABLE IF EXISTS related")
                 self.conn.execute("DROP TABLE IF EXISTS related_refs")
-                self.conn.execute("DELETE FROM meta WHERE key IN ('related_seq', 'terms_version')")
+                self.conn.execute("DROP TABLE IF EXISTS terms")
+                self.conn.execute("DELETE FROM meta WHERE key IN ('related_seq', 'terms_version', 'terms_docs')")
 
     # -- reads ------------------------------------------------------------------------------------------------
-    def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]:
-        """How many articles contain each term (absent terms are left out)."""
+    def doc_freqs(self, terms: Iterable[str], language: str | None = None) -> dict[str, int]:
+        """How many articles of the keyword snapshot contain each term (absent terms are left out): among the
+        articles in ``language`` (``''`` = of unknown language), or in every language when it is None."""
         out: dict[str, int] = {}
         wanted = list(set(terms))
         for chunk, marks in in_chunks(wanted):
+            if language is None:
+                sql, args = f"SELECT term, SUM(df) FROM terms WHERE term IN ({marks}) GROUP BY term", chunk
+            else:
+                sql, args = f"SELECT term, df FROM terms WHERE language = ? AND term IN ({marks})", [language, *chunk]
             try:
-                rows = self.conn.execute(f"SELECT term, df FROM terms WHERE term IN ({marks})", chunk).fetchall()
+                rows = self.conn.execute(sql, args).fetchall()
             except sqlite3.OperationalError:  # a read-only open of a catalog older than the terms table
                 return {}
             out.update((term, int(df)) for term, df in rows)
