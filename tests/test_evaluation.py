@@ -269,3 +269,27 @@ def test_cli_eval_errors_are_one_line(tmp_path: Path, fake: FakeEmbedder, monkey
     path = write_jsonl(tmp_path / "l.jsonl", LABELLED)
     bad = runner.invoke(app, ["eval", str(path), "--label", "section", "--model", "fake-hashing"])
     assert bad.exit_code == 1 and "unknown label" in bad.output
+
+
+def test_cli_eval_on_a_dated_set_also_scores_the_ranking_with_time_off(
+    tmp_path: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from recommender.cli.app import app
+
+    monkeypatch.setenv("RECOMMENDER_CACHE", str(tmp_path / "cache"))
+    dated = [{**row, "published_at": f"2024-05-{1 + n % 20:02d}T12:00:00Z"} for n, row in enumerate(LABELLED)]
+    path = write_jsonl(tmp_path / "dated.jsonl", dated)
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(path), "--label", "event", "--model", "fake-hashing", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) == {"label", "articles", "recommender", "without_time", "tfidf"}
+    assert set(out["without_time"]) == set(out["recommender"])
+    table = runner.invoke(app, ["eval", str(path), "--label", "event", "--model", "fake-hashing"])
+    assert "time off" in table.stdout
+    undated = runner.invoke(app, ["eval", str(write_jsonl(tmp_path / "u.jsonl", LABELLED)), "--model", "fake-hashing"])
+    assert "time off" not in undated.stdout  # no dates: nothing to compare

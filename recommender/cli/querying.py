@@ -180,6 +180,8 @@ def eval_(
     typer.echo(
         f"{file}: {report.articles} articles, relevant = same {report.label}, model {report.model} ({report.backend})"
     )
-    typer.echo(f"{'metric':<10} {'recommender':>11} {'tfidf':>7}")
+    timeless = report.without_time.to_dict() if report.without_time is not None else None
+    typer.echo(f"{'metric':<10} {'recommender':>11}" + (f" {'time off':>9}" if timeless else "") + f" {'tfidf':>7}")
     for key in ours:
-        typer.echo(f"{key:<10} {ours[key]:>11.3f} {base[key]:>7.3f}")
+        middle = f" {timeless[key]:>9.3f}" if timeless else ""
+        typer.echo(f"{key:<10} {ours[key]:>11.3f}{middle} {base[key]:>7.3f}")

@@ -27,7 +27,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +237,7 @@ def recommender_lists(
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Both systems' scores on one labelled file."""
+    """Both systems' scores on one labelled file; on a dated set also the same ranking with time off."""
 
     label: str
     articles: int
@@ -246,15 +246,20 @@ class EvalReport:
     model: str
     backend: str
     seconds: float
+    #: the same policy with time proximity off (None: the set has no dates, or the policy no time proximity)
+    without_time: Scores | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``recommender eval --json`` object."""
-        return {
+        out: dict[str, Any] = {
             "label": self.label,
             "articles": self.articles,
             "recommender": self.recommender.to_dict(),
             "tfidf": self.tfidf.to_dict(),
         }
+        if self.without_time is not None:
+            out["without_time"] = self.without_time.to_dict()
+        return out
 
 
 def evaluate_file(
@@ -267,7 +272,9 @@ def evaluate_file(
     policy: RankingPolicy | None = None,
     cache_dir: Path | None = None,
 ) -> EvalReport:
-    """Score the default pipeline and the TF-IDF baseline on one labelled file (see the module docstring).
+    """Score the ranking (``policy``, else the defaults) and the TF-IDF baseline on one labelled file (see the
+    module docstring). On a dated set whose policy uses time proximity, the same ranking with time off is scored
+    in the same run too (:attr:`EvalReport.without_time`).
 
     ``embedder`` overrides ``model`` (tests pass a fake); otherwise the model's vectors are cached on disk so a
     second run embeds nothing.
@@ -282,6 +289,11 @@ def evaluate_file(
     log.info("%s: %d articles, %d with a %r label", path, len(articles), len(queries), label)
     ours = recommender_lists(path, queries, embedder=embedder, policy=policy)
     baseline = tfidf_lists(articles)
+    chosen = policy or RankingPolicy()
+    without_time = None
+    if chosen.time_on and any(a.published_at for a in articles):
+        timeless = replace(chosen, time_half_life_days=None, dated_keyword_weight=None)
+        without_time = labelled.score(recommender_lists(path, queries, embedder=embedder, policy=timeless))
     return EvalReport(
         label=label,
         articles=len(articles),
@@ -290,6 +302,7 @@ def evaluate_file(
         model=embedder.name,
         backend=embedder.backend,
         seconds=time.monotonic() - started,
+        without_time=without_time,
     )
 
 

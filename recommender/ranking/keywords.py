@@ -198,9 +198,7 @@ def snapshot_docs(catalog: Catalog) -> dict[str, int]:
     return {str(k): int(v) for k, v in json.loads(value).items()} if value else {}
 
 
-def write_snapshot(
-    catalog: Catalog, vocabulary: Sequence[str], counts: Mapping[str, tuple[int, np.ndarray]]
-) -> None:
+def write_snapshot(catalog: Catalog, vocabulary: Sequence[str], counts: Mapping[str, tuple[int, np.ndarray]]) -> None:
     """Replace the catalog's keyword snapshot (inside the caller's transaction): for each language (``''`` =
     unknown), how many articles there are and how many contain each term of ``vocabulary``."""
     conn = catalog.conn
