@@ -241,6 +241,7 @@ def load(flags: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] |
     env = os.environ if environ is None else environ
     path = Path(env.get(CONFIG_ENV, CONFIG_FILE))
     config, policy = read_config(path)
+    config = {name: _checked(name, value, f"config file {path}") for name, value in config.items()}  # all of it
     values: dict[str, Any] = {}
     for name in SPECS:
         if flags.get(name) is not None:
@@ -248,7 +249,7 @@ def load(flags: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] |
         elif env.get(f"RECOMMENDER_{name.upper()}"):
             values[name] = _checked(name, env[f"RECOMMENDER_{name.upper()}"], f"RECOMMENDER_{name.upper()}")
         elif name in config:
-            values[name] = _checked(name, config[name], f"config file {path}")
+            values[name] = config[name]
     if values.get("api_key") is None and values.get("api_key_file") is not None:
         values["api_key"] = read_key_file(values["api_key_file"])
     return Settings(**values, ranking=policy)

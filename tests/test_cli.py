@@ -202,3 +202,44 @@ def test_help_is_fast_and_lists_commands() -> None:
     result = run("--help")
     for command in ("build", "add", "delete", "similar", "query", "info"):
         assert command in result.stdout
+
+
+def test_policy_show_set_apply_and_refresh(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = json.loads(run("policy", "show", "--index", built, "--json").stdout)
+    assert shown["time_half_life_days"] == 3.0 and shown["language"] == "same"
+    changed = run("policy", "set", "keyword_weight=0.4", "diversity=0.1", "--index", built)
+    assert changed.exit_code == 0 and "every list recomputed" in changed.stdout
+    info = json.loads(run("info", "--index", built, "--json").stdout)
+    assert info["ranking"]["keyword_weight"] == 0.4 and info["ranking"]["diversity"] == 0.1
+    bad = run("policy", "set", "keyword_weight=five", "--index", built)
+    assert bad.exit_code == 2 and "ranking.keyword_weight = 'five': must be a number from 0 to 1" in bad.stderr
+    unknown = run("policy", "set", "colour=red", "--index", built)
+    assert unknown.exit_code == 2 and "unknown ranking setting(s) colour" in unknown.stderr
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recommender.toml").write_text(f'index = "{built}"\n[ranking]\nkeyword_weight = 0.5\n', "utf-8")
+    assert "note: the config file's [ranking] differs" in run("similar", "a1").stderr  # a read never rewrites
+    assert "policy changed" in run("policy", "apply").stdout
+    assert json.loads(run("info", "--json").stdout)["ranking"]["keyword_weight"] == 0.5
+    assert run("policy", "apply").stdout.strip() == "policy unchanged"
+    assert run("refresh").stdout.strip().endswith("lists recomputed")
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("index = 5\n", "index = 5: must be a string"),
+        ('k = "five"\n', "k = 'five': must be a whole number from 1 to 50"),
+        ("k = 0\n", "k = 0: must be a whole number from 1 to 50"),
+        ('lock_timeout = "x"\n', "lock_timeout = 'x': must be a number from 0 to 3600"),
+        ("[ranking]\ntime_weight = 3\n", "ranking.time_weight = 3: must be a number from 0 to 1"),
+    ],
+)
+def test_bad_config_values_are_one_line_and_exit_2(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recommender.toml").write_text(config, "utf-8")
+    result = run("similar", "a1", "--index", built)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1

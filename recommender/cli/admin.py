@@ -176,3 +176,15 @@ def reindex(index: IndexOpt = None, max_memory: MaxMemoryOpt = None) -> None:
         f"rebuilt {manifest.index_file} from the catalog: {manifest.articles} articles, "
         f"{manifest.index_entries} index entries, {manifest.index_type}"
     )
+
+
+@app.command()
+@handle_errors
+def refresh(index: IndexOpt = None) -> None:
+    """Recompute every stored list and re-take the keyword counts (a large build does it by itself; writes
+    patch lists and keep keyword weights still in between)."""
+    from recommender.writer import refresh_lists
+
+    settings = load_settings(index=index)
+    count = refresh_lists(settings.index_dir, lock_timeout=settings.lock_timeout)
+    typer.echo(f"{count} lists recomputed")
