@@ -75,8 +75,9 @@ SESSION_CONFIG = {"session.intra_op.allow_spinning": "0"}
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "camembert", "electra"}
 #: Model types whose dynamic int8 file is wrong, with what was measured. MPNet's activations have outliers (the
 #: feed-forward inputs reach 25-55 where 99.9 % stay under 3-6), so one int8 scale per tensor wipes out the rest:
-#: the vectors of all-mpnet-base-v2 came out at cosine 0.0 to torch (per-channel, per-tensor, reduced range, the
-#: feed-forward or attention products alone, or every layer from the 3rd on), 0.35-0.65 with layer 0 alone.
+#: the vectors of all-mpnet-base-v2 came out at cosine 0.0 to torch per channel (also with only the feed-forward
+#: products, or only the layers from the 3rd on), 0.2 with only the attention projections, 0.75 per tensor, 0.90
+#: with reduced range (0.73 worst); layer 0 alone already gives 0.35-0.65.
 #: Weight-only int8 (``MatMulNBits``, blocks of 32 or 128) was accurate (cosine 0.9985+) but slower than fp32.
 _NO_INT8 = {
     "mpnet": "dynamic int8 quantisation of MPNet measured at cosine 0.0 to torch (activation outliers)",
@@ -107,7 +108,7 @@ class ModelFolder:
     model_type: str
     num_heads: int
     hidden_size: int
-    pad_id: int = 0  # the id padding takes (MPNet: 1; its position ids count every other token)
+    pad_id: int = 0  # the id padding takes (MPNet: 1; its position ids count the tokens that are not padding)
 
     def fingerprint(self) -> str:
         """Hash of the model's files plus the recipe version: any change means a new export.
