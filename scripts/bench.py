@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from recommender.articles import validate_article  # noqa: E402
 from recommender.embedding import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL, available_threads, normalise  # noqa: E402
+from recommender.errors import ModelUnavailable  # noqa: E402
 
 SAMPLE = ROOT / "data" / "ecbplus-sample.jsonl"
 QUICK_MODEL = "bench-hashing"
@@ -191,25 +192,47 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 # -- 1. embedding ---------------------------------------------------------------------------------------------------
-def load_backend(name: str, quick: bool) -> Any:
+def load_backend(name: str, quick: bool, model: str = DEFAULT_MODEL) -> Any:
     if quick or name == "hashing":
         return HashingEmbedder()
     from recommender.embedding import load_embedder
 
-    return load_embedder(DEFAULT_MODEL, name)
+    return load_embedder(model, name)
+
+
+def variant_label(model: str, backend: str, models: Sequence[str]) -> str:
+    """How a (model, backend) pair is named in the tables: the backend alone when one model is compared."""
+    return backend if len(models) == 1 else f"{model.rsplit('/', 1)[-1]} {backend}"
 
 
 def embedding_throughput(
-    backends: Sequence[str], texts: Sequence[str], rounds: int, quick: bool
+    backends: Sequence[str],
+    texts: Sequence[str],
+    rounds: int,
+    quick: bool,
+    models: Sequence[str] = (DEFAULT_MODEL,),
 ) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-    """texts/s per backend, interleaved round by round; returns the report, the embedders and their vectors."""
+    """texts/s per (model, backend), interleaved round by round; returns the report, the embedders and vectors.
+
+    The first variant is the reference of the speed ratio; cosines compare each variant with the first variant of
+    the same model (two models' vectors live in different spaces).
+    """
     embedders: dict[str, Any] = {}
     load_s: dict[str, float] = {}
-    for name in backends:
-        started = time.perf_counter()
-        embedders[name] = load_backend(name, quick)
-        embedders[name].embed(list(texts[:4]))  # warm-up (and, the first time, the ONNX export)
-        load_s[name] = time.perf_counter() - started
+    model_of: dict[str, str] = {}
+    for model in models:
+        for backend in backends:
+            name = variant_label(model, backend, models)
+            model_of[name] = model
+            started = time.perf_counter()
+            try:
+                embedders[name] = load_backend(backend, quick, model)
+            except ModelUnavailable as exc:  # e.g. an int8 backend refused for this architecture: say so, go on
+                print(f"skipped {name}: {exc}", file=sys.stderr)
+                continue
+            embedders[name].embed(list(texts[:4]))  # warm-up (and, the first time, the ONNX export)
+            load_s[name] = time.perf_counter() - started
+    backends = list(embedders)
     speeds: dict[str, list[float]] = {name: [] for name in backends}
     single: dict[str, list[float]] = {name: [] for name in backends}
     vectors: dict[str, np.ndarray] = {}
@@ -227,7 +250,8 @@ def embedding_throughput(
     rows = []
     for name in backends:
         speed = statistics.median(speeds[name])
-        cos = np.sum(vectors[name] * vectors[reference], axis=1)
+        same_model = next(n for n in backends if model_of[n] == model_of[name])
+        cos = np.sum(vectors[name] * vectors[same_model], axis=1)
         rows.append(
             [
                 name,
@@ -247,7 +271,7 @@ def embedding_throughput(
                 "backend",
                 "texts/s",
                 f"vs {reference}",
-                f"cosine to {reference} mean / min",
+                "cosine to the model's first backend mean / min",
                 "one 200-char query p50 ms",
                 "load s",
             ],
@@ -681,6 +705,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=BACKENDS,
         help=f"backend for free-text queries, adds and the server (default {DEFAULT_BACKEND})",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[DEFAULT_MODEL],
+        help="models to compare, each on every backend (more than one needs --embedding-only), e.g. "
+        "all-MiniLM-L6-v2 all-mpnet-base-v2",
+    )
     parser.add_argument("--embed-texts", type=int, default=331, help="ECB+ texts per embedding round")
     parser.add_argument("--rounds", type=int, default=2, help="embedding rounds per backend")
     parser.add_argument("--eval", action="store_true", help="also run recommender eval per backend")
@@ -708,6 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time the FAISS index alone on synthetic clustered vectors (e.g. 100000 1000000)",
     )
     args = parser.parse_args(argv)
+    if len(args.models) > 1 and not args.embedding_only:
+        parser.error("--models with more than one model needs --embedding-only")
 
     quick = args.quick
     sizes = args.articles or ([100] if quick else [10_000])
@@ -723,7 +756,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     texts = sample_texts()[: (24 if quick else args.embed_texts)]
     print("\n## 1. embedding throughput\n")
-    report, embedders, vectors = embedding_throughput(backends, texts, 1 if quick else args.rounds, quick)
+    report, embedders, vectors = embedding_throughput(
+        backends, texts, 1 if quick else args.rounds, quick, args.models[:1] if quick else args.models
+    )
     print(report, flush=True)
 
     if args.eval and not quick:

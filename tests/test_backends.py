@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from recommender import Recommender, add_articles, build_index
 from recommender.cli.app import app
 from recommender.embedding import DEFAULT_MODEL, available_threads, load_embedder
-from recommender.embedding.base import plan_batches, resolve_model_path
+from recommender.embedding.base import plan_batches
+from recommender.embedding.packaged import resolve_model_path
 from recommender.errors import ModelUnavailable
 from recommender.storage import vector_index
 from recommender.storage.store import Manifest

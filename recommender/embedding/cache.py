@@ -8,7 +8,6 @@ eval`` builds a fresh one per run) and experiments. It lives outside the reposit
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sqlite3
 import threading
@@ -17,17 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.embedding.base import Embedder, normalise
+from recommender.embedding.base import Embedder, default_cache_dir, normalise
 from recommender.storage.sql import in_chunks
-
-
-def default_cache_dir() -> Path:
-    """``$RECOMMENDER_CACHE``, else ``$XDG_CACHE_HOME/recommender``, else ``~/.cache/recommender``."""
-    explicit = os.environ.get("RECOMMENDER_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "recommender"
 
 
 def text_key(model: str, text: str) -> str:

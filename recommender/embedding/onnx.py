@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.embedding.base import MAX_BATCH_TOKENS, available_threads, normalise, plan_batches, resolve_model_path
+from recommender.embedding.base import MAX_BATCH_TOKENS, available_threads, default_cache_dir, normalise, plan_batches
+from recommender.embedding.packaged import resolve_model_path
 from recommender.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,14 +69,30 @@ MIN_CHECK_COSINE = {"onnx": 0.9999, "onnx-int8": 0.95}
 #: small batches (:data:`~recommender.embedding.base.MAX_BATCH_TOKENS`) runs many short operators. Together with those
 #: batches this took onnx-int8 from 1.8-2.4x to 3.4-4.5x torch on the shared 2-core box (docs/benchmarks.md).
 SESSION_CONFIG = {"session.intra_op.allow_spinning": "0"}
-#: Model types whose graphs onnxruntime's BERT optimiser knows how to fuse.
+#: Model types whose graphs onnxruntime's BERT optimiser knows how to fuse. Not ``mpnet`` (all-mpnet-base-v2): its
+#: attention adds a relative position bias, so the optimiser fuses only bias-GELU and skip layer norms there, and
+#: that file was no faster than the unfused one (0.36 vs 0.43 texts/s, interleaved on the shared 2-core box).
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "camembert", "electra"}
+#: Model types whose dynamic int8 file is wrong, with what was measured. MPNet's activations have outliers (the
+#: feed-forward inputs reach 25-55 where 99.9 % stay under 3-6), so one int8 scale per tensor wipes out the rest:
+#: the vectors of all-mpnet-base-v2 came out at cosine 0.0 to torch per channel (also with only the feed-forward
+#: products, or only the layers from the 3rd on), 0.2 with only the attention projections, 0.75 per tensor, 0.90
+#: with reduced range (0.73 worst); layer 0 alone already gives 0.35-0.65.
+#: Weight-only int8 (``MatMulNBits``, blocks of 32 or 128) was accurate (cosine 0.9985+) but slower than fp32.
+_NO_INT8 = {
+    "mpnet": "dynamic int8 quantisation of MPNet measured at cosine 0.0 to torch (activation outliers)",
+}
+
+
+def check_backend_supports(model: ModelFolder, backend: str) -> None:
+    """Refuse, before any export, an onnx backend known to give wrong vectors for ``model``'s architecture."""
+    reason = _NO_INT8.get(model.model_type)
+    if reason and model_file_backend(backend) == "onnx-int8":
+        raise ModelUnavailable(f"{backend} does not work for {model.label}: {reason}; use --backend onnx or torch")
 
 
 def onnx_cache_dir() -> Path:
     """Where exported models live: ``$RECOMMENDER_CACHE/onnx``, else ``$XDG_CACHE_HOME`` or ``~/.cache``."""
-    from recommender.embedding.cache import default_cache_dir
-
     return default_cache_dir() / "onnx"
 
 
@@ -91,6 +108,7 @@ class ModelFolder:
     model_type: str
     num_heads: int
     hidden_size: int
+    pad_id: int = 0  # the id padding takes (MPNet: 1; its position ids count the tokens that are not padding)
 
     def fingerprint(self) -> str:
         """Hash of the model's files plus the recipe version: any change means a new export.
@@ -170,6 +188,7 @@ def describe_model(folder: Path, label: str | None = None) -> ModelFolder:
         model_type=str(config.get("model_type", "")),
         num_heads=int(config.get("num_attention_heads", 0)),
         hidden_size=int(config.get("hidden_size", 0)),
+        pad_id=int(config.get("pad_token_id") or 0),
     )
 
 
@@ -278,7 +297,7 @@ def _torch_vectors(torch_model: Any, model: ModelFolder, texts: Sequence[str]) -
     import torch
 
     tokenizer = load_tokenizer(model)
-    ids, mask = _encode(tokenizer, texts)
+    ids, mask = _encode(tokenizer, texts, model.pad_id)
     feed = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
     if getattr(torch_model.config, "type_vocab_size", 0) > 0:
         feed["token_type_ids"] = torch.zeros_like(feed["input_ids"])
@@ -304,6 +323,7 @@ def ensure_onnx_model(model: ModelFolder, backend: str, cache_dir: Path | None =
     """
     from filelock import FileLock
 
+    check_backend_supports(model, backend)
     backend = model_file_backend(backend)
     target = cached_onnx_path(model, backend, cache_dir)
     if target.exists():
@@ -352,10 +372,10 @@ def load_tokenizer(model: ModelFolder) -> Any:
     return tokenizer
 
 
-def _encode(tokenizer: Any, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _encode(tokenizer: Any, texts: Sequence[str], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, right-padded to the longest text of the batch."""
     encodings = tokenizer.encode_batch([t.strip() for t in texts])
-    return _pad([e.ids for e in encodings])
+    return _pad([e.ids for e in encodings], pad_id)
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -452,7 +472,7 @@ class OnnxEmbedder:
         encodings = self._tokenizer.encode_batch([t.strip() for t in texts])
         lengths = [len(e.ids) for e in encodings]
         for batch in plan_batches(lengths, self.max_tokens):
-            ids, mask = _pad([encodings[i].ids for i in batch])
+            ids, mask = _pad([encodings[i].ids for i in batch], self.model.pad_id)
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
             out[batch] = pool(hidden, mask, self.model.pooling)

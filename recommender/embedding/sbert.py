@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.embedding.base import DEFAULT_MODEL, available_threads, normalise, resolve_model_path
+from recommender.embedding.base import DEFAULT_MODEL, available_threads, normalise
+from recommender.embedding.packaged import resolve_model_path
 from recommender.errors import ModelUnavailable
 
 
