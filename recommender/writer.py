@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recommender.articles import Article, article_from_json
-from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
+from recommender.embedding import DEFAULT_MODEL, Embedder, load_embedder
+from recommender.embedding.base import default_backend
 from recommender.errors import (
     BatchRejected,
     IndexCorrupt,
@@ -285,7 +286,7 @@ def write(
             )
 
         model_name = store.manifest.model if store else (model or DEFAULT_MODEL)
-        backend_name = backend or (store.manifest.backend if store else DEFAULT_BACKEND)
+        backend_name = backend or (store.manifest.backend if store else default_backend(model_name))
         cached: list[Embedder] = [embedder] if embedder is not None else []
 
         def get_embedder() -> Embedder:
@@ -619,7 +620,7 @@ def reindex(index_dir: Path | str, *, lock_timeout: float = 10.0, max_memory_byt
             now = utcnow()
             manifest = Manifest(
                 model=model,
-                backend=previous.backend if previous else DEFAULT_BACKEND,
+                backend=previous.backend if previous else default_backend(model),
                 dimension=int(dimension),
                 articles=0,
                 index_type="rebuilt",  # never the wanted type: save() rebuilds from the catalog

@@ -148,3 +148,11 @@ def test_int8_is_refused_for_mpnet_before_any_export(backend: str) -> None:
         check_backend_supports(mpnet, backend)
     check_backend_supports(mpnet, "onnx")  # fp32 matches torch: allowed
     check_backend_supports(dataclasses.replace(mpnet, model_type="bert"), backend)  # MiniLM's family: allowed
+
+
+def test_a_new_mpnet_index_gets_a_backend_that_works_for_it() -> None:
+    from recommender.embedding.base import DEFAULT_BACKEND, default_backend
+
+    assert default_backend("all-mpnet-base-v2") == "onnx"
+    assert default_backend("sentence-transformers/all-mpnet-base-v2") == "onnx"
+    assert default_backend("sentence-transformers/all-MiniLM-L6-v2") == DEFAULT_BACKEND

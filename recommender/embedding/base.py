@@ -67,6 +67,16 @@ _MODEL_LANGUAGES: dict[str, frozenset[str] | None] = {
 }
 
 
+#: Models whose best backend is not :data:`DEFAULT_BACKEND` (int8 is refused for MPNet: see the onnx backend).
+_MODEL_BACKENDS = {"all-mpnet-base-v2": "onnx"}
+
+
+def default_backend(model: str) -> str:
+    """The backend a new index of ``model`` gets when none is asked for."""
+    name = Path(model.rstrip("/")).name.lower()
+    return next((b for known, b in _MODEL_BACKENDS.items() if name.startswith(known)), DEFAULT_BACKEND)
+
+
 def model_languages(model: str) -> frozenset[str] | None:
     """The languages ``model`` reads (by its name, for the models above); None when it reads many or is unknown."""
     name = Path(model.rstrip("/")).name.lower()

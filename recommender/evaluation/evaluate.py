@@ -35,6 +35,7 @@ import numpy as np
 
 from recommender.articles import Article
 from recommender.embedding import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, load_embedder
+from recommender.embedding.base import default_backend
 from recommender.errors import InvalidArticle, RecommenderError
 from recommender.evaluation.metrics import (  # noqa: F401 - re-exported: the metrics are part of this module's interface
     MRR_DEPTH,
@@ -284,7 +285,9 @@ def evaluate_file(
     label = label or guess_label(articles)
     labelled = LabelledSet(articles, label)
     if embedder is None:
-        embedder = cached_embedder(model or DEFAULT_MODEL, cache_dir, backend or DEFAULT_BACKEND)
+        embedder = cached_embedder(
+            model or DEFAULT_MODEL, cache_dir, backend or default_backend(model or DEFAULT_MODEL)
+        )
     queries = labelled.query_ids
     log.info("%s: %d articles, %d with a %r label", path, len(articles), len(queries), label)
     ours = recommender_lists(path, queries, embedder=embedder, policy=policy)
@@ -358,7 +361,9 @@ def evaluate_lee(
     if len(articles) < n:
         raise RecommenderError(f"{folder}: {n} rated articles expected, found {len(articles)}")
     if embedder is None:
-        embedder = cached_embedder(model or DEFAULT_MODEL, cache_dir, backend or DEFAULT_BACKEND)
+        embedder = cached_embedder(
+            model or DEFAULT_MODEL, cache_dir, backend or default_backend(model or DEFAULT_MODEL)
+        )
     rated = articles[:n]
     with tempfile.TemporaryDirectory(prefix="recommender-eval-") as tmp:
         index_dir = Path(tmp) / "index"
