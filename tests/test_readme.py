@@ -83,3 +83,54 @@ def test_the_python_example_runs_and_prints_what_the_readme_says(tmp_path: Path)
         return re.sub(r"in \d+\.\ds", "in Ns", text).strip()
 
     assert timeless(result.stdout) == timeless(printed)
+
+
+def console_block(first_command: str) -> list[tuple[str, str]]:
+    """The README console block starting with ``$ recommender FIRST_COMMAND``: (command, printed output) pairs."""
+    for kind, body in BLOCKS:
+        if kind == "console" and body.startswith(f"$ recommender {first_command}\n"):
+            pairs: list[tuple[str, str]] = []
+            for chunk in re.split(r"^\$ recommender ", body, flags=re.M)[1:]:
+                command, _, printed = chunk.partition("\n")
+                pairs.append((command, printed))
+            return pairs
+    raise AssertionError(f"no console block starts with 'recommender {first_command}'")
+
+
+def normalised(text: str) -> str:
+    """Output with what changes from run to run (timings, clock times, index versions) masked."""
+    text = re.sub(r"in \d+\.\ds", "in N.Ns", text)
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", "TIME", text)
+    text = re.sub(r"(index_version\s+)\S+", r"\1V", text)
+    text = re.sub(r"(index_bytes\s+)\d+", r"\1N", text)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+@pytest.mark.integration
+def test_the_sample_corpus_examples_print_what_the_readme_says(tmp_path: Path) -> None:
+    """The README's console blocks over the bundled sample are run as printed, with the real packaged model, and
+    their output compared (timings and clock times masked): a ranking change that moves the README's lists fails
+    here until the README shows the new ones."""
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    executable = Path(sys.executable).with_name("recommender")
+    env = {"PATH": str(executable.parent), "HOME": str(tmp_path), "COLUMNS": "80", "HF_HUB_OFFLINE": "1"}
+    env["RECOMMENDER_CACHE"] = str(tmp_path / "cache")
+    for first in (
+        "build data/ecbplus-sample.jsonl",
+        "similar ecb-5_1ecb -k 3",
+        "similar ecb-5_1ecb -k 3 --explain",
+        "info",
+        "eval data/ecbplus-sample.jsonl",
+    ):
+        for command, printed in console_block(first):
+            result = subprocess.run(
+                [str(executable), *shlex.split(command)],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            assert result.returncode == 0, f"recommender {command}\n{result.stderr}"
+            assert normalised(result.stdout) == normalised(printed), f"recommender {command}"
