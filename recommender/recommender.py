@@ -275,7 +275,7 @@ class Recommender:
         plan = editorial.plan(self.store.catalog, self._rules, article_id, filters)
         if plan.hidden:
             return RelatedList([], True)
-        found = self.lists.lookup(article_id, k, plan.organic, variant)
+        found = self.lists.lookup_key(plan.key, k, plan.organic, variant)
         if found is not None:
             ranked = self._suggestions(*found)
         elif live:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from recommender import add_articles, build_index
 from recommender.serving.http.app import create_app
-from recommender.serving.service import Service
+from recommender.serving.service import BUSY, Service
 from recommender.settings import Settings
 from recommender.storage.store import Manifest
 from tests.conftest import ARTICLES, write_jsonl
@@ -93,8 +93,25 @@ def test_first_request_during_a_write_waits_off_the_event_loop(fake_index: Path,
             worker = threading.Thread(target=lambda: seen.append(service.related_nowait("a1", 3)))
             worker.start()
             worker.join()
-            assert seen == [None]
+            assert seen == [BUSY]
         assert c.get("/v1/articles/a1/related?k=3").json()["related"] == [s.to_dict() for s in expected.related]
+        # a first request while another thread holds the lock for longer than the loop's short waits: answered
+        # from a worker thread once the lock is free
+        holding = threading.Event()
+
+        def write_for_a_while() -> None:
+            with service._lock:
+                holding.set()
+                time.sleep(0.3)
+
+        writer = threading.Thread(target=write_for_a_while)
+        writer.start()
+        holding.wait()
+        started = time.monotonic()
+        answer = c.get("/v1/articles/a1/related?k=2")
+        writer.join()
+        assert answer.status_code == 200 and time.monotonic() - started >= 0.2
+        assert answer.json()["related"] == [s.to_dict() for s in service.related("a1", 2).related]
         catalog = service._current().store.catalog
         catalog.conn.execute("DELETE FROM related WHERE key = ?", (catalog.key_of("a2"),))
         assert service.related_nowait("a2", 3) is None  # no stored list: that takes a search

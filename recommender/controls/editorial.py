@@ -10,7 +10,7 @@ catalog, the rules and the few callables it needs, and works on any dataclass wi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import Field, dataclass, replace
+from dataclasses import Field, dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -65,10 +65,10 @@ class Plan:
 
 def plan(catalog: Catalog, rules: RuleBook, article_id: str, filters: Filters, now: datetime | None = None) -> Plan:
     """The active ``rules`` over ``article_id``'s list, with the request's ``filters``."""
-    key = catalog.key_of(article_id)
-    story = catalog.cards([key]).get(key) if key is not None else None
-    if key is None or story is None:
+    found = catalog.card_of(article_id)
+    if found is None:
         raise ArticleNotFound(article_id)
+    key, story = found
     active = rules.for_story(story, now or datetime.now(UTC))
     merged = filters if active.filters.empty else filters.merged(active.filters)
     organic = merged
@@ -99,8 +99,18 @@ def finish(
         other = datetime.fromisoformat(item.published_at) if item.published_at else None
         related_as = relation(story_date, other)
         why = _reason(catalog, plan, item, story_date, other, shared_terms, archive) if shared_terms else None
-        labelled.append(replace(item, relation=related_as, reason=why) if related_as or why else item)
+        labelled.append(_labelled(item, related_as, why) if related_as or why else item)
     return labelled, short and len(labelled) < k
+
+
+def _labelled(item: L, related_as: str | None, why: str | None) -> L:
+    """``item`` with its relation and reason set: :func:`dataclasses.replace` without its per-field checks (a
+    tenth of a millisecond per list, on the path every read takes)."""
+    clone: L = object.__new__(type(item))
+    clone.__dict__.update(item.__dict__)
+    clone.__dict__["relation"] = related_as
+    clone.__dict__["reason"] = why
+    return clone
 
 
 def _with_pins(catalog: Catalog, plan: Plan, items: list[L], pinned: Callable[[Article, float], L]) -> list[L]:

@@ -57,13 +57,15 @@ class StoredList:
 
 
 # -- the catalog's tables ------------------------------------------------------------------------------------------
-def load(catalog: Catalog, key: int, variant: str = DEFAULT_VARIANT) -> StoredList | None:
+def load(catalog: Catalog, key: int, variant: str = DEFAULT_VARIANT, depth: int | None = None) -> StoredList | None:
+    """A stored list (its first ``depth`` entries when given; ``short`` is still the whole list's)."""
     row = catalog.conn.execute(
         "SELECT items, short FROM related WHERE variant = ? AND key = ?", (variant, key)
     ).fetchone()
     if row is None:
         return None
-    return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in json.loads(row[0])], bool(row[1]))
+    items = json.loads(row[0])
+    return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in items[:depth]], bool(row[1]))
 
 
 def items_json(entries: Sequence[Entry]) -> str:
@@ -178,14 +180,20 @@ class Lists:
         answer -- k deeper than stored, no list, lists behind the catalog (a writer crashed before finishing
         them), or filters leaving fewer than k while the stored list was not already everything related -- and
         the caller searches live instead (a filter never shrinks a list while k matching stories exist)."""
-        catalog = self.catalog
-        key = catalog.key_of(article_id)
+        key = self.catalog.key_of(article_id)
         if key is None:
             raise ArticleNotFound(article_id)
+        return self.lookup_key(key, k, filters, variant)
+
+    def lookup_key(
+        self, key: int, k: int, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
+    ) -> tuple[list[Entry], bool] | None:
+        """:meth:`lookup` by catalog key."""
+        catalog = self.catalog
         done = related_seq(catalog)
         if k > DEPTH or done is None or done < self.store.seq:
             return None
-        entry = load(catalog, key, variant)
+        entry = load(catalog, key, variant, k if filters.empty else None)
         if entry is None:
             return None
         if filters.empty:

@@ -72,6 +72,14 @@ def _safe_url(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+class Busy:
+    """The index lock is held right now (see :meth:`Service.related_nowait`)."""
+
+
+#: What :meth:`Service.related_nowait` answers while the index lock is held.
+BUSY = Busy()
+
+
 class Service:
     """A loaded index plus everything needed to serve it: reads, writes, hot reload, periodic saves."""
 
@@ -211,14 +219,21 @@ class Service:
             return (0, "")
         return (inode, built_at)
 
-    def _maybe_refresh(self) -> None:
-        """At most every ``check_interval``: pick up other processes' writes, or a rebuilt index."""
+    def _identity_if_built(self) -> tuple[int, str] | None:
+        """:meth:`_read_identity` while the folder holds an index (a manifest); None while it does not."""
+        return self._read_identity() if (self.index_dir / MANIFEST_NAME).exists() else None
+
+    def _maybe_refresh(self, identity: tuple[int, str] | None = None) -> None:
+        """At most every ``check_interval``: pick up other processes' writes, or a rebuilt index (``identity``:
+        :meth:`_read_identity`, when the caller read it already)."""
         now = time.monotonic()
         if now - self._last_check < self.check_interval:
             return
         self._last_check = now
         rec = self._current()
-        if (self.index_dir / MANIFEST_NAME).exists() and self._read_identity() != self._identity:
+        if identity is None:
+            identity = self._identity_if_built()
+        if identity is not None and identity != self._identity:
             self._reload_in_background()
             return
         rec.follow_lists()  # another process recomputed every list (a policy change, a full refresh)
@@ -313,12 +328,16 @@ class Service:
         *,
         explain: bool = False,
         variant: str | None = None,
-    ) -> Served | None:
+    ) -> Served | Busy | None:
         """:meth:`related` if it cannot wait: the index is free right now and the stored list answers it (a
-        lookup of well under a millisecond, cheaper on the event loop than a thread hop); else None at once.
-        Neither a write holding the lock nor a live search may stall the event loop."""
-        if self._rec is None or not self._lock.acquire(blocking=False):
+        lookup of well under a millisecond, cheaper on the event loop than a thread hop). Else at once
+        :data:`BUSY` when the index lock is held (the caller may try again shortly), None when the stored list
+        cannot answer (a live search is needed). Neither a write holding the lock nor a live search may stall
+        the event loop."""
+        if self._rec is None:
             return None
+        if not self._lock.acquire(blocking=False):
+            return BUSY
         try:
             rec = self._current()
             related = rec.stored_related(article_id, k, filters, lists_variant(variant), explain=explain)
@@ -467,9 +486,10 @@ class Service:
         are cached under moves without any request waiting for it (the event loop never replays changes)."""
         while not self._stop.wait(self.check_interval):
             try:
+                identity = self._identity_if_built()  # file reads: outside the lock, which readers wait for
                 with self._lock, translated(str(self.index_dir)):
                     if self._rec is not None:
-                        self._maybe_refresh()
+                        self._maybe_refresh(identity)
             except RecommenderError as exc:  # logged, retried next round
                 log.error("following the index failed: %s", exc)
                 if isinstance(exc, IndexCorrupt):

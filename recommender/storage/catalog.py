@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ SCHEMA_VERSION = 1
 CLAIM_TTL_SECONDS = 3600.0
 #: Parsed articles kept per connection (see :meth:`Catalog.get_many`).
 PARSED_CACHE_SIZE = 4096
+_CARD_COLUMNS = (
+    "key, id, json_extract(data, '$.title'), url, published_at, section, language, json_extract(data, '$.tags')"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -263,26 +267,19 @@ class Catalog:
         return int(row[0]) if row else None
 
     def cards(self, keys: Sequence[int]) -> dict[int, Article]:
-        """What an "Also Read" link shows and editors filter on -- id, title, URL, date, section, language --
-        for each key, without the body: SQLite extracts the title, so serving a stored list never parses whole
-        articles. Absent (deleted) keys are left out."""
+        """What an "Also Read" link shows and editors filter on -- id, title, URL, date, section, language, tags
+        -- for each key, without the body: SQLite extracts the title, so serving a stored list never parses
+        whole articles. Absent (deleted) keys are left out."""
         out: dict[int, Article] = {}
         for chunk, marks in in_chunks([int(k) for k in keys]):
-            sql = (
-                "SELECT key, id, json_extract(data, '$.title'), url, published_at, section, language, "
-                f"json_extract(data, '$.tags') FROM articles WHERE key IN ({marks})"
-            )
-            for key, article_id, title, url, published_at, section, language, tags in self.conn.execute(sql, chunk):
-                out[int(key)] = Article(
-                    id=article_id,
-                    title=title or "",
-                    url=url,
-                    published_at=published_at,
-                    section=section,
-                    language=language,
-                    tags=tuple(json.loads(tags)) if tags else (),
-                )
+            for row in self.conn.execute(f"SELECT {_CARD_COLUMNS} FROM articles WHERE key IN ({marks})", chunk):
+                out[int(row[0])] = _card(row)
         return out
+
+    def card_of(self, article_id: str) -> tuple[int, Article] | None:
+        """An article's key and link card by id (one indexed read); None when absent."""
+        row = self.conn.execute(f"SELECT {_CARD_COLUMNS} FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return (int(row[0]), _card(row)) if row else None
 
     def sections(self, ids: Iterable[str]) -> dict[str, str | None]:
         """``id -> section`` for those of ``ids`` in the catalog (absent ids are left out)."""
@@ -494,3 +491,17 @@ class Catalog:
     def forget_changes(self, upto: int) -> None:
         """The index file now includes every change up to ``upto``: the log before it is no longer needed."""
         self.conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,))
+
+
+def _card(row: Sequence[Any]) -> Article:
+    """A link card from a row of :data:`_CARD_COLUMNS`."""
+    _, article_id, title, url, published_at, section, language, tags = row
+    return Article(
+        id=article_id,
+        title=title or "",
+        url=url,
+        published_at=published_at,
+        section=section,
+        language=language,
+        tags=tuple(json.loads(tags)) if tags and tags != "[]" else (),
+    )

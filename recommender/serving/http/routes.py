@@ -8,6 +8,7 @@ anything else runs in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from importlib import resources
@@ -41,8 +42,13 @@ from recommender.serving.http.schemas import (
     Variant,
     WriteResponse,
 )
-from recommender.serving.service import Served, Service
+from recommender.serving.service import Busy, Served, Service
 from recommender.settings import Settings
+
+#: How often, and how long each time, a first request waits on the event loop for the index lock before it hands
+#: its read to a worker thread (a write or a live search holds the lock longer than this).
+BUSY_RETRIES = 4
+BUSY_WAIT_SECONDS = 0.0005
 
 
 def encode(article_id: str | None, served: Served) -> bytes:
@@ -78,7 +84,7 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
 
     async def answer(
         request: Request,
-        quick: Callable[[], Served | None],
+        quick: Callable[[], Served | Busy | None],
         read: Callable[[], Served],
         render: Callable[[Served], bytes],
         media_type: str,
@@ -87,14 +93,20 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         """A GET answer: from the cache, else made (on the loop when ``quick`` can, else in a thread) and kept
         under the version it was made for (and ``query``, when the request's own query string is not the key)."""
         if_none_match = request.headers.get("if-none-match", "")
-        version = service.index_version
         key = (request.scope["path"], request.scope.get("query_string", b"") if query is None else query)
-        hit = cache.get((version, *key))
-        if hit is not None:
-            return cached_response(version, hit[0], hit[1], if_none_match, settings.cache_max_age)
-        served = quick()
-        if served is None:
-            served = await run_in_threadpool(read)
+        for attempt in range(BUSY_RETRIES + 1):
+            version = service.index_version
+            hit = cache.get((version, *key))
+            if hit is not None:  # (after a wait: another request may have made it meanwhile)
+                return cached_response(version, hit[0], hit[1], if_none_match, settings.cache_max_age)
+            quickly = quick()
+            if not isinstance(quickly, Busy) or attempt == BUSY_RETRIES:
+                break
+            # The lock is held: mostly for a moment (the index following other processes' writes, a read in a
+            # thread). Waiting here a little keeps reads on the loop; handing each to a thread instead would
+            # queue them all on the lock in threads, and keep them there.
+            await asyncio.sleep(BUSY_WAIT_SECONDS)
+        served = quickly if isinstance(quickly, Served) else await run_in_threadpool(read)
         payload = render(served)
         cache.put((served.version, *key), (payload, media_type))
         return cached_response(served.version, payload, media_type, if_none_match, settings.cache_max_age)
