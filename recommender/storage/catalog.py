@@ -32,6 +32,7 @@ PARSED_CACHE_SIZE = 4096
 _CARD_COLUMNS = (
     "key, id, json_extract(data, '$.title'), url, published_at, section, language, json_extract(data, '$.tags')"
 )
+_BARE_CARD_COLUMNS = "key, id, NULL, url, published_at, section, language, NULL"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -276,9 +277,12 @@ class Catalog:
                 out[int(row[0])] = _card(row)
         return out
 
-    def card_of(self, article_id: str) -> tuple[int, Article] | None:
-        """An article's key and link card by id (one indexed read); None when absent."""
-        row = self.conn.execute(f"SELECT {_CARD_COLUMNS} FROM articles WHERE id = ?", (article_id,)).fetchone()
+    def card_of(self, article_id: str, *, text: bool = True) -> tuple[int, Article] | None:
+        """An article's key and link card by id (one indexed read); None when absent. ``text=False`` leaves the
+        title and tags out (empty): they are in the article's JSON, which SQLite must parse whole to extract
+        them."""
+        columns = _CARD_COLUMNS if text else _BARE_CARD_COLUMNS
+        row = self.conn.execute(f"SELECT {columns} FROM articles WHERE id = ?", (article_id,)).fetchone()
         return (int(row[0]), _card(row)) if row else None
 
     def sections(self, ids: Iterable[str]) -> dict[str, str | None]:
