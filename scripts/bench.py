@@ -309,8 +309,9 @@ def eval_backends(embedders: dict[str, Any], texts: Sequence[str], vectors: dict
 
 
 # -- 3. index at N articles -------------------------------------------------------------------------------------------
-def write_archive(path: Path, n: int, body_chars: int | None = None) -> None:
-    """``n`` articles: the ECB+ sample repeated, each copy with a unique ``[#n]`` title tag and its own date."""
+def write_archive(path: Path, n: int, body_chars: int | None = None, language: str | None = None) -> None:
+    """``n`` articles: the ECB+ sample repeated, each copy with a unique ``[#n]`` title tag and its own date;
+    with ``language``, each record says its language (else the build detects it)."""
     rows = sample_articles()
     with path.open("w", encoding="utf-8") as handle:
         for i in range(n):
@@ -324,6 +325,8 @@ def write_archive(path: Path, n: int, body_chars: int | None = None) -> None:
                 "published_at": f"{2020 + day // 365}-{1 + (day % 365) // 31:02d}-{1 + day % 28:02d}T08:00:00Z",
                 "section": f"topic-{src.get('topic', 'x')}",
             }
+            if language:
+                article["language"] = language
             handle.write(json.dumps(article) + "\n")
 
 
@@ -446,10 +449,11 @@ def index_section(
     max_memory: int | None,
     samples: int,
     queries: list[str],
+    language: str | None = None,
 ) -> tuple[list[Any], Path]:
     source = workdir / f"archive-{n}.jsonl"
     index_dir = workdir / f"index-{n}"
-    write_archive(source, n, body_chars=300 if quick else None)
+    write_archive(source, n, body_chars=300 if quick else None, language=language)
     built = _child(build_child, str(source), str(index_dir), base, name, backend, max_memory)
     catalog_bytes = sum(p.stat().st_size for p in index_dir.glob("catalog.sqlite*"))
     served = _child(serve_child, str(index_dir), backend, quick, samples, queries)
@@ -691,6 +695,11 @@ def _wrk_row(out: str, articles: int, workers: int, concurrency: int, seconds: i
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, nargs="+", default=None, help="archive sizes (default 10000)")
+    parser.add_argument(
+        "--archive-language",
+        default=None,
+        help="give every archive record this language (e.g. en): the build then detects none",
+    )
     parser.add_argument("--quick", action="store_true", help="seconds: toy embedder, 100 short articles, no HTTP")
     parser.add_argument(
         "--backends",
@@ -793,7 +802,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for n in sizes:
             row, index_dir = index_section(
-                n, workdir, base, name, backend, quick, max_memory, 200 if quick else args.samples, queries
+                n,
+                workdir,
+                base,
+                name,
+                backend,
+                quick,
+                max_memory,
+                200 if quick else args.samples,
+                queries,
+                args.archive_language,
             )
             rows.append(row)
             built.append((n, index_dir))
