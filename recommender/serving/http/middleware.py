@@ -137,9 +137,12 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         closing = {"Connection": "close"}
-        too_large = error_response(413, "payload_too_large", f"request body over {self.limit} bytes", closing)
+
+        def too_large() -> Response:  # made only when sent: most bodies are within the limit
+            return error_response(413, "payload_too_large", f"request body over {self.limit} bytes", closing)
+
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await too_large(scope, receive, send)
+            await too_large()(scope, receive, send)
             return
         body = bytearray()
         try:
@@ -150,7 +153,7 @@ class BodyLimit:
                         return
                     body += message.get("body", b"")
                     if len(body) > self.limit:
-                        await too_large(scope, receive, send)
+                        await too_large()(scope, receive, send)
                         return
                     if not message.get("more_body", False):
                         break
