@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,12 @@ class RelatedList:
     @property
     def ids(self) -> list[str]:
         return [s.id for s in self.items]
+
+
+@lru_cache(maxsize=8)
+def _build_tag(model: str, built_at: str) -> str:
+    """The build's part of the index version (asked several times a request: hashed once per build)."""
+    return hashlib.sha256(f"{model}\n{built_at}".encode()).hexdigest()[:12]
 
 
 def _pinned(card: Article, score: float) -> Suggestion:
@@ -195,7 +202,7 @@ class Recommender:
         load balancer agree on it. Editors' rules add their version and the count of expiries passed, so a rule
         change or an expiry changes it too."""
         manifest = self.store.manifest
-        build = hashlib.sha256(f"{manifest.model}\n{manifest.built_at}".encode()).hexdigest()[:12]
+        build = _build_tag(manifest.model, manifest.built_at)
         rules = self._rules.version_tag(datetime.now(UTC))
         return f"{build}-{self.lists.version}-{self.store.seq}{rules}"
 

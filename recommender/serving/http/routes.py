@@ -4,17 +4,18 @@ GET answers are encoded once per index version and kept in the :class:`ResponseC
 :class:`~recommender.serving.http.middleware.CachedAnswers` middleware replays them. A first request looks the
 stored list up on the event loop only when that cannot wait (the index lock is free and the list answers it);
 anything else runs in a worker thread.
-"""
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: the list routes' query models are made per server, for its
+configured k, and FastAPI reads an endpoint's annotations as objects.)
+"""
 
 import asyncio
 import json
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -25,22 +26,16 @@ from recommender.serving.http.cache import ResponseCache
 from recommender.serving.http.errors import error_response
 from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.middleware import cached_response
+from recommender.serving.http.querymodel import QueryModelRoute
 from recommender.serving.http.render import render_demo, render_fragment
 from recommender.serving.http.schemas import (
     ErrorResponse,
-    Exclude,
-    Explain,
-    K,
-    Language,
-    Reader,
+    RelatedHtmlQuery,
+    RelatedQuery,
     RelatedResponse,
-    Section,
-    Since,
     TextQuery,
-    Until,
-    UrlTemplate,
-    Variant,
     WriteResponse,
+    related_query,
 )
 from recommender.serving.service import Busy, Served, Service
 from recommender.settings import Settings
@@ -80,7 +75,9 @@ def pick_variant(
 
 def build_router(service: Service, settings: Settings, cache: ResponseCache, metrics: Metrics) -> APIRouter:
     router = APIRouter()
-    default_k = settings.k
+    reads = APIRouter(route_class=QueryModelRoute)  # the two GET routes of a list: one query model each
+    JsonQuery = related_query(RelatedQuery, settings.k)  # noqa: N806 - a class
+    HtmlQuery = related_query(RelatedHtmlQuery, settings.k)  # noqa: N806
 
     async def answer(
         request: Request,
@@ -111,7 +108,7 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         cache.put((served.version, *key), (payload, media_type))
         return cached_response(served.version, payload, media_type, if_none_match, settings.cache_max_age)
 
-    @router.get(
+    @reads.get(
         "/v1/articles/{article_id:path}/related.html",
         response_class=HTMLResponse,
         responses={404: {"model": ErrorResponse}},
@@ -119,31 +116,23 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
     async def related_html(
         request: Request,
         article_id: str,
-        k: K = default_k,
-        section: Section = None,
-        language: Language = None,
-        since: Since = None,
-        until: Until = None,
-        exclude: Exclude = [],  # noqa: B006 - FastAPI copies defaults
-        explain: Explain = False,
-        variant: Variant = None,
-        reader: Reader = None,
-        url_template: UrlTemplate = None,
+        query: Annotated[HtmlQuery, Query()],  # type: ignore[valid-type] # made per server: k's default
     ) -> Response:
         """The article's "Also Read" list as an HTML fragment (empty when there is nothing to show); links go to
         ``url_template`` with ``{id}`` filled in when given, as the widget's ``data-url-template`` does."""
-        filters = Filters.build(section, language, since, until, exclude)
-        chosen, query = pick_variant(service, request, variant, reader)
+        q: RelatedHtmlQuery = query
+        filters = Filters.build(q.section, q.language, q.since, q.until, q.exclude)
+        chosen, cache_query = pick_variant(service, request, q.variant, q.reader)
         return await answer(
             request,
-            lambda: service.related_nowait(article_id, k, filters, explain=explain, variant=chosen),
-            lambda: service.related(article_id, k, filters, explain=explain, variant=chosen),
-            lambda served: render_fragment(served.related, url_template=url_template).encode("utf-8"),
+            lambda: service.related_nowait(article_id, q.k, filters, explain=q.explain, variant=chosen),
+            lambda: service.related(article_id, q.k, filters, explain=q.explain, variant=chosen),
+            lambda served: render_fragment(served.related, url_template=q.url_template).encode("utf-8"),
             "text/html; charset=utf-8",
-            query,
+            cache_query,
         )
 
-    @router.get(
+    @reads.get(
         "/v1/articles/{article_id:path}/related",
         response_model=RelatedResponse,
         responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
@@ -151,27 +140,20 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
     async def related(
         request: Request,
         article_id: str,
-        k: K = default_k,
-        section: Section = None,
-        language: Language = None,
-        since: Since = None,
-        until: Until = None,
-        exclude: Exclude = [],  # noqa: B006
-        explain: Explain = False,
-        variant: Variant = None,
-        reader: Reader = None,
+        query: Annotated[JsonQuery, Query()],  # type: ignore[valid-type] # made per server: k's default
     ) -> Response:
         """The article's related stories, from its precomputed list (a lookup, not a search), editors' rules
         applied; ``explain`` adds a reason to each, ``reader`` or ``variant`` picks an A/B test's variant."""
-        filters = Filters.build(section, language, since, until, exclude)
-        chosen, query = pick_variant(service, request, variant, reader)
+        q: RelatedQuery = query
+        filters = Filters.build(q.section, q.language, q.since, q.until, q.exclude)
+        chosen, cache_query = pick_variant(service, request, q.variant, q.reader)
         return await answer(
             request,
-            lambda: service.related_nowait(article_id, k, filters, explain=explain, variant=chosen),
-            lambda: service.related(article_id, k, filters, explain=explain, variant=chosen),
+            lambda: service.related_nowait(article_id, q.k, filters, explain=q.explain, variant=chosen),
+            lambda: service.related(article_id, q.k, filters, explain=q.explain, variant=chosen),
             lambda served: encode(article_id, served),
             "application/json",
-            query,
+            cache_query,
         )
 
     @router.post(
@@ -191,6 +173,7 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
             raise InvalidArticle("text", f"is {len(text):,} characters (limit {settings.max_text_chars:,})")
         return service.related_to_text(text, query.k, filters).body(None)
 
+    router.include_router(reads)
     require_key = key_required(settings)
 
     @router.put(

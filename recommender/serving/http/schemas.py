@@ -3,38 +3,51 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal, TypeVar
 
-from fastapi import Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, create_model, model_validator
 
 from recommender.settings import MAX_K
 
-K = Annotated[int, Query(ge=1, le=MAX_K, description=f"how many stories (1-{MAX_K})")]
-Section = Annotated[str | None, Query(description="only stories of this section")]
-Language = Annotated[str | None, Query(description="only stories in this language (e.g. en)")]
-UrlTemplate = Annotated[
-    str | None,
-    Query(
+Q = TypeVar("Q", bound=BaseModel)
+
+
+class RelatedQuery(BaseModel):
+    """The query parameters of ``GET /v1/articles/{id}/related``, validated in one call
+    (:class:`~recommender.serving.http.querymodel.QueryModelRoute`); :func:`related_query` sets k's default."""
+
+    k: int = Field(default=5, ge=1, le=MAX_K, description=f"how many stories (1-{MAX_K})")
+    section: str | None = Field(default=None, description="only stories of this section")
+    language: str | None = Field(default=None, description="only stories in this language (e.g. en)")
+    since: datetime | None = Field(default=None, description="only stories published on or after")
+    until: datetime | None = Field(default=None, description="only stories published on or before")
+    exclude: list[str] = Field(default_factory=list, description="ids never to suggest (repeat or comma-separate)")
+    explain: bool = Field(default=False, description='add a "why this?" reason to every suggestion')
+    variant: str | None = Field(default=None, max_length=64, description="the ranking variant to read (A/B tests)")
+    reader: str | None = Field(
+        default=None,
+        max_length=128,
+        description="an anonymous first-party value (or one per page view): picks the reader's variant by a stable "
+        "hash; never stored",
+    )
+
+
+class RelatedHtmlQuery(RelatedQuery):
+    """The query parameters of ``GET /v1/articles/{id}/related.html``: the JSON route's, and where links go."""
+
+    url_template: str | None = Field(
+        default=None,
         description="link each story to this URL instead of its own, {id} replaced by its id (as the widget's "
         "data-url-template): site-relative or http(s)",
         pattern=r"^(?:https?://|/)[^\s\"'<>]*\{id\}[^\s\"'<>]*$",
         max_length=2048,
-    ),
-]
-Since = Annotated[datetime | None, Query(description="only stories published on or after")]
-Until = Annotated[datetime | None, Query(description="only stories published on or before")]
-Exclude = Annotated[list[str], Query(description="ids never to suggest (repeat or comma-separate)")]
-Explain = Annotated[bool, Query(description='add a "why this?" reason to every suggestion')]
-Variant = Annotated[str | None, Query(max_length=64, description="the ranking variant to read (A/B tests)")]
-Reader = Annotated[
-    str | None,
-    Query(
-        max_length=128,
-        description="an anonymous first-party value (or one per page view): picks the reader's variant by a stable "
-        "hash; never stored",
-    ),
-]
+    )
+
+
+def related_query(base: type[Q], k: int) -> type[Q]:
+    """``base`` with the server's configured k as k's default."""
+    field = Field(default=k, ge=1, le=MAX_K, description=f"how many stories (1-{MAX_K}; {k} when not given)")
+    return create_model(base.__name__, __base__=base, k=(int, field))
 
 
 class RelatedItem(BaseModel):

@@ -1,0 +1,52 @@
+"""Routes whose query string is one pydantic model, validated in one call.
+
+FastAPI resolves each query parameter of a route on its own, every request (its dependency solver looks up each
+field's kind, alias and validator anew): for the related routes' ten parameters that costs about 0.2 ms a
+request, as much as the stored read it serves. A route of :class:`QueryModelRoute` declares its parameters as
+one model in its signature (``query: Annotated[Model, Query()]``, FastAPI's documented query-parameter models,
+which ``/openapi.json`` lists parameter by parameter) and validates the query string against it with one
+pydantic call; a bad value is the same :class:`~fastapi.exceptions.RequestValidationError`, with the same
+``("query", name)`` location, that FastAPI raises, so clients see the same 422.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+class QueryModelRoute(APIRoute):
+    """An APIRoute for an async endpoint ``(request, <path parameters>, query: Model) -> Response``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        fields = self.dependant.query_params
+        model = fields[0].field_info.annotation if len(fields) == 1 else None
+        if not isinstance(model, type) or not issubclass(model, BaseModel):
+            raise TypeError(f"{self.path}: a QueryModelRoute takes its query as one pydantic model")
+        name = fields[0].name
+        names = frozenset(model.model_fields)
+        lists = frozenset(n for n, f in model.model_fields.items() if typing.get_origin(f.annotation) is list)
+        endpoint = self.endpoint
+
+        async def handler(request: Request) -> Response:
+            params = request.query_params
+            raw = {n: params.getlist(n) if n in lists else params[n] for n in params.keys() if n in names}
+            try:
+                query = model.model_validate(raw)
+            except ValidationError as exc:
+                errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+                raise RequestValidationError(errors) from None
+            response: Response = await endpoint(request, **request.path_params, **{name: query})
+            return response
+
+        return handler
+
+
+__all__ = ["QueryModelRoute"]
