@@ -250,6 +250,12 @@ def test_post_events_stores_them_before_answering(fake_index: Path, fake: FakeEm
         (body({"type": "nope"}), {}, 422, "invalid_events"),
         ("{", {}, 422, "invalid_events"),
         ("x" * 70_000, {}, 413, "payload_too_large"),
+        (
+            '{"events": [{"type": "click", "story": "a\\ud800", "target": "a2", "position": 1}]}',
+            {},
+            422,
+            "invalid_events",
+        ),
         (body(SEEN), {"Origin": "https://elsewhere.example"}, 403, "forbidden_origin"),
     ],
 )
@@ -261,6 +267,34 @@ def test_post_events_refusals(
         response = client.post("/v1/events", content=content, headers=headers)
         assert response.status_code == status and response.json()["error"]["type"] == kind
         assert list(EventReader(fake_index / "events")) == []
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin", "allow_origin", "vary"),
+    [
+        ((SITE,), SITE, SITE, "Origin"),
+        (("*",), SITE, "*", None),
+        ((SITE,), "http://testserver", None, "Origin"),  # the server's own page: allowed, no CORS header needed
+        ((SITE,), None, None, None),
+    ],
+)
+def test_post_events_cors_headers_as_the_cors_middleware_writes_them(
+    fake_index: Path,
+    fake: FakeEmbedder,
+    allowed: tuple[str, ...],
+    origin: str | None,
+    allow_origin: str | None,
+    vary: str | None,
+) -> None:
+    """The endpoint answers outside the CORS middleware, so it writes what that middleware would."""
+    client, _ = make_client(fake_index, fake, cors_origins=allowed)
+    with client:
+        response = client.post("/v1/events", content=body(SEEN), headers={"Origin": origin} if origin else {})
+        assert response.status_code == 200
+        assert response.headers.get("access-control-allow-origin") == allow_origin
+        assert response.headers.get("vary") == vary
+        read = client.get("/v1/articles/a1/related", headers={"Origin": origin} if origin else {})
+        assert read.headers.get("access-control-allow-origin") == allow_origin  # the same as a read gets
 
 
 def test_post_events_is_rate_limited_per_client(fake_index: Path, fake: FakeEmbedder) -> None:

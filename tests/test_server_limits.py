@@ -164,6 +164,14 @@ def test_a_slow_body_times_out_408(server: ApiServer) -> None:
     assert status_and_error(reply)[0] == 408
 
 
+def test_a_slow_events_body_times_out_408(server: ApiServer) -> None:
+    """The events endpoint reads its own body (outside the body-limit middleware): the same timeout holds."""
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n{"
+    started = time.monotonic()
+    status, error = status_and_error(exchange(server.port, head, timeout=5))
+    assert status == 408 and error["type"] == "request_timeout" and time.monotonic() - started < 4
+
+
 def test_a_host_header_cannot_redirect_elsewhere(server: ApiServer) -> None:
     """Was: ``GET /livez/`` with ``Host: evil.example`` redirected to http://evil.example/livez."""
     reply = exchange(server.port, b"GET /livez/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")

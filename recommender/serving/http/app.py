@@ -82,11 +82,11 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     intake = EventIntake(events, settings, metrics)
     app.include_router(build_events_router(intake))
     # added innermost first: shedding sees only what the cache and the events endpoint did not answer (events
-    # have a per-client rate of their own); then replayed answers, CORS, the body limit, and metrics around all
+    # have a per-client rate of their own); then replayed answers, CORS, the body limit, the events endpoint
+    # (a beacon needs none of those three) and metrics around all
     app.add_middleware(
         Shed, metrics=metrics, max_in_flight=settings.max_in_flight, max_per_client=settings.max_per_client
     )
-    app.add_middleware(EventsEndpoint, intake=intake)
     app.add_middleware(CachedAnswers, service=service, cache=cache, max_age=settings.cache_max_age)
     app.add_middleware(
         CORSMiddleware,
@@ -96,6 +96,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
+    app.add_middleware(EventsEndpoint, intake=intake)  # its own body limit, timeout and CORS headers
     app.add_middleware(Observe, metrics=metrics)
     return app
 
