@@ -23,13 +23,16 @@ from starlette.responses import Response
 
 
 class QueryModelRoute(APIRoute):
-    """An APIRoute for an async endpoint ``(request, <path parameters>, query: Model) -> Response``."""
+    """An APIRoute whose async endpoint ``(request, <path parameters>, query: Model) -> Response`` takes its whole
+    query as one model is served by one validation; any other endpoint as FastAPI serves it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         fields = self.dependant.query_params
         model = fields[0].field_info.annotation if len(fields) == 1 else None
-        if not isinstance(model, type) or not issubclass(model, BaseModel):
-            raise TypeError(f"{self.path}: a QueryModelRoute takes its query as one pydantic model")
+        dependant = self.dependant
+        plain = not (dependant.dependencies or dependant.header_params or dependant.cookie_params or self.body_field)
+        if not (plain and isinstance(model, type) and issubclass(model, BaseModel)):
+            return super().get_route_handler()
         name = fields[0].name
         names = frozenset(model.model_fields)
         lists = frozenset(n for n, f in model.model_fields.items() if typing.get_origin(f.annotation) is list)

@@ -74,8 +74,7 @@ def pick_variant(
 
 
 def build_router(service: Service, settings: Settings, cache: ResponseCache, metrics: Metrics) -> APIRouter:
-    router = APIRouter()
-    reads = APIRouter(route_class=QueryModelRoute)  # the two GET routes of a list: one query model each
+    router = APIRouter(route_class=QueryModelRoute)  # the list routes: one query model each
     JsonQuery = related_query(RelatedQuery, settings.k)  # noqa: N806 - a class
     HtmlQuery = related_query(RelatedHtmlQuery, settings.k)  # noqa: N806
 
@@ -108,7 +107,7 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         cache.put((served.version, *key), (payload, media_type))
         return cached_response(served.version, payload, media_type, if_none_match, settings.cache_max_age)
 
-    @reads.get(
+    @router.get(
         "/v1/articles/{article_id:path}/related.html",
         response_class=HTMLResponse,
         responses={404: {"model": ErrorResponse}},
@@ -132,7 +131,7 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
             cache_query,
         )
 
-    @reads.get(
+    @router.get(
         "/v1/articles/{article_id:path}/related",
         response_model=RelatedResponse,
         responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
@@ -173,7 +172,6 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
             raise InvalidArticle("text", f"is {len(text):,} characters (limit {settings.max_text_chars:,})")
         return service.related_to_text(text, query.k, filters).body(None)
 
-    router.include_router(reads)
     require_key = key_required(settings)
 
     @router.put(
