@@ -81,9 +81,8 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     app.include_router(build_rules_router(service, settings))
     intake = EventIntake(events, settings, metrics)
     app.include_router(build_events_router(intake))
-    # added innermost first: shedding sees only what the cache and the events endpoint did not answer (events
-    # have a per-client rate of their own); then replayed answers, CORS, the body limit, the events endpoint
-    # (a beacon needs none of those three) and metrics around all
+    # added innermost first: shedding sees only what the cache did not answer; then replayed answers, CORS,
+    # the body limit, and metrics around all. The events endpoint is in front of the whole stack.
     app.add_middleware(
         Shed, metrics=metrics, max_in_flight=settings.max_in_flight, max_per_client=settings.max_per_client
     )
@@ -96,8 +95,8 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
-    app.add_middleware(EventsEndpoint, intake=intake)  # its own body limit, timeout and CORS headers
     app.add_middleware(Observe, metrics=metrics)
+    app.add_middleware(EventsEndpoint, intake=intake)  # beacons: in front of it all, metrics included (.events)
     return app
 
 

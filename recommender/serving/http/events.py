@@ -2,9 +2,9 @@
 
 The endpoint never takes the index's lock: it checks the batch, appends the lines to the process's own
 :class:`~recommender.events.log.EventLog` segment and answers once they are written, so an acknowledged event is a
-stored event (a crash of the server cannot lose it; the store syncs to disk every second in the background). Like
-the cached read path, it is answered before FastAPI's routing (:class:`EventsEndpoint`): a page view sends one or
-two beacons, and the endpoint has to keep up with the reads.
+stored event (a crash of the server cannot lose it; the store syncs to disk every second in the background). It is
+answered in front of the app's own middleware and routing (:class:`EventsEndpoint`): a page view sends one or two
+beacons, and the endpoint has to keep up with the reads.
 
 Guards: a small body limit (:data:`MAX_EVENT_BYTES`), at most :data:`~recommender.events.schema.MAX_BATCH`
 events a request, a per-client rate limit (``events_rate`` requests per second, a moving window kept in memory:
@@ -15,6 +15,8 @@ allows (``--cors-origin``) or its own. The widget sends ``text/plain`` beacons (
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,8 @@ from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.schemas import ErrorResponse
 from recommender.settings import Settings
 from recommender.when import iso
+
+log = logging.getLogger(__name__)
 
 #: Largest events request body (a batch of impressions of 50 long ids fits).
 MAX_EVENT_BYTES = 64 * 1024
@@ -118,6 +122,8 @@ class EventIntake:
 
 #: The request headers the endpoint reads.
 _WANTED = frozenset((b"origin", b"host", b"content-length"))
+#: The answers the endpoint gives (their metric children are looked up once).
+_STATUSES = (200, 403, 408, 413, 422, 429, 500, 503)
 
 
 def _respond(answer: Answer) -> Response:
@@ -143,20 +149,26 @@ class _EventsRoute:
 
 
 class EventsEndpoint:
-    """ASGI middleware answering ``POST /v1/events`` before routing (the route below documents it).
+    """ASGI middleware answering ``POST /v1/events`` in front of all the app's own middleware and routing (the
+    route below documents it); every other request passes to ``app``.
 
-    It sits outside the body limit, CORS and the cache (just inside the metrics) and does their part itself:
-    its own, smaller, body limit, the same body timeout (408), and the CORS headers of an allowed origin. A
-    beacon costs about what a cached read costs, not that plus three layers that have nothing to do for it."""
+    A page view sends a beacon or two beside its read, so the endpoint must keep up with the cached reads. It
+    does itself what the layers behind it would do for it: the request metrics (as :class:`.middleware.Observe`
+    counts them), its own smaller body limit and the same body timeout (408), the CORS headers of an allowed
+    origin (as the CORS middleware writes them), and a logged 500 for a bug."""
 
     def __init__(self, app: ASGIApp, intake: EventIntake) -> None:
         self.app = app
         self.intake = intake
+        metrics = intake.metrics
+        self._latency = metrics.latency.labels("POST", PATH)
+        self._by_status = {status: metrics.requests.labels("POST", PATH, str(status)) for status in _STATUSES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         scope["route"] = _EventsRoute
         headers: dict[str, str] = {}
         for name, value in scope.get("headers") or ():
@@ -188,8 +200,15 @@ class EventsEndpoint:
                 raise _TooSlow from None
             return b"".join(chunks)
 
-        answer = await self.intake.answer(headers, client, own, body)
+        try:
+            answer = await self.intake.answer(headers, client, own, body)
+        except Exception:  # a bug: logged, and the client gets the API's error shape (as the app's handler does)
+            log.exception("unexpected error on POST %s", PATH)
+            answer = 500, {"error": {"type": "internal_error", "message": "internal error (logged on the server)"}}, {}
         await _send_answer(answer, send, self.intake.cors_headers(headers.get("origin")))
+        counter = self._by_status.get(answer[0]) or self.intake.metrics.requests.labels("POST", PATH, str(answer[0]))
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)
 
 
 def build_events_router(intake: EventIntake) -> APIRouter:

@@ -10,8 +10,8 @@
   answers and the health routes are never shed, and live searches have a budget of their own in the service,
   so a flood of uncacheable reads cannot starve ordinary readers.
 
-Order, outermost first: Observe, the events endpoint (:mod:`.events`), BodyLimit, CORS, CachedAnswers, Shed, the
-routes.
+Order, outermost first: Observe, BodyLimit, CORS, CachedAnswers, Shed, the routes (the events endpoint,
+:mod:`.events`, is in front of them all).
 """
 
 from __future__ import annotations
