@@ -37,7 +37,7 @@ from recommender.errors import (
     StorageError,
     StorageFull,
 )
-from recommender.ingest.records import IngestOptions, Loaded, Record, to_record
+from recommender.ingest.records import IngestOptions, Loaded, Record, to_record, with_languages
 from recommender.ingest.sources import Source, check_sources, read_source
 from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import RankingPolicy
@@ -63,8 +63,9 @@ def read_batch(sources: Iterable[Source], options: IngestOptions | None = None) 
     """Every record of every SOURCE, duplicates of an id already seen in this batch turned into rejections."""
     paths = check_sources(sources, fetch_check=False)  # checked (and URLs probed) before the write began
     seen: dict[str, str] = {}
+    deferred = replace(options or IngestOptions(), defer_language=True)  # languages a batch at a time
     for path in paths:
-        for item in read_source(path, options):
+        for item in with_languages(read_source(path, deferred)):
             if isinstance(item, Record):
                 first = seen.get(item.article.id)
                 if first is not None:

@@ -137,3 +137,74 @@ def test_real_page_tags_are_a_clean_list() -> None:
     assert tags[:3] == ("Higher education", "Academics", "Lecturers pay") and len(tags) == len(
         {t.lower() for t in tags}
     )
+
+
+#: Sentences in many scripts and languages, news-like, with the edge cases of the detector's input.
+_LANGUAGE_SAMPLES = [
+    "The council approved the budget for the new bridge over the river on Wednesday.",
+    "Le conseil municipal a approuvé mercredi le budget du nouveau pont sur la rivière.",
+    "Der Gemeinderat hat am Mittwoch den Bau der neuen Brücke beschlossen, die Arbeiten beginnen im Herbst.",
+    "El ayuntamiento aprobó el miércoles el presupuesto del nuevo puente sobre el río.",
+    "Il consiglio comunale ha approvato mercoledì il bilancio del nuovo ponte sul fiume.",
+    "De gemeenteraad heeft woensdag de begroting voor de nieuwe brug over de rivier goedgekeurd.",
+    "Городской совет в среду утвердил бюджет нового моста через реку.",
+    "市议会周三批准了横跨河流的新桥预算。",
+    "市議会は水曜日、川に架かる新しい橋の予算を承認した。",
+    "وافق مجلس المدينة يوم الأربعاء على ميزانية الجسر الجديد فوق النهر.",
+    "Το δημοτικό συμβούλιο ενέκρινε την Τετάρτη τον προϋπολογισμό της νέας γέφυρας.",
+    "BREAKING: MARKETS FALL AS THE CENTRAL BANK RAISES RATES AGAIN",  # all capitals: py3langid lowercases it
+    "12345 67890 !!! ??? 2024-01-01",  # digits and punctuation
+    "Markets fall",
+    "",
+    "   ",
+    "Brexit: la Commission européenne says the deal is done, sagt Berlin",  # mixed
+]
+
+
+def _language_texts() -> list[str]:
+    """The samples, each also cut short, and the real labelled sets and pages when ``../shared/data`` is here."""
+    import json
+
+    from recommender.articles import compose_text
+
+    texts = list(_LANGUAGE_SAMPLES)
+    data = REAL_PAGES.parent
+    for path in sorted(data.glob("*.jsonl"))[:3]:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle):
+                if number >= 300:
+                    break
+                row = json.loads(line)
+                texts.append(compose_text(row.get("title") or "", row.get("body") or ""))
+    for path in sorted(REAL_PAGES.glob("*.html"))[:40]:
+        record = read_html_file(path, path.name)
+        if isinstance(record, Record):
+            texts.append(record.article.text)
+    return texts + [text[:cut] for text in texts for cut in (15, 40, 120)]
+
+
+def test_batched_language_detection_is_py3langid_classify() -> None:
+    """The batch walk (:mod:`recommender.ingest.langid_batch`) gives py3langid's own answer, to the last bit of
+    the confidence, and so :func:`detect_languages` the answers of :func:`detect_language`."""
+    from recommender.ingest.langid_batch import BatchClassifier
+    from recommender.ingest.language import (
+        DETECT_CHARS,
+        _identifier,
+        batch_classifier,
+        detect_language,
+        detect_languages,
+    )
+
+    texts = _language_texts()
+    identifier = _identifier()
+    classifier = batch_classifier()
+    assert isinstance(classifier, BatchClassifier)  # the pinned py3langid has what the batch walk reads
+    samples = [t[:DETECT_CHARS].strip() for t in texts if t.strip()]
+    for start in range(0, len(samples), 200):
+        chunk = samples[start : start + 200]
+        assert classifier.classify_many(chunk) == [identifier.classify(t) for t in chunk]
+    expected = [detect_language(t) for t in texts]
+    assert detect_languages(texts, classifier) == expected
+    assert detect_languages(texts) == expected  # without a classifier: one at a time
+    assert detect_languages([], classifier) == [] and classifier.classify_many([]) == []
+    assert {"en", "fr", "de", "ru", "zh"} <= set(expected)

@@ -237,3 +237,36 @@ def test_stored_url_never_keeps_tracking_parameters(tmp_path: Path) -> None:
     src.write_text('{"id": "1", "title": "t", "url": "https://s.example/p?utm_campaign=x&gclid=y"}\n', "utf-8")
     (article,), _ = read(src)
     assert article.url == "https://s.example/p"
+
+
+def test_deferred_language_detection_gives_the_records_of_one_at_a_time(tmp_path: Path) -> None:
+    """A build reads with ``defer_language`` and detects a batch at a time (:func:`with_languages`): the same
+    records, in the same order, as detecting in :func:`to_record`, across batch ends and with rejections."""
+    from recommender.ingest.records import with_languages
+    from recommender.writer import read_batch
+
+    german = "Der Gemeinderat hat am Mittwoch den Bau der neuen Brücke beschlossen, die Arbeiten beginnen im Herbst."
+    english = "The council approved the budget for the new bridge over the river on Wednesday."
+    rows = [
+        {"id": "1", "title": "Neue Brücke", "body": german},
+        {"id": "2", "body": german, "language": "fr-FR"},  # declared: not detected
+        {"id": "3", "title": "Bridge", "body": english, "language": "x-default"},  # not a tag: detected
+        {"id": "4", "title": "Markets fall"},  # too short to say
+        {"id": ""},  # rejected
+        {"id": "5", "title": "<p>Le conseil a approuvé le budget du nouveau pont sur la rivière.</p>"},
+        {"id": "6", "body": english, "language": "zz-invalid-tag-that-is-not-one"},
+    ]
+    src = tmp_path / "a.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    def shape(items: list[object]) -> list[object]:
+        return [(i.location, i.article) if isinstance(i, Record) else repr(i) for i in items]
+
+    one_at_a_time = shape(list(read_source(src)))
+    deferred = list(read_source(src, IngestOptions(defer_language=True)))
+    assert any(isinstance(i, Record) and i.language_text for i in deferred)
+    for batch in (1, 2, 3, 100):
+        assert shape(list(with_languages(deferred, batch))) == one_at_a_time
+    assert shape(list(read_batch([src]))) == one_at_a_time
+    languages = [i[1].language for i in one_at_a_time if isinstance(i, tuple)]
+    assert languages == ["de", "fr", "en", None, "fr", "zz"]

@@ -8,16 +8,23 @@ with their zones (a naive one in ``--timezone``), and the language is taken from
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from recommender.articles import Article, clean_url, compose_text, reject_lone_surrogates, validate_article
+from recommender.articles import (
+    Article,
+    clean_url,
+    compose_text,
+    normalise_language,
+    reject_lone_surrogates,
+    validate_article,
+)
 from recommender.errors import InvalidArticle, SourceError
 from recommender.ingest.dates import parse_date, to_utc_iso
 from recommender.ingest.fields import UTC_DATE_COLUMNS
-from recommender.ingest.language import language_of
+from recommender.ingest.language import batch_classifier, detect_languages, language_of
 from recommender.ingest.text import clean_title, html_to_text
 
 if TYPE_CHECKING:
@@ -31,6 +38,9 @@ class Record:
 
     location: str
     article: Article
+    #: the title and body to detect the language of, when ``IngestOptions.defer_language`` left it to
+    #: :func:`with_languages` (None otherwise)
+    language_text: str | None = None
 
 
 Loaded = Record | InvalidArticle
@@ -52,6 +62,8 @@ class IngestOptions:
     on_unchanged: Callable[[int], None] | None = None
     #: ``progress(done, total)`` of page fetches
     fetch_progress: Progress | None = None
+    #: leave the detection of undeclared languages to :func:`with_languages` (which does a batch at a time)
+    defer_language: bool = False
 
 
 def parse_timezone(name: str | None) -> tzinfo | None:
@@ -108,10 +120,48 @@ def to_record(
             raw["published_at"] = str(published)  # let the validator name what is wrong
     if isinstance(raw.get("title"), str | None) and isinstance(raw.get("body"), str | None):
         declared = raw.get("language") if isinstance(raw.get("language"), str) else None
-        language, _ = language_of(declared, compose_text(raw.get("title") or "", raw.get("body") or ""))
+        text = compose_text(raw.get("title") or "", raw.get("body") or "")
+        if options is not None and options.defer_language and normalise_language(declared) is None:
+            if declared is not None:
+                raw["language"] = None
+            loaded = _validated(raw, location, timezone)
+            return replace(loaded, language_text=text) if isinstance(loaded, Record) else loaded
+        language, _ = language_of(declared, text)
         if language is not None or declared is not None:
             raw["language"] = language
     return _validated(raw, location, timezone)
+
+
+#: Records :func:`with_languages` holds back at a time: the batch walk's arrays stay a few MB.
+LANGUAGE_BATCH = 512
+
+
+def with_languages(items: Iterable[Loaded], batch: int = LANGUAGE_BATCH) -> Iterator[Loaded]:
+    """``items`` in order, each record whose language detection was deferred given the detector's answer, a batch
+    at a time (the same answers as :func:`to_record` without ``defer_language``, several times faster)."""
+    classifier = None
+    pending: list[Loaded] = []
+
+    def flush() -> Iterator[Loaded]:
+        nonlocal classifier
+        texts = [item.language_text for item in pending if isinstance(item, Record) and item.language_text is not None]
+        if texts and classifier is None:
+            classifier = batch_classifier()
+        answers = iter(detect_languages(texts, classifier))
+        for item in pending:
+            if isinstance(item, Record) and item.language_text is not None:
+                language = next(answers)
+                article = replace(item.article, language=language) if language is not None else item.article
+                yield Record(item.location, article)
+            else:
+                yield item
+        pending.clear()
+
+    for item in items:
+        pending.append(item)
+        if len(pending) >= batch:
+            yield from flush()
+    yield from flush()
 
 
 def _validated(raw: Any, location: str, timezone: tzinfo | None) -> Loaded:
