@@ -16,7 +16,7 @@ import numpy as np
 
 from recommender.articles import normalise_for_copy, url_key
 from recommender.errors import ArticleNotFound
-from recommender.ranking.keywords import KeywordModel, Terms, Weights, cosines
+from recommender.ranking.keywords import KeywordModel, Terms, Vocabulary, Weights, cosines
 from recommender.ranking.pipeline import LIST_DEPTH, Pool, Query, Ranked, pool_size, rank
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
 from recommender.storage.catalog import PoolRow, StoredArticle
@@ -102,6 +102,14 @@ class Ranker:
         vector = self.store.catalog.vector_for(stored.content_hash)
         if vector is None:  # pragma: no cover - the catalog guarantees a vector per article
             raise ArticleNotFound(article_id)
+        return self.subject_of(stored, vector)
+
+    def subject_by_key(self, key: int) -> Subject:
+        """An indexed story, by catalog key, as the subject of its list."""
+        stored = self.store.catalog.get_many([key]).get(key)
+        vector = self.store.catalog.vector_for(stored.content_hash) if stored is not None else None
+        if stored is None or vector is None:
+            raise ArticleNotFound(str(key))
         return self.subject_of(stored, vector)
 
     def subject_of(self, stored: StoredArticle, vector: np.ndarray) -> Subject:
@@ -199,12 +207,15 @@ class Ranker:
         )
         return query, pool
 
-    def keyword_cosines(
-        self, terms: Weights, keys: Sequence[int], facts: Sequence[PoolRow], spoken: Sequence[str | None]
-    ) -> np.ndarray:
-        """The keyword cosine of each candidate to the subject's ``terms``, all at once (candidates whose terms
-        are not cached have their texts read in one query and tokenised)."""
-        vocabulary = terms.vocabulary
+    def has_terms(self, keys: Sequence[int], facts: Sequence[PoolRow]) -> dict[int, bool]:
+        """Whether each story has keyword evidence (a term of two or more word characters)."""
+        return {key: bool(terms) for key, terms in zip(keys, self.candidate_terms(keys, facts), strict=True)}
+
+    def candidate_terms(
+        self, keys: Sequence[int], facts: Sequence[PoolRow], vocabulary: Vocabulary | None = None
+    ) -> list[Terms]:
+        """The terms of each candidate (those not cached have their texts read in one query and tokenised)."""
+        vocabulary = vocabulary or self.keywords.vocabulary
         items: list[Terms | None] = [vocabulary.cached(f.content_hash) for f in facts]
         cold = [key for key, item in zip(keys, items, strict=True) if item is None]
         texts = self.store.catalog.texts(cold) if cold else {}
@@ -215,6 +226,15 @@ class Ranker:
                 cache_key = fact.content_hash if text is not None else None
                 item = self.keywords.terms(text or "", cache_key, vocabulary)
             found.append(item)
+        return found
+
+    def keyword_cosines(
+        self, terms: Weights, keys: Sequence[int], facts: Sequence[PoolRow], spoken: Sequence[str | None]
+    ) -> np.ndarray:
+        """The keyword cosine of each candidate to the subject's ``terms``, all at once (candidates whose terms
+        are not cached have their texts read in one query and tokenised)."""
+        vocabulary = terms.vocabulary
+        found = self.candidate_terms(keys, facts, vocabulary)
         ids, weights, lengths = self.keywords.weigh(found, spoken, vocabulary)
         return cosines(terms, ids, weights, lengths)
 
