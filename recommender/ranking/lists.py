@@ -37,6 +37,7 @@ from recommender.ranking.search import Codes, Entry, RankedList, Ranker, Subject
 from recommender.storage.catalog import Catalog, PoolRow
 from recommender.storage.sql import in_chunks, keyset_pages
 from recommender.storage.store import IndexStore
+from recommender.storage.vector_index import single_thread
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +322,8 @@ class Lists:
         catalog = self.catalog
         keys = list(dict.fromkeys(keys))
         present = {k: s.article.id for k, s in catalog.get_many(keys).items()}
-        with catalog.transaction():
+        # one thread for FAISS and BLAS: the neighbours' small searches and products pay for waking a team
+        with catalog.transaction(), single_thread():
             for key in keys:
                 if key not in present:
                     _drop(catalog, key)
