@@ -238,7 +238,7 @@ class Recommender:
         a, b = self.store.catalog.get(article_id), self.store.catalog.get(other_id)
         if a is None or b is None:
             raise ArticleNotFound(article_id if a is None else other_id)
-        return shared_terms(ranker.terms_of(a), ranker.terms_of(b), n)
+        return shared_terms(ranker.terms_of(a).as_dict(), ranker.terms_of(b).as_dict(), n)
 
     # -- related ----------------------------------------------------------------------------------------------
     def related(

@@ -4,6 +4,8 @@ a small archive, and the snapshot that keeps weights still between full recomput
 from __future__ import annotations
 
 import json
+import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,15 @@ def test_tokenize_any_script() -> None:
         "brien",
     ]
     assert tokenize("東京 Tokyo") == ["東京", "tokyo"]
+
+
+def test_tokens_are_scikit_learns() -> None:
+    """The pattern without word-boundary assertions finds exactly the default ``token_pattern``'s tokens."""
+    rng = random.Random(3)
+    alphabet = "ab é1_-.  \n'ß\u0301中文ΣΆ\u200d"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        assert tokenize(text) == re.findall(r"(?u)\b\w\w+\b", text.lower()), text
 
 
 def vector(text: str, df: dict[str, int], n_docs: int, prior: float = 0.0, language: str | None = None) -> dict:

@@ -33,10 +33,11 @@ from recommender.ranking import bulk
 from recommender.ranking.keywords import KeywordModel, write_snapshot
 from recommender.ranking.pipeline import LIST_DEPTH, SCORE_DECIMALS, Pool, Query, scores, select
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
-from recommender.ranking.search import Codes, Entry, RankedList, Ranker, Subject, days_of, language_of
-from recommender.storage.catalog import Catalog
-from recommender.storage.sql import keyset_pages
+from recommender.ranking.search import Codes, Entry, RankedList, Ranker, Subject, days_of, language_of, published
+from recommender.storage.catalog import Catalog, PoolRow
+from recommender.storage.sql import in_chunks, keyset_pages
 from recommender.storage.store import IndexStore
+from recommender.storage.vector_index import single_thread
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,17 @@ def load(catalog: Catalog, key: int, variant: str = DEFAULT_VARIANT, depth: int 
         return None
     items = json.loads(row[0])
     return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in items[:depth]], bool(row[1]))
+
+
+def load_many(catalog: Catalog, keys: Sequence[int], variant: str = DEFAULT_VARIANT) -> dict[int, StoredList]:
+    """:func:`load` of several lists in one query (absent lists are left out)."""
+    out: dict[int, StoredList] = {}
+    for chunk, marks in in_chunks([int(k) for k in keys]):
+        sql = f"SELECT key, items, short FROM related WHERE variant = ? AND key IN ({marks})"
+        for key, items, short in catalog.conn.execute(sql, [variant, *chunk]):
+            entries = [Entry(int(e[0]), float(e[1]), float(e[2])) for e in json.loads(items)]
+            out[int(key)] = StoredList(entries, bool(short))
+    return out
 
 
 def items_json(entries: Sequence[Entry]) -> str:
@@ -310,7 +322,8 @@ class Lists:
         catalog = self.catalog
         keys = list(dict.fromkeys(keys))
         present = {k: s.article.id for k, s in catalog.get_many(keys).items()}
-        with catalog.transaction():
+        # one thread for FAISS and BLAS: the neighbours' small searches and products pay for waking a team
+        with catalog.transaction(), single_thread():
             for key in keys:
                 if key not in present:
                     _drop(catalog, key)
@@ -335,6 +348,7 @@ class Lists:
         the neighbour would give); the neighbour's stored entries plus the newcomer are re-selected by the
         pipeline. When the policy diversifies (an item's place depends on the others) or a full list would
         shrink (the newcomer is a copy of a listed story and outranks it), the neighbour is ranked afresh.
+        What the neighbours and their listed stories are is read in a few queries for all of them.
         """
         catalog = self.catalog
         policy = ranker.policy
@@ -343,24 +357,25 @@ class Lists:
         near = [int(k) for k in found if int(k) != key and int(k) not in skip]
         _, own_pool = ranker.pool(newcomer, near)  # the newcomer's cosines and keyword cosines to each
         position = {int(k): i for i, k in enumerate(own_pool.keys)}
-        neighbours = catalog.get_many(list(position))
-        for n_key, stored in neighbours.items():
-            current = load(catalog, n_key, variant)
+        neighbours = catalog.pool_rows(sorted(position))
+        current_lists = load_many(catalog, list(neighbours), variant)
+        has_terms = ranker.has_terms(list(neighbours), list(neighbours.values()))
+        offers: list[tuple[int, Query, Codes, StoredList, float]] = []
+        for n_key, facts in neighbours.items():
+            current = current_lists.get(n_key)
             if current is None or policy.diversity > 0:
-                _store(catalog, n_key, ranker.rank(ranker.subject(stored.article.id), DEPTH), variant)
+                _store(catalog, n_key, ranker.rank(ranker.subject_by_key(n_key), DEPTH), variant)
                 continue
             i = position[n_key]
             # the neighbour as the query, the newcomer as its one candidate (codes shared with the own pool)
-            terms = ranker.terms_of(stored)
-            article = stored.article
             codes = Codes()
             query = Query(
                 key=n_key,
-                copy_code=codes(stored.copy_key),
-                url_code=codes(_url(article.url)),
-                days=days_of(article.published),
-                language=codes(language_of(article.language)),
-                has_terms=bool(terms),
+                copy_code=codes(facts.copy_key),
+                url_code=codes(facts.url_key),
+                days=days_of(published(facts.published_at)),
+                language=codes(language_of(facts.language)),
+                has_terms=has_terms[n_key],
             )
             single = Pool(
                 keys=np.asarray([key], dtype=np.int64),
@@ -377,9 +392,13 @@ class Lists:
                 last = current.entries[-1]
                 if (score, -key) < (last.score, -last.key):
                     continue  # ranks below everything listed: it cannot enter, nor push anything out
-            merged = self._reselect(query, codes, current, key, float(own_pool.sims[i]), score, newcomer, policy)
+            offers.append((n_key, query, codes, current, score))
+        listed = catalog.pool_rows(sorted({e.key for _, _, _, current, _ in offers for e in current.entries}))
+        for n_key, query, codes, current, score in offers:
+            sim = float(own_pool.sims[position[n_key]])
+            merged = self._reselect(query, codes, current, key, sim, score, newcomer, policy, listed)
             if merged is None:
-                _store(catalog, n_key, ranker.rank(ranker.subject(article.id), DEPTH), variant)
+                _store(catalog, n_key, ranker.rank(ranker.subject_by_key(n_key), DEPTH), variant)
             else:
                 _store(catalog, n_key, merged, variant)
 
@@ -393,26 +412,26 @@ class Lists:
         score: float,
         subject: Subject,
         policy: RankingPolicy,
+        rows: dict[int, PoolRow],
     ) -> RankedList | None:
-        """The neighbour's stored entries plus the newcomer through :func:`select`; None when that cannot be
-        trusted (something listed was deleted meanwhile, or a full list would shrink)."""
-        catalog = self.catalog
+        """The neighbour's stored entries plus the newcomer through :func:`select` (``rows``: what the catalog
+        holds of the listed stories); None when that cannot be trusted (something listed was deleted meanwhile,
+        or a full list would shrink)."""
         listed = [e.key for e in current.entries]
-        facts = catalog.copy_keys(listed)
-        vectors = catalog.vectors_for_keys(listed)
-        if len(facts) != len(listed) or len(vectors) != len(listed):
+        if any(k not in rows for k in listed):
             return None
+        facts = [rows[k] for k in listed]
         keys = listed + [newcomer]
-        matrix = np.vstack([vectors[k] for k in listed] + [subject.vector]).astype(np.float64)
+        matrix = np.vstack([f.vector for f in facts] + [subject.vector]).astype(np.float64)
         pool = Pool(
             keys=np.asarray(keys, dtype=np.int64),
             sims=np.asarray([e.similarity for e in current.entries] + [similarity], dtype=np.float64),
             keyword=np.zeros(len(keys)),
-            copy_codes=np.asarray([codes(facts[k][0]) for k in listed] + [codes(subject.copy_key)], dtype=np.int64),
-            url_codes=np.asarray([codes(facts[k][1]) for k in listed] + [codes(_url(subject.url))], dtype=np.int64),
+            copy_codes=np.asarray([codes(f.copy_key) for f in facts] + [codes(subject.copy_key)], dtype=np.int64),
+            url_codes=np.asarray([codes(f.url_key) for f in facts] + [codes(_url(subject.url))], dtype=np.int64),
             days=np.full(len(keys), np.nan),
             languages=np.asarray(
-                [codes(language_of(facts[k][2])) for k in listed] + [codes(subject.language)], dtype=np.int64
+                [codes(language_of(f.language)) for f in facts] + [codes(subject.language)], dtype=np.int64
             ),
             pairwise=matrix @ matrix.T,
         )

@@ -14,12 +14,12 @@ from datetime import datetime
 
 import numpy as np
 
-from recommender.articles import Article, normalise_for_copy, url_key
+from recommender.articles import normalise_for_copy, url_key
 from recommender.errors import ArticleNotFound
-from recommender.ranking.keywords import KeywordModel, TermVector, cosine
+from recommender.ranking.keywords import KeywordModel, Terms, Vocabulary, Weights, cosines
 from recommender.ranking.pipeline import LIST_DEPTH, Pool, Query, Ranked, pool_size, rank
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
-from recommender.storage.catalog import StoredArticle
+from recommender.storage.catalog import PoolRow, StoredArticle
 from recommender.storage.store import IndexStore
 from recommender.storage.vector_index import single_thread
 
@@ -53,7 +53,7 @@ class Subject:
     """The story a list is for (or a free text): its vector, keyword vector and facts."""
 
     vector: np.ndarray
-    terms: TermVector | None
+    terms: Weights | None
     key: int = -1
     copy_key: str | None = None
     url: str | None = None
@@ -90,9 +90,9 @@ class Ranker:
         self.reads = policy.reads(store.manifest.model)  # None: the model reads every language
 
     # -- subjects ---------------------------------------------------------------------------------------------
-    def terms_of(self, stored: StoredArticle) -> TermVector:
+    def terms_of(self, stored: StoredArticle) -> Weights:
         article = stored.article
-        return self.keywords.vector(article.text, language_of(article.language), stored.content_hash)
+        return self.keywords.weights(article.text, language_of(article.language), stored.content_hash)
 
     def subject(self, article_id: str) -> Subject:
         """An indexed story as the subject of its list."""
@@ -102,6 +102,14 @@ class Ranker:
         vector = self.store.catalog.vector_for(stored.content_hash)
         if vector is None:  # pragma: no cover - the catalog guarantees a vector per article
             raise ArticleNotFound(article_id)
+        return self.subject_of(stored, vector)
+
+    def subject_by_key(self, key: int) -> Subject:
+        """An indexed story, by catalog key, as the subject of its list."""
+        stored = self.store.catalog.get_many([key]).get(key)
+        vector = self.store.catalog.vector_for(stored.content_hash) if stored is not None else None
+        if stored is None or vector is None:
+            raise ArticleNotFound(str(key))
         return self.subject_of(stored, vector)
 
     def subject_of(self, stored: StoredArticle, vector: np.ndarray) -> Subject:
@@ -114,7 +122,7 @@ class Ranker:
         """Free text (a draft, a search box) as a subject: no key, no URL, no date."""
         copy_key = hashlib.sha256(normalise_for_copy(text).encode("utf-8")).hexdigest()[:32]
         language = language_of(language)
-        return Subject(vector, self.keywords.vector(text, language), copy_key=copy_key, language=language)
+        return Subject(vector, self.keywords.weights(text, language), copy_key=copy_key, language=language)
 
     # -- ranking ----------------------------------------------------------------------------------------------
     def rank(self, subject: Subject, k: int, filters: Filters = NO_FILTERS) -> RankedList:
@@ -157,12 +165,14 @@ class Ranker:
         return ranked, entries
 
     def pool(self, subject: Subject, keys: Sequence[int], filters: Filters = NO_FILTERS) -> tuple[Query, Pool]:
-        """The subject as a :class:`Query` and the candidates as a :class:`Pool` (codes shared between them)."""
+        """The subject as a :class:`Query` and the candidates as a :class:`Pool` (codes shared between them).
+        Candidates are read without their text (:meth:`~recommender.storage.catalog.Catalog.pool_rows`); a
+        text is read only when its terms are not cached, and the filters' fields only when there are filters."""
         unique = list(dict.fromkeys(int(key) for key in keys))
         catalog = self.store.catalog
-        rows = catalog.get_many(unique)
-        vectors = catalog.vectors_for_keys(list(rows))
-        present = [key for key in unique if key in rows and key in vectors]
+        rows = catalog.pool_rows(unique)
+        present = [key for key in unique if key in rows]
+        facts = [rows[key] for key in present]
         copies, pages, languages = Codes(), Codes(), Codes()
         query = Query(
             key=subject.key,
@@ -174,24 +184,61 @@ class Ranker:
             model_language=self.reads is None or subject.language is None or subject.language in self.reads,
         )
         matrix = (
-            np.vstack([vectors[key] for key in present])
-            if present
-            else np.zeros((0, len(subject.vector)), dtype=np.float32)
+            np.vstack([f.vector for f in facts]) if present else np.zeros((0, len(subject.vector)), dtype=np.float32)
         )
-        articles: list[Article] = [rows[key].article for key in present]
-        keyword = np.zeros(len(present), dtype=np.float64)
+        spoken = [language_of(f.language) for f in facts]
         if subject.terms:
-            for i, key in enumerate(present):
-                keyword[i] = cosine(subject.terms, self.terms_of(rows[key]))
+            keyword = self.keyword_cosines(subject.terms, present, facts, spoken)
+        else:
+            keyword = np.zeros(len(present), dtype=np.float64)
+        cards = catalog.cards(present) if not filters.empty else {}
         pool = Pool(
             keys=np.asarray(present, dtype=np.int64),
             sims=matrix.astype(np.float64) @ subject.vector.astype(np.float64),
             keyword=keyword,
-            copy_codes=np.asarray([copies(rows[key].copy_key) for key in present], dtype=np.int64),
-            url_codes=np.asarray([pages(url_key(a.url) if a.url else None) for a in articles], dtype=np.int64),
-            days=np.asarray([days_of(a.published) for a in articles], dtype=np.float64),
-            languages=np.asarray([languages(language_of(a.language)) for a in articles], dtype=np.int64),
+            copy_codes=np.asarray([copies(f.copy_key) for f in facts], dtype=np.int64),
+            url_codes=np.asarray([pages(f.url_key) for f in facts], dtype=np.int64),
+            days=np.asarray([days_of(published(f.published_at)) for f in facts], dtype=np.float64),
+            languages=np.asarray([languages(language) for language in spoken], dtype=np.int64),
             pairwise=(matrix @ matrix.T).astype(np.float64),
-            allowed=None if filters.empty else np.asarray([filters.passes(a) for a in articles], dtype=bool),
+            allowed=None
+            if filters.empty
+            else np.asarray([key in cards and filters.passes(cards[key]) for key in present], dtype=bool),
         )
         return query, pool
+
+    def has_terms(self, keys: Sequence[int], facts: Sequence[PoolRow]) -> dict[int, bool]:
+        """Whether each story has keyword evidence (a term of two or more word characters)."""
+        return {key: bool(terms) for key, terms in zip(keys, self.candidate_terms(keys, facts), strict=True)}
+
+    def candidate_terms(
+        self, keys: Sequence[int], facts: Sequence[PoolRow], vocabulary: Vocabulary | None = None
+    ) -> list[Terms]:
+        """The terms of each candidate (those not cached have their texts read in one query and tokenised)."""
+        vocabulary = vocabulary or self.keywords.vocabulary
+        items: list[Terms | None] = [vocabulary.cached(f.content_hash) for f in facts]
+        cold = [key for key, item in zip(keys, items, strict=True) if item is None]
+        texts = self.store.catalog.texts(cold) if cold else {}
+        found: list[Terms] = []
+        for key, fact, item in zip(keys, facts, items, strict=True):
+            if item is None:
+                text = texts.get(key)  # None: deleted since its row was read
+                cache_key = fact.content_hash if text is not None else None
+                item = self.keywords.terms(text or "", cache_key, vocabulary)
+            found.append(item)
+        return found
+
+    def keyword_cosines(
+        self, terms: Weights, keys: Sequence[int], facts: Sequence[PoolRow], spoken: Sequence[str | None]
+    ) -> np.ndarray:
+        """The keyword cosine of each candidate to the subject's ``terms``, all at once (candidates whose terms
+        are not cached have their texts read in one query and tokenised)."""
+        vocabulary = terms.vocabulary
+        found = self.candidate_terms(keys, facts, vocabulary)
+        ids, weights, lengths = self.keywords.weigh(found, spoken, vocabulary)
+        return cosines(terms, ids, weights, lengths)
+
+
+def published(value: str | None) -> datetime | None:
+    """A stored ``published_at`` as :attr:`Article.published` reads it."""
+    return datetime.fromisoformat(value) if value else None

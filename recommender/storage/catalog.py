@@ -110,6 +110,18 @@ class StoredArticle:
     record_hash: str
 
 
+@dataclass(frozen=True)
+class PoolRow:
+    """What ranking reads of a candidate without its text (:meth:`Catalog.pool_rows`)."""
+
+    copy_key: str
+    url_key: str | None
+    published_at: str | None
+    language: str | None
+    content_hash: str
+    vector: np.ndarray
+
+
 def _row_to_stored(row: sqlite3.Row) -> StoredArticle:
     return StoredArticle(
         key=row["key"],
@@ -260,6 +272,29 @@ class Catalog:
                     cache.move_to_end(stored.key)
                 while len(cache) > PARSED_CACHE_SIZE:
                     cache.popitem(last=False)
+        return out
+
+    def pool_rows(self, keys: Sequence[int]) -> dict[int, PoolRow]:
+        """What ranking reads of each candidate -- copy key, normalised URL, date, language, content hash and
+        vector -- in one query, without reading (or parsing) the article. Keys no longer in the catalog, or
+        without a vector, are left out."""
+        out: dict[int, PoolRow] = {}
+        for chunk, marks in in_chunks([int(k) for k in keys]):
+            sql = (
+                "SELECT a.key, a.copy_key, a.url_key, a.published_at, a.language, a.content_hash, v.vector "
+                f"FROM articles a JOIN vectors v ON v.content_hash = a.content_hash WHERE a.key IN ({marks})"
+            )
+            for key, copy_key, ukey, published_at, language, content_hash, blob in self.conn.execute(sql, chunk):
+                vector = np.frombuffer(blob, dtype=np.float32)
+                out[int(key)] = PoolRow(copy_key, ukey, published_at, language, content_hash, vector)
+        return out
+
+    def texts(self, keys: Sequence[int]) -> dict[int, str]:
+        """The embedded text (title and body, :attr:`Article.text`) of each key; absent keys are left out."""
+        out: dict[int, str] = {}
+        for chunk, marks in in_chunks([int(k) for k in keys]):
+            for key, data in self.conn.execute(f"SELECT key, data FROM articles WHERE key IN ({marks})", chunk):
+                out[int(key)] = article_from_json(data).text
         return out
 
     def key_of(self, article_id: str) -> int | None:
