@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from recommender.articles import MAX_ID_CHARS
 from recommender.cli.app import app
 from recommender.events.log import EventLog, EventLogClosed, EventReader, segments
 from recommender.events.report import Rate, compare, exposure, summarise
-from recommender.events.schema import MAX_BATCH, EventError, parse_batch, parse_event
+from recommender.events.schema import MAX_BATCH, MAX_TAG_CHARS, EventError, parse_batch, parse_event
 from recommender.events.variants import assign_variant
 from recommender.serving.http.app import create_app
 from recommender.serving.service import Service
@@ -79,6 +82,68 @@ def test_a_bad_event_is_refused_alone_and_a_bad_batch_whole() -> None:
             parse_batch(body)
 
 
+_ODD_VALUES = [
+    None, True, False, -1, 0, 1, 2, 50, 51, 10**30, 1.0, 2.5, "", "a", "impression", "click", "\u00e9t\u00e9",
+    "a" * MAX_TAG_CHARS, "b" * (MAX_TAG_CHARS + 1), "x" * MAX_ID_CHARS, "y" * (MAX_ID_CHARS + 1), {"k": "v"},
+    [], ["a2"], ["a2", ""], ["a2", 3], [None], ["z" * MAX_ID_CHARS], ["z" * (MAX_ID_CHARS + 1)], ["a9"] * 50,
+    ["a9"] * 51,
+]  # fmt: skip
+_FIELDS = ["type", "story", "version", "variant", "view", "items", "target", "position", "ip"]
+_GOOD = {
+    "impression": {"type": "impression", "story": "a1", "items": ["a2", "a3"]},
+    "click": {"type": "click", "story": "a1", "target": "a2", "position": 2},
+}
+
+
+def _one_by_one(raw: list[object]) -> tuple[list[object], list[tuple[int, str]]]:
+    kept, refused = [], []
+    for n, event in enumerate(raw):
+        try:
+            kept.append(parse_event(event))
+        except EventError as exc:
+            refused.append((n, str(exc)))
+    return kept, refused
+
+
+def _same_answers(raw: list[object]) -> None:
+    kept, refused = _one_by_one(raw)
+    batch = parse_batch(json.dumps({"events": raw}).encode())
+    assert (batch.events, batch.rejected) == (kept, refused), raw
+    assert all(type(e.position) is int for e in batch.events if e.type == "click")  # never 1.0 or True
+
+
+def test_a_batch_gets_the_answers_its_events_get_one_by_one() -> None:
+    """parse_batch checks a batch of good events in one pass (pydantic-core); whatever an event holds, the batch
+    must keep exactly the events parse_event keeps and refuse the others with its reasons. Every field of either
+    kind set to each odd value or left out, alone and beside a good event."""
+    for good in _GOOD.values():
+        for name in _FIELDS:
+            for value in [*_ODD_VALUES, "leave out"]:
+                event = {k: v for k, v in good.items() if k != name}
+                if value != "leave out":
+                    event[name] = value
+                _same_answers([event])
+                _same_answers([good, event, good])
+    _same_answers([*_GOOD.values()] * (MAX_BATCH // 2))
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> object:
+    good = dict(_GOOD[draw(st.sampled_from(["impression", "click"]))])
+    for name in draw(st.lists(st.sampled_from(_FIELDS), max_size=3, unique=True)):
+        if draw(st.booleans()):
+            good.pop(name, None)
+        else:
+            good[name] = draw(st.sampled_from(_ODD_VALUES))
+    return good if draw(st.integers(0, 20)) else draw(st.sampled_from(_ODD_VALUES))  # now and then no object
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_events(), min_size=1, max_size=4))
+def test_a_batch_of_mixed_events_gets_the_same_answers(raw: list[object]) -> None:
+    _same_answers(raw)
+
+
 # -- the store ---------------------------------------------------------------------------------------------------------
 def test_the_store_keeps_every_acknowledged_event_across_rotations(tmp_path: Path) -> None:
     store = EventLog(tmp_path / "events", segment_bytes=400)
@@ -100,6 +165,23 @@ def test_the_store_keeps_every_acknowledged_event_across_rotations(tmp_path: Pat
     assert len(segments(tmp_path / "events")) > 3 and store.stored == 100  # rotated by size, nothing lost
     for n in range(4):  # each writer's events in the order they were acknowledged
         assert [r["m"] for r in stored if r["n"] == n] == list(range(25))
+
+
+def test_a_new_segment_starts_at_utc_midnight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recommender.events.log as event_log
+
+    clock = [datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC).timestamp()]
+    monkeypatch.setattr(event_log, "time", type("Clock", (), {"time": staticmethod(lambda: clock[0])}))
+    store = EventLog(tmp_path)
+    store.append([{"n": 1}])
+    clock[0] += 0.5
+    store.append([{"n": 2}])  # the same day: the same segment
+    clock[0] += 0.5
+    store.append([{"n": 3}])  # midnight
+    store.close()
+    names = [p.name for p in segments(tmp_path)]
+    assert len(names) == 2 and names[0].startswith("events-20261130T235959") and "20261201T000000" in names[1]
+    assert [r["n"] for r in EventReader(tmp_path)] == [1, 2, 3]
 
 
 def test_a_torn_last_line_is_skipped_not_fatal(tmp_path: Path) -> None:

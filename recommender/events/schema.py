@@ -9,9 +9,11 @@ the browser). The server adds the time it received the event; it stores no addre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, NamedTuple, NotRequired
 
+from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic_core import from_json
+from typing_extensions import TypedDict  # pydantic reads TypedDicts from here before Python 3.12
 
 from recommender.articles import MAX_ID_CHARS
 from recommender.settings import MAX_K
@@ -28,9 +30,9 @@ class EventError(ValueError):
     """One event (or a whole batch) is not in the documented shape; the message says what is wrong."""
 
 
-@dataclass(frozen=True)
-class Event:
-    """One impression or click, as checked at the door."""
+class Event(NamedTuple):
+    """One impression or click, as checked at the door (a named tuple: made for every event received, it costs
+    a fifth of a frozen dataclass)."""
 
     type: str
     story: str  # the story the box is shown under
@@ -112,10 +114,77 @@ class Batch:
     rejected: list[tuple[int, str]]
 
 
+# -- the common case in one pass --------------------------------------------------------------------------------------
+# The same rules as parse_event, as a pydantic schema: pydantic-core parses and checks a whole batch of valid
+# events in Rust, several times faster than decoding it and checking each event here. It only answers yes or no:
+# a batch it refuses goes through parse_batch's own checks, which say what is wrong with each event (a test
+# holds the two to the same answers).
+_Story = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+_Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS)] | None
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class _Impression(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["impression"]
+    story: _Story
+    version: NotRequired[_Tag]
+    variant: NotRequired[_Tag]
+    view: NotRequired[_Tag]
+    items: Annotated[list[_Story], Field(min_length=1, max_length=MAX_K)]
+    target: NotRequired[None]
+    position: NotRequired[None]
+
+
+class _Click(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["click"]
+    story: _Story
+    version: NotRequired[_Tag]
+    variant: NotRequired[_Tag]
+    view: NotRequired[_Tag]
+    target: _Story
+    position: Annotated[int, Field(ge=1, le=MAX_K)]
+    items: NotRequired[None]
+
+
+class _Batch(TypedDict):
+    events: Annotated[
+        list[Annotated[_Impression | _Click, Field(discriminator="type")]], Field(min_length=1, max_length=MAX_BATCH)
+    ]
+
+
+_VALID_BATCH = TypeAdapter(_Batch)
+
+
+def _event_of(raw: _Impression | _Click) -> Event:
+    """An :class:`Event` from one event the schema accepted."""
+    if raw["type"] == "impression":
+        return Event(
+            "impression", raw["story"], raw.get("version"), raw.get("variant"), raw.get("view"), tuple(raw["items"])
+        )
+    return Event(
+        "click",
+        raw["story"],
+        raw.get("version"),
+        raw.get("variant"),
+        raw.get("view"),
+        target=raw["target"],
+        position=raw["position"],
+    )
+
+
 def parse_batch(body: bytes, max_events: int = MAX_BATCH) -> Batch:
     """``{"events": [...]}`` as sent by the widget (as text/plain, so a beacon needs no CORS preflight). A bad
     event is refused alone; a body that is not that shape at all, or holds more than ``max_events``, is an
     :class:`EventError`."""
+    if max_events == MAX_BATCH:
+        try:
+            valid = _VALID_BATCH.validate_json(body)
+        except ValidationError:
+            pass  # something is wrong: the checks below say what
+        else:
+            return Batch([_event_of(raw) for raw in valid["events"]], [])
     try:
         data = from_json(body)  # pydantic's parser: twice json's speed, and it refuses lone surrogates
     except ValueError as exc:
