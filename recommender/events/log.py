@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +39,9 @@ SYNC_INTERVAL = 1.0
 PREFIX, SUFFIX = "events-", ".ndjson"
 
 
-def _day_of(now: datetime) -> str:
-    """``YYYYMMDD`` (what strftime writes, a few times faster: asked on every append)."""
-    return f"{now.year:04d}{now.month:02d}{now.day:02d}"
+def _next_midnight(now: datetime) -> float:
+    """The POSIX time of the UTC midnight after ``now``."""
+    return datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp() + 86400
 
 
 class EventLogClosed(RuntimeError):
@@ -60,7 +61,7 @@ class EventLog:
         self._closed = False
         self._fd: int | None = None
         self._size = 0
-        self._day = ""
+        self._day_ends = 0.0  # POSIX time the current segment's UTC day ends
         self._segments = 0
         self._dirty = False
         self._stop = threading.Event()
@@ -112,15 +113,14 @@ class EventLog:
                 log.error("could not sync the event store: %s", exc)
 
     def _write(self, data: bytes) -> None:
-        now = datetime.now(UTC)
-        day = _day_of(now)
+        now = time.time()
         if (
             self._fd is None
-            or day != self._day
+            or now >= self._day_ends
             or (self._size and self._size + len(data) > self.segment_bytes)
             or os.fstat(self._fd).st_nlink == 0  # the segment was deleted (a clean-up while serving): start anew
         ):
-            self._open_segment(now)
+            self._open_segment(datetime.fromtimestamp(now, UTC))
         assert self._fd is not None
         view = memoryview(data)
         while view:
@@ -138,7 +138,7 @@ class EventLog:
         name = f"{PREFIX}{now:%Y%m%dT%H%M%S}-{os.getpid()}-{self._segments:06d}{SUFFIX}"
         self._fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self._size = 0
-        self._day = _day_of(now)
+        self._day_ends = _next_midnight(now)
         directory = os.open(self.folder, os.O_RDONLY)  # the new file's name must survive a power cut too
         try:
             os.fsync(directory)
