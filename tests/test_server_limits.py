@@ -250,3 +250,43 @@ def test_limits_apply_with_worker_processes(fake_index: Path, fake: FakeEmbedder
         assert httpx.get(f"{api.url}/livez", timeout=5).status_code == 200
     finally:
         api.stop()
+
+
+# -- the deadlines the events endpoint reads its body under -----------------------------------------------------------
+def test_deadlines_cancel_only_what_overruns_and_only_their_own_cancellations() -> None:
+    import asyncio
+
+    from recommender.serving.http.deadlines import Deadlines
+
+    deadlines = Deadlines(0.2)
+
+    async def guarded(wait: float) -> str:
+        task = deadlines.start()
+        try:
+            await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            if deadlines.expired(task):
+                return "timed out"
+            raise
+        finally:
+            deadlines.stop(task)
+        return "done"
+
+    async def main() -> tuple[list[str], bool, float]:
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(guarded(0.01), guarded(10), guarded(0.05), guarded(10))
+        took = asyncio.get_running_loop().time() - started
+        outside = asyncio.create_task(guarded(10))
+        await asyncio.sleep(0.01)
+        outside.cancel()  # someone else's cancellation (a disconnect, a shutdown) is not taken for a timeout
+        try:
+            await outside
+        except asyncio.CancelledError:
+            return answers, True, took
+        return answers, False, took
+
+    for _ in range(2):  # a second event loop: the check timer of the first one does not stand in its way
+        answers, propagated, took = asyncio.run(main())
+        assert answers == ["done", "timed out", "done", "timed out"] and propagated
+        assert 0.2 <= took < 0.5  # within a quarter of the limit (plus scheduling)
+        assert len(deadlines) == 0  # nothing left behind

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recommender.events.log import EventLog, EventLogClosed
 from recommender.events.schema import KINDS, EventError, parse_batch
+from recommender.serving.http.deadlines import Deadlines
 from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.schemas import ErrorResponse
 from recommender.settings import Settings
@@ -171,6 +172,7 @@ class EventsEndpoint:
         metrics = intake.metrics
         self._latency = metrics.latency.labels("POST", PATH)
         self._by_status = {status: metrics.requests.labels("POST", PATH, str(status)) for status in _STATUSES}
+        self._deadlines = Deadlines(intake.body_timeout)  # the body timeout without a timer per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -185,27 +187,31 @@ class EventsEndpoint:
                 headers[name.decode("latin-1")] = value.decode("latin-1")
         client = scope["client"][0] if scope.get("client") else "-"
         own = f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
-        timeout = self.intake.body_timeout
+        deadlines = self._deadlines
 
         async def body(limit: int) -> bytes:
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise _TooLarge
             chunks, size, more = [], 0, True
+            task = deadlines.start()
             try:
-                async with asyncio.timeout(timeout):
-                    while more:
-                        message = await receive()
-                        if message["type"] != "http.request":
-                            break
-                        chunk = message.get("body", b"")
-                        size += len(chunk)
-                        if size > limit:
-                            raise _TooLarge
-                        chunks.append(chunk)
-                        more = message.get("more_body", False)
-            except TimeoutError:
-                raise _TooSlow from None
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise _TooLarge
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+            except asyncio.CancelledError:
+                if deadlines.expired(task):
+                    raise _TooSlow from None
+                raise
+            finally:
+                deadlines.stop(task)
             return b"".join(chunks)
 
         try:
