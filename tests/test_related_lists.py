@@ -103,6 +103,33 @@ def test_crash_before_list_update_is_caught_up(fake_index: Path, monkeypatch: py
     assert_lists_match_live_ranking(fake_index)
 
 
+@pytest.mark.parametrize(("added", "expected"), [(2, "update"), (3, "update"), (4, "refresh_all")])
+def test_catch_up_recomputes_every_list_only_when_much_changed(
+    tmp_path: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, added: int, expected: str
+) -> None:
+    """Changes past the stored lists are replayed one by one, unless they are more than FULL_REFRESH_SHARE of
+    the archive (15 articles here: up to 3 replayed)."""
+    rows = corpus(seed=5, stories=15)[:15]
+    build_index(articles=rows[: 15 - added], index_dir=tmp_path / "index", model=FAKE_MODEL)
+    monkeypatch.setattr(related_lists.Lists, "catch_up", lambda self: 0)  # a crash before the lists' update
+    add_articles(tmp_path / "index", articles=rows[15 - added :])
+    monkeypatch.undo()
+    called: list[str] = []
+    for name in ("update", "refresh_all"):
+        original = getattr(related_lists.Lists, name)
+        monkeypatch.setattr(
+            related_lists.Lists,
+            name,
+            lambda self, *args, _name=name, _original=original: called.append(_name) or _original(self, *args),
+        )
+    with Recommender.open(tmp_path / "index") as rec:
+        assert rec.store.catalog.count() == 15
+        assert rec.store.catalog.count(at_most=5) == 5 and rec.store.catalog.count(at_most=99) == 15
+        rec.lists.catch_up()
+    assert called[0] == expected
+    assert_lists_match_live_ranking(tmp_path / "index")
+
+
 def test_insertion_places_the_newcomer_by_its_score(fake_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing re-selects a neighbour's stored list plus the newcomer (no new search for the neighbour):
     a clear follow-up goes to the top of its neighbour's list."""

@@ -85,18 +85,29 @@ def items_json(entries: Sequence[Entry]) -> str:
     return json.dumps([[e.key, round(e.similarity, 6), round(e.score, SCORE_DECIMALS)] for e in entries])
 
 
-def _store(catalog: Catalog, key: int, ranked: RankedList, variant: str) -> None:
+def _store(catalog: Catalog, key: int, ranked: RankedList, variant: str, stored: StoredList | None = None) -> None:
+    """Write a story's list and its rows of the reverse table; ``stored``: the list it replaces, when known (then
+    only the links that changed are written in the reverse table: a newcomer taken in, one pushed out)."""
     conn = catalog.conn
     conn.execute(
         "INSERT INTO related(variant, key, items, short) VALUES (?, ?, ?, ?) "
         "ON CONFLICT(variant, key) DO UPDATE SET items = excluded.items, short = excluded.short",
         (variant, key, items_json(ranked.entries), int(ranked.short)),
     )
-    conn.execute("DELETE FROM related_refs WHERE variant = ? AND src = ?", (variant, key))
-    conn.executemany(
-        "INSERT OR IGNORE INTO related_refs(variant, dst, src) VALUES (?, ?, ?)",
-        [(variant, e.key, key) for e in ranked.entries],
-    )
+    new = {e.key for e in ranked.entries}
+    if stored is None:
+        conn.execute("DELETE FROM related_refs WHERE variant = ? AND src = ?", (variant, key))
+        added = new
+    else:
+        old = {e.key for e in stored.entries}
+        gone = sorted(old - new)
+        if gone:
+            sql = "DELETE FROM related_refs WHERE variant = ? AND dst = ? AND src = ?"
+            conn.executemany(sql, [(variant, dst, key) for dst in gone])
+        added = new - old
+    if added:
+        sql = "INSERT OR IGNORE INTO related_refs(variant, dst, src) VALUES (?, ?, ?)"
+        conn.executemany(sql, [(variant, dst, key) for dst in sorted(added)])
 
 
 def _drop(catalog: Catalog, key: int) -> None:
@@ -400,7 +411,7 @@ class Lists:
             if merged is None:
                 _store(catalog, n_key, ranker.rank(ranker.subject_by_key(n_key), DEPTH), variant)
             else:
-                _store(catalog, n_key, merged, variant)
+                _store(catalog, n_key, merged, variant, stored=current)
 
     def _reselect(
         self,
@@ -439,7 +450,9 @@ class Lists:
         ranked = select(query, pool, given, policy, DEPTH, exhausted=True)
         if not current.short and len(ranked.picks) < DEPTH:
             return None  # the newcomer pushed a listed copy out: the next story down is not stored here
-        entries = [Entry(int(pool.keys[i]), float(pool.sims[i]), float(given[i])) for i in ranked.picks]
+        picks = ranked.picks.tolist()
+        keys_, sims, scored = pool.keys.tolist(), pool.sims.tolist(), given.tolist()
+        entries = [Entry(keys_[i], sims[i], scored[i]) for i in picks]
         return RankedList(entries, current.short and len(entries) < DEPTH)
 
     def catch_up(self) -> int:
@@ -451,8 +464,11 @@ class Lists:
         if done is not None and done >= last:
             return 0
         oldest = catalog.conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-        count = max(catalog.count(), 1)
-        if done is None or oldest is None or oldest > done + 1 or (last - done) > FULL_REFRESH_SHARE * count:
+        pending = last - done if done is not None else 0
+        # the archive's size matters only while it is under pending / share: counting further would not change
+        # the answer (and a whole count is the slowest part of a one-article update at 100,000 articles)
+        count = max(catalog.count(at_most=int(pending / FULL_REFRESH_SHARE) + 1), 1)
+        if done is None or oldest is None or oldest > done + 1 or pending > FULL_REFRESH_SHARE * count:
             return self.refresh_all()
         keys = [key for _, key, _ in catalog.changes_since(done)]
         self.update(keys)

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -73,6 +74,7 @@ class Codes:
         return self._codes.setdefault(value, len(self._codes))
 
 
+@lru_cache(maxsize=1024)
 def language_of(value: str | None) -> str | None:
     """A language as the rules compare it: the primary subtag, lower-cased (``en`` for ``en-GB``)."""
     if not value:

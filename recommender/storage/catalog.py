@@ -228,8 +228,13 @@ class Catalog:
             out.update((term, int(df)) for term, df in rows)
         return out
 
-    def count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+    def count(self, at_most: int | None = None) -> int:
+        """How many articles there are; with ``at_most``, counted up to that many (a whole count reads an index
+        of every row: 4 ms at 100,000 articles)."""
+        if at_most is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+        sql = "SELECT COUNT(*) FROM (SELECT 1 FROM articles LIMIT ?)"
+        return int(self.conn.execute(sql, (max(0, at_most),)).fetchone()[0])
 
     def last_seq(self) -> int:
         row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
