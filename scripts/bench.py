@@ -412,6 +412,10 @@ def serve_child(index_dir: str, backend: str, quick: bool, samples: int, queries
         service.related_to_text(query, 5)
         text.append(time.perf_counter() - t)
     rows = sample_articles()
+    if not quick:  # a one-time load, not timed (as the embedding model's above): an add detects its language
+        from recommender.ingest.language import detect_language
+
+        detect_language("The language model loads once, before the first article without a language.")
     adds = []
     for n in range(5 if quick else 30):
         src = rows[(n * 37) % len(rows)]

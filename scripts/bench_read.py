@@ -34,12 +34,13 @@ def open_service(index: str) -> Any:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", required=True, help="an index built by scripts/bench.py (ids a0, a1, ...)")
+    parser.add_argument("--articles", type=int, default=None, help="ids a0 .. a(N-1) (default: the catalog's count)")
     parser.add_argument("--reads", type=int, default=3000)
     parser.add_argument("--repetitions", type=int, default=5)
     args = parser.parse_args()
     service = open_service(args.index)
     service.load()
-    total = service._current().store.catalog.count()
+    total = args.articles or service._current().store.catalog.count()
     rng = random.Random(11)
     ids = [f"a{rng.randrange(total)}" for _ in range(args.reads)]
     for article_id in ids[:500]:

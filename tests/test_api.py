@@ -207,6 +207,21 @@ def test_writes_disabled_without_a_configured_key(fake_index: Path, fake: FakeEm
         assert c.put("/v1/articles/z", json={"title": "t"}, headers=AUTH).status_code == 403
 
 
+def test_only_a_server_that_takes_writes_loads_the_language_model_at_start(
+    fake_index: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PUT without a language detects it, so a server with a key loads the model before the first one; a
+    read-only server (no key) never needs it and does not hold its 10 MB."""
+    import recommender.serving.service as service_module
+
+    warmed: list[bool] = []
+    monkeypatch.setattr(service_module, "warm_up_in_background", lambda: warmed.append(True))
+    Service(Settings(index=str(fake_index)), embedder=fake).close()
+    assert warmed == []
+    Service(Settings(index=str(fake_index), api_key=KEY), embedder=fake).close()
+    assert warmed == [True]
+
+
 def test_put_validation(client: TestClient) -> None:
     r = client.put("/v1/articles/z", json={"title": ""}, headers=AUTH)
     assert r.status_code == 422 and "neither title nor body" in r.json()["error"]["message"]

@@ -117,7 +117,8 @@ class Service:
         #: Live searches (a list no stored list can answer, free text) running at once; more are shed at once
         #: (:class:`Overloaded`) so that they never queue in front of stored-list reads.
         self._live = threading.BoundedSemaphore(settings.max_live_searches)
-        warm_up_in_background()  # a PUT without a language detects it: the model loads before the first one
+        if settings.api_key:  # a PUT without a language detects it: the model (10 MB) loads before the first one
+            warm_up_in_background()  # (a server without a key takes no writes: it never needs the model)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def load(self) -> None:
