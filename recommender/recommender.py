@@ -341,9 +341,9 @@ class Recommender:
 
     def _suggestions(self, entries: Sequence[Entry], short: bool) -> RelatedList:
         """Entries as links (one read of their cards), in order."""
-        cards = self.store.catalog.cards([e.key for e in entries])
+        cards = self.store.catalog.links([e.key for e in entries])
         items = [
-            Suggestion(a.id, a.title, a.url, e.similarity, a.published_at, a.section, e.score)
+            Suggestion(a.id, a.title or "", a.url, e.similarity, a.published_at, a.section, e.score)
             for e in entries
             if (a := cards.get(e.key)) is not None
         ]

@@ -292,6 +292,10 @@ class StoryRules:
     hidden: bool  # "show nothing under this story"
 
 
+#: No rule over a story's list.
+NO_STORY_RULES = StoryRules(NO_FILTERS, (), False)
+
+
 class RuleBook:
     """Every stored rule, indexed by where it applies, as of one rules version of the catalog."""
 
@@ -333,6 +337,8 @@ class RuleBook:
 
     def for_story(self, story: Article, now: datetime) -> StoryRules:
         """The active rules over ``story``'s list (``story`` may be a link card)."""
+        if not self.rules:
+            return NO_STORY_RULES  # the common case, on every read
         candidates = list(self._everywhere)
         candidates += self._by_scope.get(("story", story.id), [])
         if story.section:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from functools import lru_cache
 
 #: What the API, the widget, the events and the report call the index's own policy (the lists' unnamed
 #: variant, :data:`recommender.ranking.lists.DEFAULT_VARIANT`).
 DEFAULT_VARIANT = "default"
 
 
+@lru_cache(maxsize=256)  # asked on every read
 def lists_variant(name: str | None) -> str:
     """The lists' key of a variant as the API names it: ``default`` (or none) is the index's own policy."""
     from recommender.ranking.lists import DEFAULT_VARIANT as OWN

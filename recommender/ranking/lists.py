@@ -69,6 +69,20 @@ def load(catalog: Catalog, key: int, variant: str = DEFAULT_VARIANT, depth: int 
     return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in items[:depth]], bool(row[1]))
 
 
+def _load_if_current(catalog: Catalog, key: int, variant: str, depth: int | None, seq: int) -> StoredList | None:
+    """:func:`load`, when the lists include every change up to ``seq`` (``related_seq``, read in the same query:
+    this is the read every stored-list answer makes)."""
+    row = catalog.conn.execute(
+        "SELECT items, short, (SELECT value FROM meta WHERE key = 'related_seq') FROM related "
+        "WHERE variant = ? AND key = ?",
+        (variant, key),
+    ).fetchone()
+    if row is None or row[2] is None or int(row[2]) < seq:
+        return None
+    items = json.loads(row[0])
+    return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in items[:depth]], bool(row[1]))
+
+
 def load_many(catalog: Catalog, keys: Sequence[int], variant: str = DEFAULT_VARIANT) -> dict[int, StoredList]:
     """:func:`load` of several lists in one query (absent lists are left out)."""
     out: dict[int, StoredList] = {}
@@ -212,11 +226,10 @@ class Lists:
         self, key: int, k: int, filters: Filters = NO_FILTERS, variant: str = DEFAULT_VARIANT
     ) -> tuple[list[Entry], bool] | None:
         """:meth:`lookup` by catalog key."""
-        catalog = self.catalog
-        done = related_seq(catalog)
-        if k > DEPTH or done is None or done < self.store.seq:
+        if k > DEPTH:
             return None
-        entry = load(catalog, key, variant, k if filters.empty else None)
+        catalog = self.catalog
+        entry = _load_if_current(catalog, key, variant, k if filters.empty else None, self.store.seq)
         if entry is None:
             return None
         if filters.empty:

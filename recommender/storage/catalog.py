@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,6 +33,7 @@ _CARD_COLUMNS = (
     "key, id, json_extract(data, '$.title'), url, published_at, section, language, json_extract(data, '$.tags')"
 )
 _BARE_CARD_COLUMNS = "key, id, NULL, url, published_at, section, language, NULL"
+_LINK_COLUMNS = "key, id, json_extract(data, '$.title'), url, published_at, section"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -307,6 +308,15 @@ class Catalog:
         row = self.conn.execute("SELECT key FROM articles WHERE id = ?", (article_id,)).fetchone()
         return int(row[0]) if row else None
 
+    def links(self, keys: Sequence[int]) -> dict[int, LinkCard]:
+        """What an "Also Read" link shows of each key (:class:`LinkCard`: one JSON field extracted, no
+        :class:`Article` made: this is read for every list served). Absent (deleted) keys are left out."""
+        out: dict[int, LinkCard] = {}
+        for chunk, marks in in_chunks([int(k) for k in keys]):
+            for key, *card in self.conn.execute(f"SELECT {_LINK_COLUMNS} FROM articles WHERE key IN ({marks})", chunk):
+                out[int(key)] = LinkCard(*card)
+        return out
+
     def cards(self, keys: Sequence[int]) -> dict[int, Article]:
         """What an "Also Read" link shows and editors filter on -- id, title, URL, date, section, language, tags
         -- for each key, without the body: SQLite extracts the title, so serving a stored list never parses
@@ -535,6 +545,16 @@ class Catalog:
     def forget_changes(self, upto: int) -> None:
         """The index file now includes every change up to ``upto``: the log before it is no longer needed."""
         self.conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,))
+
+
+class LinkCard(NamedTuple):
+    """What a link shows of a story (:meth:`Catalog.links`); the title is empty when the article has none."""
+
+    id: str
+    title: str | None
+    url: str | None
+    published_at: str | None
+    section: str | None
 
 
 def _card(row: Sequence[Any]) -> Article:
