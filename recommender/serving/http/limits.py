@@ -14,6 +14,11 @@ with the limits of :class:`RequestLimits`:
   headers is closed, so slow clients cannot lock everyone else out (and the process stays under its file limit).
 
 Each refusal answers with the API's error shape and closes the connection.
+
+The checks cost a request almost nothing: the header timeout is not a timer per request (arming and cancelling
+one in the event loop's heap was most of what these limits added to a cached read) but one check per event loop,
+every quarter of the timeout while connections are open, of when each connection's head began; the header count is
+checked once the headers are in (their bytes are bounded all along).
 """
 
 from __future__ import annotations
@@ -66,9 +71,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limits: RequestLimits = getattr(self.config, "request_limits", None) or RequestLimits()
         self._head_open = False  # between a request's first byte (or the connection) and its last header
+        self._head_since = 0.0  # loop time the open head began
         self._head_bytes = 0
-        self._header_count = 0
-        self._header_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str, str] | None = None
         self.opened_at = time.monotonic()
 
@@ -80,7 +84,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._make_room()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_timer()
+        self._head_open = False
         super().connection_lost(exc)
 
     def _make_room(self) -> None:
@@ -104,18 +108,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # -- header phase ----------------------------------------------------------------------------------------
     def _start_head(self) -> None:
         self._head_open = True
+        self._head_since = self.loop.time()
         self._head_bytes = 0
-        self._header_count = 0
-        self._stop_header_timer()
-        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout)
-
-    def _stop_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        if self.loop not in _CHECKS:
+            tick = min(1.0, self.limits.header_timeout / 4)
+            _CHECKS[self.loop] = self.loop.call_later(tick, _check_heads, self.loop, self.connections, tick)
 
     def _header_timeout(self) -> None:
-        self._header_timer = None
         if self._head_open and not self.transport.is_closing():
             what = "headers" if self._head_bytes else "a request"
             self._refuse_now(408, "request_timeout", f"no complete {what} within {self.limits.header_timeout:g}s")
@@ -141,15 +140,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.url) > self.limits.max_url_bytes:
             self._stop(414, "uri_too_long", f"request target over {self.limits.max_url_bytes} bytes")
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
-            self._stop(431, "headers_too_large", f"more than {self.limits.max_headers} request headers")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._head_open = False
-        self._stop_header_timer()
+        if len(self.headers) > self.limits.max_headers:
+            self._stop(431, "headers_too_large", f"more than {self.limits.max_headers} request headers")
         head = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
         if head > self.limits.max_header_bytes:
             self._stop(431, "headers_too_large", f"request headers over {self.limits.max_header_bytes} bytes")
@@ -174,7 +168,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _write_refusal(self, status: int, kind: str, message: str) -> None:
         self._head_open = False
-        self._stop_header_timer()
         if self.transport.is_closing():
             return
         log.info("refused a request from %s: %d %s", self.client[0] if self.client else "?", status, message)
@@ -194,6 +187,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.write(b"".join(head))
         self.transport.close()
+
+
+#: The pending header check of each event loop (armed while it has connections).
+_CHECKS: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
+
+
+def _check_heads(loop: asyncio.AbstractEventLoop, connections: set[Any], tick: float) -> None:
+    """Refuse (408) every connection whose head has been open longer than its header timeout; check again in
+    ``tick`` seconds while there are connections."""
+    del _CHECKS[loop]
+    now = loop.time()
+    for connection in list(connections):
+        if (
+            isinstance(connection, LimitedHttpToolsProtocol)
+            and connection._head_open
+            and now - connection._head_since >= connection.limits.header_timeout
+        ):
+            connection._header_timeout()
+    if connections and not loop.is_closed():
+        _CHECKS[loop] = loop.call_later(tick, _check_heads, loop, connections, tick)
 
 
 __all__ = ["LimitedHttpToolsProtocol", "RequestLimits", "connection_cap"]
