@@ -42,7 +42,7 @@ from recommender.ingest.sources import Source, check_sources, read_source
 from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import RankingPolicy
 from recommender.reports import Progress, WriteReport
-from recommender.storage.catalog import Catalog
+from recommender.storage.catalog import CLAIM_TTL_SECONDS, Catalog
 from recommender.storage.faults import STORAGE_EXCEPTIONS, storage_error, translated
 from recommender.storage.sql import keyset_pages
 from recommender.storage.store import IndexStore, Manifest, acquire_write_lock, create_store, utcnow
@@ -162,12 +162,17 @@ def _embed_missing(
         progress(0, total)
     hashes: list[str] = []
     texts: list[str] = []
+    refreshed = time.monotonic()  # the claims were just made
 
     def flush() -> None:
+        nonlocal refreshed
         vectors = embedder.embed(texts)
         catalog.store_vectors(hashes, vectors)  # committed: an interrupted build keeps this work
-        if owner is not None:
-            catalog.refresh_claims(owner)  # still alive: other writers' sweeps leave our vectors alone
+        if owner is not None and time.monotonic() - refreshed > CLAIM_TTL_SECONDS / 4:
+            # still alive: other writers' sweeps leave our vectors alone. Not after every chunk: the update
+            # rewrites every claim of the batch (a build of 100k articles spent 30 s on it)
+            catalog.refresh_claims(owner)
+            refreshed = time.monotonic()
         report.embedded += len(hashes)
         hashes.clear()
         texts.clear()

@@ -179,6 +179,25 @@ def test_an_orphaned_claim_expires(fake_index: Path, monkeypatch: pytest.MonkeyP
         store.close()
 
 
+@pytest.mark.parametrize(("ttl", "refreshes"), [(3600.0, 0), (0.0, 4)])
+def test_a_long_embedding_run_refreshes_its_claims_now_and_then(
+    fake_index: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, ttl: float, refreshes: int
+) -> None:
+    """A writer keeps its claims alive while it embeds, but only once a quarter of their lifetime has passed (the
+    refresh rewrites every claim of the batch: after every chunk it cost a 100k build 30 s)."""
+    import recommender.writer as writer_module
+    from recommender.storage.catalog import Catalog
+
+    calls: list[str] = []
+    original = Catalog.refresh_claims
+    monkeypatch.setattr(Catalog, "refresh_claims", lambda self, owner: calls.append(owner) or original(self, owner))
+    monkeypatch.setattr(writer_module, "EMBED_CHUNK", 2)
+    monkeypatch.setattr(writer_module, "CLAIM_TTL_SECONDS", ttl)
+    new = [{"id": f"n{i}", "title": f"Fresh story {i}", "body": f"river flood rain story number {i}"} for i in range(8)]
+    add_articles(fake_index, articles=new, embedder=fake)
+    assert len(calls) == refreshes and len(set(calls)) <= 1  # 8 texts, 2 a chunk: 4 chunks
+
+
 def test_open_reads_the_new_pair_when_a_save_swaps_the_faiss_file(
     fake_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
