@@ -223,3 +223,32 @@ def test_manifest_cannot_point_outside_the_folder(fake_index: Path, tmp_path: Pa
     manifest.save(fake_index)
     with pytest.raises(IndexCorrupt, match="not an index file of this folder"):
         Recommender.open(fake_index)
+
+
+def test_catalog_from_before_the_card_columns_is_read_then_migrated(fake_index: Path) -> None:
+    """Titles and tags moved out of the article JSON into columns (a link card no longer parses the article):
+    an older catalog opened read-only reads them from the JSON, and the first writing open adds and fills them."""
+    from recommender.storage.catalog import Catalog
+
+    path = fake_index / Catalog.FILENAME
+    with Recommender.open(fake_index) as rec:
+        expected = rec.related(ARTICLES[0]["id"], 3)
+        cards = rec.store.catalog.cards(list(range(1, len(ARTICLES) + 1)))
+    assert any(card.tags for card in cards.values()) and all(card.title for card in cards.values())
+    catalog = Catalog(path)
+    catalog.conn.execute("ALTER TABLE articles DROP COLUMN title")
+    catalog.conn.execute("ALTER TABLE articles DROP COLUMN tags")
+    catalog.close()
+
+    old = Catalog(path, read_only=True)
+    assert old.cards(list(cards)) == cards
+    assert {key: link.title for key, link in old.links(list(cards)).items()} == {k: c.title for k, c in cards.items()}
+    old.close()
+
+    migrated = Catalog(path)
+    assert migrated.cards(list(cards)) == cards
+    columns = {row[1] for row in migrated.conn.execute("PRAGMA table_info(articles)")}
+    assert {"title", "tags"} <= columns
+    migrated.close()
+    with Recommender.open(fake_index) as rec:
+        assert rec.related(ARTICLES[0]["id"], 3) == expected

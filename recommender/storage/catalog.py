@@ -29,11 +29,11 @@ SCHEMA_VERSION = 1
 CLAIM_TTL_SECONDS = 3600.0
 #: Parsed articles kept per connection (see :meth:`Catalog.get_many`).
 PARSED_CACHE_SIZE = 4096
-_CARD_COLUMNS = (
-    "key, id, json_extract(data, '$.title'), url, published_at, section, language, json_extract(data, '$.tags')"
-)
+_CARD_COLUMNS = "key, id, title, url, published_at, section, language, tags"
 _BARE_CARD_COLUMNS = "key, id, NULL, url, published_at, section, language, NULL"
-_LINK_COLUMNS = "key, id, json_extract(data, '$.title'), url, published_at, section"
+_LINK_COLUMNS = "key, id, title, url, published_at, section"
+#: What a catalog written before the ``title`` and ``tags`` columns is read with (read-only: not migrated).
+_EXTRACTED = {"title": "json_extract(data, '$.title')", "tags": "json_extract(data, '$.tags')"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS articles (
     published_at TEXT,
     section TEXT,
     language TEXT,
+    title TEXT,                             -- the link card's, from data (read for every link served)
+    tags TEXT,                              -- JSON list, from data (editors' rules match on it)
     data TEXT NOT NULL,                     -- the whole article as JSON
     content_hash TEXT NOT NULL,             -- sha256 of the embedded text
     copy_key TEXT NOT NULL,                 -- hash of the normalised text: equal = copies
@@ -154,6 +156,11 @@ class Catalog:
                 if create or not read_only:
                     self._migrate_lists()
                     self.conn.executescript(_SCHEMA)  # idempotent; also adds tables new in this version
+                    self._migrate_cards()
+                self._card_columns, self._link_columns = _CARD_COLUMNS, _LINK_COLUMNS
+                if not self._has_card_columns():  # an older catalog opened read-only: extract as it was
+                    self._card_columns = _extracted(_CARD_COLUMNS)
+                    self._link_columns = _extracted(_LINK_COLUMNS)
                 if create:
                     self.conn.execute(
                         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -210,6 +217,23 @@ class Catalog:
                 self.conn.execute("DROP TABLE IF EXISTS related_refs")
                 self.conn.execute("DROP TABLE IF EXISTS terms")
                 self.conn.execute("DELETE FROM meta WHERE key IN ('related_seq', 'terms_version', 'terms_docs')")
+
+    def _has_card_columns(self) -> bool:
+        return {"title", "tags"} <= {row[1] for row in self.conn.execute("PRAGMA table_info(articles)")}
+
+    def _migrate_cards(self) -> None:
+        """A catalog from before the ``title`` and ``tags`` columns gets them, filled from each article's JSON
+        (once; another process may be doing it at the same moment, so it is checked again inside the write)."""
+        if self._has_card_columns():
+            return
+        with self.transaction():
+            if self._has_card_columns():
+                return
+            self.conn.execute("ALTER TABLE articles ADD COLUMN title TEXT")
+            self.conn.execute("ALTER TABLE articles ADD COLUMN tags TEXT")
+            self.conn.execute(
+                "UPDATE articles SET title = json_extract(data, '$.title'), tags = json_extract(data, '$.tags')"
+            )
 
     # -- reads ------------------------------------------------------------------------------------------------
     def doc_freqs(self, terms: Iterable[str], language: str | None = None) -> dict[str, int]:
@@ -313,7 +337,9 @@ class Catalog:
         :class:`Article` made: this is read for every list served). Absent (deleted) keys are left out."""
         out: dict[int, LinkCard] = {}
         for chunk, marks in in_chunks([int(k) for k in keys]):
-            for key, *card in self.conn.execute(f"SELECT {_LINK_COLUMNS} FROM articles WHERE key IN ({marks})", chunk):
+            for key, *card in self.conn.execute(
+                f"SELECT {self._link_columns} FROM articles WHERE key IN ({marks})", chunk
+            ):
                 out[int(key)] = LinkCard(*card)
         return out
 
@@ -323,7 +349,7 @@ class Catalog:
         whole articles. Absent (deleted) keys are left out."""
         out: dict[int, Article] = {}
         for chunk, marks in in_chunks([int(k) for k in keys]):
-            for row in self.conn.execute(f"SELECT {_CARD_COLUMNS} FROM articles WHERE key IN ({marks})", chunk):
+            for row in self.conn.execute(f"SELECT {self._card_columns} FROM articles WHERE key IN ({marks})", chunk):
                 out[int(row[0])] = _card(row)
         return out
 
@@ -331,7 +357,7 @@ class Catalog:
         """An article's key and link card by id (one indexed read); None when absent. ``text=False`` leaves the
         title and tags out (empty): they are in the article's JSON, which SQLite must parse whole to extract
         them."""
-        columns = _CARD_COLUMNS if text else _BARE_CARD_COLUMNS
+        columns = self._card_columns if text else _BARE_CARD_COLUMNS
         row = self.conn.execute(f"SELECT {columns} FROM articles WHERE id = ?", (article_id,)).fetchone()
         return (int(row[0]), _card(row)) if row else None
 
@@ -431,12 +457,12 @@ class Catalog:
         before = self.conn.execute("SELECT content_hash FROM articles WHERE id = ?", (article.id,)).fetchone()
         row = self.conn.execute(
             """
-            INSERT INTO articles(id, url, url_key, published_at, section, language, data, content_hash, copy_key,
-                                 record_hash, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO articles(id, url, url_key, published_at, section, language, title, tags, data, content_hash,
+                                 copy_key, record_hash, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET url = excluded.url, url_key = excluded.url_key,
-                published_at = excluded.published_at,
-                section = excluded.section, language = excluded.language, data = excluded.data,
+                published_at = excluded.published_at, section = excluded.section, language = excluded.language,
+                title = excluded.title, tags = excluded.tags, data = excluded.data,
                 content_hash = excluded.content_hash, copy_key = excluded.copy_key,
                 record_hash = excluded.record_hash, updated_at = excluded.updated_at
             RETURNING key
@@ -448,6 +474,8 @@ class Catalog:
                 article.published_at,
                 article.section,
                 article.language,
+                article.title,
+                json.dumps(list(article.tags), ensure_ascii=False),
                 json.dumps(article.to_dict(), ensure_ascii=False),
                 article.content_hash,
                 article.copy_key,
@@ -555,6 +583,11 @@ class LinkCard(NamedTuple):
     url: str | None
     published_at: str | None
     section: str | None
+
+
+def _extracted(columns: str) -> str:
+    """``columns`` with the card columns read from each article's JSON instead (:data:`_EXTRACTED`)."""
+    return ", ".join(_EXTRACTED.get(name, name) for name in columns.split(", "))
 
 
 def _card(row: Sequence[Any]) -> Article:
