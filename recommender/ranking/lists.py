@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pydantic_core
 
 from recommender.articles import url_key
 from recommender.errors import ArticleNotFound
@@ -65,7 +66,7 @@ def load(catalog: Catalog, key: int, variant: str = DEFAULT_VARIANT, depth: int 
     ).fetchone()
     if row is None:
         return None
-    items = json.loads(row[0])
+    items = pydantic_core.from_json(row[0])
     return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in items[:depth]], bool(row[1]))
 
 
@@ -79,7 +80,7 @@ def _load_if_current(catalog: Catalog, key: int, variant: str, depth: int | None
     ).fetchone()
     if row is None or row[2] is None or int(row[2]) < seq:
         return None
-    items = json.loads(row[0])
+    items = pydantic_core.from_json(row[0])
     return StoredList([Entry(int(e[0]), float(e[1]), float(e[2])) for e in items[:depth]], bool(row[1]))
 
 
@@ -89,7 +90,7 @@ def load_many(catalog: Catalog, keys: Sequence[int], variant: str = DEFAULT_VARI
     for chunk, marks in in_chunks([int(k) for k in keys]):
         sql = f"SELECT key, items, short FROM related WHERE variant = ? AND key IN ({marks})"
         for key, items, short in catalog.conn.execute(sql, [variant, *chunk]):
-            entries = [Entry(int(e[0]), float(e[1]), float(e[2])) for e in json.loads(items)]
+            entries = [Entry(int(e[0]), float(e[1]), float(e[2])) for e in pydantic_core.from_json(items)]
             out[int(key)] = StoredList(entries, bool(short))
     return out
 
