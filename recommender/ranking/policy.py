@@ -267,6 +267,8 @@ class Filters:
         exclude: Iterable[str] | None = None,
     ) -> Filters:
         """Filters from a request's values: a date without a zone is UTC; excluded ids may be comma-separated."""
+        if not (section or language or since or until or exclude):  # most requests: no filters at all
+            return NO_FILTERS
         ids = frozenset(part.strip() for item in exclude or () for part in item.split(",") if part.strip())
         return cls(section or None, language or None, _aware(since), _aware(until), ids)
 
@@ -277,7 +279,7 @@ class Filters:
 
     @property
     def empty(self) -> bool:
-        return self == NO_FILTERS
+        return self is NO_FILTERS or self == NO_FILTERS
 
     def merged(self, other: Filters) -> Filters:
         """Both sets of filters at once (a request's and the editors' rules): exclusions add up; a request's

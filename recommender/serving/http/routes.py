@@ -10,16 +10,18 @@ configured k, and FastAPI reads an endpoint's annotations as objects.)
 """
 
 import asyncio
-import json
 from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
+import pydantic_core
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from recommender.errors import ArticleNotFound, InvalidArticle
+from recommender.errors import ArticleNotFound, InvalidArticle, InvalidRequest
+from recommender.events.variants import assign_variant
 from recommender.ranking.policy import Filters
 from recommender.serving.http.auth import key_required
 from recommender.serving.http.cache import ResponseCache
@@ -47,8 +49,9 @@ BUSY_WAIT_SECONDS = 0.0005
 
 
 def encode(article_id: str | None, served: Served) -> bytes:
-    """The JSON answer for a related list, as sent and cached (the static export writes the same shape)."""
-    return json.dumps(served.body(article_id), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The JSON answer for a related list, as sent and cached (the static export writes the same shape): compact
+    UTF-8, by pydantic-core's encoder (a sixth of :func:`json.dumps`'s time, on the path of every first read)."""
+    return pydantic_core.to_json(served.body(article_id))
 
 
 def pick_variant(
@@ -57,11 +60,8 @@ def pick_variant(
     """The variant a request reads (``variant`` as given, else the one ``reader`` hashes to; None when neither)
     and the query string its answer is cached under: with ``reader`` replaced by the variant, so readers of one
     variant share cached answers."""
-    from urllib.parse import parse_qsl, urlencode
-
-    from recommender.errors import InvalidRequest
-    from recommender.events.variants import assign_variant
-
+    if variant is None and reader is None:
+        return None, None
     names = service.variants()
     if variant is not None and variant not in names:
         raise InvalidRequest(f"variant {variant!r} is not one of {', '.join(names)}")
@@ -73,8 +73,9 @@ def pick_variant(
     return variant, urlencode([*pairs, ("variant", variant or "")]).encode("latin-1")
 
 
-def build_router(service: Service, settings: Settings, cache: ResponseCache, metrics: Metrics) -> APIRouter:
-    router = APIRouter(route_class=QueryModelRoute)  # the list routes: one query model each
+def add_routes(router: APIRouter, service: Service, settings: Settings, cache: ResponseCache, metrics: Metrics) -> None:
+    """Add the routes to ``router``: the app's own (an included router is one more level of routing for every
+    request: about a tenth of a first read's time in FastAPI 0.165)."""
     JsonQuery = related_query(RelatedQuery, settings.k)  # noqa: N806 - a class
     HtmlQuery = related_query(RelatedHtmlQuery, settings.k)  # noqa: N806
 
@@ -107,11 +108,6 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
         cache.put((served.version, *key), (payload, media_type))
         return cached_response(served.version, payload, media_type, if_none_match, settings.cache_max_age)
 
-    @router.get(
-        "/v1/articles/{article_id:path}/related.html",
-        response_class=HTMLResponse,
-        responses={404: {"model": ErrorResponse}},
-    )
     async def related_html(
         request: Request,
         article_id: str,
@@ -131,11 +127,6 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
             cache_query,
         )
 
-    @router.get(
-        "/v1/articles/{article_id:path}/related",
-        response_model=RelatedResponse,
-        responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
-    )
     async def related(
         request: Request,
         article_id: str,
@@ -154,6 +145,24 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
             "application/json",
             cache_query,
         )
+
+    # the list routes validate their query as one model each (.querymodel); the JSON one first: most requests
+    router.add_api_route(
+        "/v1/articles/{article_id:path}/related",
+        related,
+        methods=["GET"],
+        response_model=RelatedResponse,
+        responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        route_class_override=QueryModelRoute,
+    )
+    router.add_api_route(
+        "/v1/articles/{article_id:path}/related.html",
+        related_html,
+        methods=["GET"],
+        response_class=HTMLResponse,
+        responses={404: {"model": ErrorResponse}},
+        route_class_override=QueryModelRoute,
+    )
 
     @router.post(
         "/v1/related",
@@ -254,5 +263,3 @@ def build_router(service: Service, settings: Settings, cache: ResponseCache, met
             except ArticleNotFound:
                 text = f"No article {id!r} in the index."
         return HTMLResponse(render_demo(id, title, text, info))
-
-    return router
