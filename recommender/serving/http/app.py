@@ -34,7 +34,7 @@ from recommender.serving.http.errors import install_error_handlers
 from recommender.serving.http.events import EventIntake, EventsEndpoint, build_events_router
 from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.middleware import BodyLimit, CachedAnswers, Observe, Shed
-from recommender.serving.http.routes import build_router
+from recommender.serving.http.routes import add_routes
 from recommender.serving.http.schemas import ErrorResponse
 from recommender.serving.service import Service
 from recommender.settings import Settings
@@ -77,7 +77,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app, service)
-    app.include_router(build_router(service, settings, cache, metrics))
+    add_routes(app.router, service, settings, cache, metrics)
     app.include_router(build_rules_router(service, settings))
     intake = EventIntake(events, settings, metrics)
     app.include_router(build_events_router(intake))

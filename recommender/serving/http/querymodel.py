@@ -20,19 +20,33 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class QueryModelRoute(APIRoute):
     """An APIRoute whose async endpoint ``(request, <path parameters>, query: Model) -> Response`` takes its whole
-    query as one model is served by one validation; any other endpoint as FastAPI serves it."""
+    query as one model is served by one validation; any other endpoint as FastAPI serves it.
+
+    Such a route is also served without FastAPI's per-request wrapping (two exit stacks for dependencies with
+    ``yield``, which it has none of, and a second exception handler around it: the app's own handles the same
+    errors, with the same handlers, one layer out): about a tenth of a first read's time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        handler = self._one_model_handler()
+        if handler is not None:
+            self.app = _served(handler)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self._one_model_handler() or super().get_route_handler()
+
+    def _one_model_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]] | None:
         fields = self.dependant.query_params
         model = fields[0].field_info.annotation if len(fields) == 1 else None
         dependant = self.dependant
         plain = not (dependant.dependencies or dependant.header_params or dependant.cookie_params or self.body_field)
         if not (plain and isinstance(model, type) and issubclass(model, BaseModel)):
-            return super().get_route_handler()
+            return None
         name = fields[0].name
         names = frozenset(model.model_fields)
         lists = frozenset(n for n, f in model.model_fields.items() if typing.get_origin(f.annotation) is list)
@@ -50,6 +64,14 @@ class QueryModelRoute(APIRoute):
             return response
 
         return handler
+
+
+def _served(handler: Callable[[Request], Coroutine[Any, Any, Response]]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
 
 
 __all__ = ["QueryModelRoute"]
