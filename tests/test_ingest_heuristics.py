@@ -183,6 +183,7 @@ def _language_texts() -> list[str]:
     return texts + [text[:cut] for text in texts for cut in (15, 40, 120)]
 
 
+@pytest.mark.thorough  # every text of the fixtures, cut three ways
 def test_batched_language_detection_is_py3langid_classify() -> None:
     """The batch walk (:mod:`recommender.ingest.langid_batch`) gives py3langid's own answer, to the last bit of
     the confidence, and so :func:`detect_languages` the answers of :func:`detect_language`."""

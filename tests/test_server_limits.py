@@ -72,6 +72,7 @@ def still_serves(api: ApiServer) -> None:
     assert httpx.get(f"{api.url}/v1/articles/a1/related", timeout=5).status_code == 200
 
 
+@pytest.mark.process  # a server process
 def test_a_huge_header_is_refused_431(server: ApiServer) -> None:
     """Was: a 10 MB header answered 200 (and 40 x 25 MB headers took the server to 1.35 GB)."""
     big = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000_000 + b"\r\n\r\n"
@@ -80,6 +81,7 @@ def test_a_huge_header_is_refused_431(server: ApiServer) -> None:
     still_serves(server)
 
 
+@pytest.mark.process  # a server process
 def test_headers_sent_one_small_piece_at_a_time_still_count(server: ApiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
         conn.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
@@ -92,18 +94,21 @@ def test_headers_sent_one_small_piece_at_a_time_still_count(server: ApiServer) -
     assert status_and_error(reply)[0] == 431
 
 
+@pytest.mark.process  # a server process
 def test_too_many_headers_are_refused_431(server: ApiServer) -> None:
     headers = b"".join(b"X-%d: 1\r\n" % n for n in range(60))
     status, error = status_and_error(exchange(server.port, b"GET /livez HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"))
     assert status == 431 and "50" in error["message"]
 
 
+@pytest.mark.process  # a server process
 def test_a_long_url_is_refused_414(server: ApiServer) -> None:
     reply = exchange(server.port, b"GET /livez?" + b"q" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_and_error(reply)[0] == 414
     still_serves(server)
 
 
+@pytest.mark.process  # a server process
 def test_slow_headers_time_out_408(server: ApiServer) -> None:
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
@@ -112,12 +117,14 @@ def test_slow_headers_time_out_408(server: ApiServer) -> None:
     assert status_and_error(reply)[0] == 408 and time.monotonic() - started < 3
 
 
+@pytest.mark.process  # a server process
 def test_a_connection_that_sends_nothing_is_closed(server: ApiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
         reply = conn.recv(65536)
     assert status_and_error(reply)[0] == 408
 
 
+@pytest.mark.process  # a server process
 def test_an_idle_kept_alive_connection_is_closed(server: ApiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
         conn.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -130,6 +137,7 @@ def test_an_idle_kept_alive_connection_is_closed(server: ApiServer) -> None:
     assert time.monotonic() - started < 3
 
 
+@pytest.mark.process  # a server process
 def test_slow_connections_cannot_lock_others_out(server: ApiServer) -> None:
     """Was: 1,100 slow connections under ``ulimit -n 1024`` made every other client get an empty reply. Past
     ``--max-connections`` the oldest idle or slow connection is closed, so an ordinary client still gets in."""
@@ -146,6 +154,7 @@ def test_slow_connections_cannot_lock_others_out(server: ApiServer) -> None:
             conn.close()
 
 
+@pytest.mark.process  # a server process
 def test_a_chunked_body_over_the_limit_is_413(server: ApiServer) -> None:
     """Was 400 (the limit fired inside FastAPI's body parsing, which reports any error there as 400)."""
     head = (
@@ -158,12 +167,14 @@ def test_a_chunked_body_over_the_limit_is_413(server: ApiServer) -> None:
     assert status == 413 and error["type"] == "payload_too_large"
 
 
+@pytest.mark.process  # a server process
 def test_a_slow_body_times_out_408(server: ApiServer) -> None:
     head = f"PUT /v1/articles/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Length: 100\r\n\r\n{{"
     reply = exchange(server.port, head.encode(), timeout=5)
     assert status_and_error(reply)[0] == 408
 
 
+@pytest.mark.process  # a server process
 def test_a_slow_events_body_times_out_408(server: ApiServer) -> None:
     """The events endpoint reads its own body (outside the body-limit middleware): the same timeout holds."""
     head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n{"
@@ -172,12 +183,14 @@ def test_a_slow_events_body_times_out_408(server: ApiServer) -> None:
     assert status == 408 and error["type"] == "request_timeout" and time.monotonic() - started < 4
 
 
+@pytest.mark.process  # a server process
 def test_a_host_header_cannot_redirect_elsewhere(server: ApiServer) -> None:
     """Was: ``GET /livez/`` with ``Host: evil.example`` redirected to http://evil.example/livez."""
     reply = exchange(server.port, b"GET /livez/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
     assert b"evil.example" not in reply and status_and_error(reply)[0] == 404
 
 
+@pytest.mark.process  # a server process
 def test_docs_work_offline(server: ApiServer) -> None:
     """Was: Swagger UI loaded from a CDN (a blank page offline). Every asset the page names is served here."""
     page = httpx.get(f"{server.url}/docs", timeout=5).text
@@ -189,6 +202,7 @@ def test_docs_work_offline(server: ApiServer) -> None:
         assert r.status_code == 200 and len(r.content) > 1000, asset
 
 
+@pytest.mark.process  # a server process
 def test_api_key_file_keeps_the_key_off_the_command_line(fake_index: Path, fake: FakeEmbedder, tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("from-a-file\n")
@@ -241,6 +255,7 @@ def test_the_connection_cap_stays_under_the_open_file_limit() -> None:
         assert connection_cap(soft * 2) == max(8, soft - RESERVED_FDS)
 
 
+@pytest.mark.process  # a server process
 def test_limits_apply_with_worker_processes(fake_index: Path, fake: FakeEmbedder) -> None:
     """The limits travel with uvicorn's config to each worker process."""
     api = ApiServer(fake_index, "--workers", "2", "--max-url-bytes", "1024").start(timeout=120)

@@ -134,6 +134,7 @@ def test_response_cache_keeps_the_newest_within_its_budget() -> None:
     assert cache.get(("v1", "/huge", b"")) is None
 
 
+@pytest.mark.process  # a server process
 def test_one_client_cannot_take_the_whole_server(fake_index: Path, fake: FakeEmbedder) -> None:
     """Six slow requests at once from one address with ``--max-per-client 2``: the extra ones get 429 at once,
     and a second address is still served."""
@@ -200,6 +201,7 @@ class RawClient:
     ("seconds", "strict"),
     [pytest.param(8, False, id="short"), pytest.param(30, True, id="long", marks=pytest.mark.slow)],
 )
+@pytest.mark.process  # a server process
 def test_a_flood_of_uncacheable_reads_leaves_cached_reads_fast(
     archive: Path, fake: FakeEmbedder, seconds: int, strict: bool
 ) -> None:

@@ -41,6 +41,7 @@ def story(prefix: str, i: int) -> dict[str, str]:
     }
 
 
+@pytest.mark.process  # a server process and CLI processes
 @pytest.mark.parametrize("runs", [pytest.param(200, id="200"), pytest.param(1000, id="1000", marks=pytest.mark.slow)])
 def test_check_and_similar_see_no_damage_while_puts_and_a_cli_add_run(
     fake_index: Path, fake: FakeEmbedder, tmp_path: Path, runs: int
