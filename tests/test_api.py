@@ -277,6 +277,30 @@ def test_cors_allow_list(client: TestClient) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
+def test_cors_allow_list_on_cached_answers_and_preflights(client: TestClient) -> None:
+    first = client.get("/v1/articles/a2/related", headers={"Origin": "https://evil.example"})
+    cached = client.get("/v1/articles/a2/related", headers={"Origin": "https://site.example"})
+    assert first.status_code == cached.status_code == 200 and first.content == cached.content
+    assert (
+        cached.headers["access-control-allow-origin"] == "https://site.example" and "Origin" in cached.headers["vary"]
+    )
+    preflight = {"Origin": "https://site.example", "Access-Control-Request-Method": "GET"}
+    assert client.options("/v1/articles/a2/related", headers=preflight).status_code == 200
+
+
+def test_no_cors_origins_no_cors_headers(fake_index: Path, fake: FakeEmbedder) -> None:
+    """Without ``cors_origins`` no other site's page may read answers: none carries a CORS header (nor ``Vary:
+    Origin``: the answer is the same whatever the origin), and a preflight is not granted."""
+    with make_client(fake_index, fake, cors_origins=[]) as c:
+        for _ in range(2):  # made, then replayed from the cache
+            read = c.get("/v1/articles/a1/related", headers={"Origin": "https://site.example"})
+            assert read.status_code == 200 and read.json()["related"]
+            assert not any(name.startswith("access-control-") for name in read.headers) and "vary" not in read.headers
+        preflight = {"Origin": "https://site.example", "Access-Control-Request-Method": "GET"}
+        denied = c.options("/v1/articles/a1/related", headers=preflight)
+        assert denied.status_code >= 400 and "access-control-allow-origin" not in denied.headers
+
+
 def test_widget_demo_and_openapi(client: TestClient) -> None:
     js = client.get("/widget.js")
     assert (

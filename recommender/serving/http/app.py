@@ -87,13 +87,14 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         Shed, metrics=metrics, max_in_flight=settings.max_in_flight, max_per_client=settings.max_per_client
     )
     app.add_middleware(CachedAnswers, service=service, cache=cache, max_age=settings.cache_max_age)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
-        max_age=600,
-    )
+    if settings.cors_origins:  # else no page elsewhere may read answers: nothing to add, not even "Vary: Origin"
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            max_age=600,
+        )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
     app.add_middleware(Observe, metrics=metrics)
     app.add_middleware(EventsEndpoint, intake=intake)  # beacons: in front of it all, metrics included (.events)
