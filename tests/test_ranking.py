@@ -208,3 +208,51 @@ def test_the_keyword_share_drops_where_time_tells_events_apart() -> None:
     assert got[0] == pytest.approx(0.7 * 0.6 + 0.3 * 0.5)  # both dated: time does part of the keywords' job
     assert got[1] == pytest.approx((0.3 * 0.6 + 0.7 * 0.5) * 0.5)  # undated: the usual share (and no boost)
     assert list(scores(Query(key=1, copy_code=1), p, policy)) == pytest.approx([0.3 * 0.6 + 0.7 * 0.5] * 2)
+
+
+def _copy_groups_by_definition(pool: Pool, order: np.ndarray, near_copy: float) -> list[bool]:
+    """The greedy rule as written: a candidate is kept unless an earlier kept one is the same text, the same
+    page, or an embedding cosine at or above ``near_copy``."""
+    kept: list[int] = []
+    out = []
+    for j in order:
+        copy = any(
+            pool.copy_codes[i] == pool.copy_codes[j]
+            or (pool.url_codes[i] == pool.url_codes[j] and pool.url_codes[i] >= 0)
+            or pool.pairwise[i, j] >= near_copy
+            for i in kept
+        )
+        out.append(not copy)
+        if not copy:
+            kept.append(int(j))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_one_link_per_copy_group_matches_its_definition(seed: int) -> None:
+    """Pools with and without shared texts, shared pages and near-copy vectors (the common case, none of them,
+    is answered without the pairwise matrices), in and out of the order the ranking visits them."""
+    from recommender.ranking.pipeline import _first_of_each_copy_group
+
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(2, 40))
+    vectors = rng.standard_normal((m, 8))
+    if seed % 3 == 0:  # some near copies
+        for i in rng.choice(m, size=m // 4, replace=False):
+            vectors[i] = vectors[(i + 1) % m] + 0.01 * rng.standard_normal(8)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    copies = np.arange(m) if seed % 2 else rng.integers(0, max(2, m - 3), m)
+    urls = np.where(rng.random(m) < 0.5, -1, np.arange(m) if seed % 4 != 1 else rng.integers(0, m, m))
+    pool = Pool(
+        keys=np.arange(100, 100 + m),
+        sims=rng.random(m),
+        keyword=np.zeros(m),
+        copy_codes=copies.astype(np.int64),
+        url_codes=urls.astype(np.int64),
+        days=np.full(m, np.nan),
+        languages=np.full(m, -1),
+        pairwise=vectors @ vectors.T,
+    )
+    order = rng.permutation(m)[: int(rng.integers(1, m + 1))]
+    got = _first_of_each_copy_group(pool, order, 0.97)
+    assert got.tolist() == _copy_groups_by_definition(pool, order, 0.97)

@@ -240,7 +240,9 @@ def _rank_batch(
             url_codes=archive.url_codes[cand],
             days=archive.days[cand],
             languages=archive.languages[cand],
-            pairwise=pairwise[i][np.ix_(cols, cols)].astype(np.float64),
+            pairwise=(pairwise[i] if len(cols) == found.shape[1] else pairwise[i][np.ix_(cols, cols)]).astype(
+                np.float64
+            ),
         )
         yield row, rank(query, pool, policy, k, exhausted=exhausted, searched=searched), pool
 
