@@ -375,3 +375,23 @@ def test_lists_are_ordered_by_relevance(client: TestClient) -> None:
         items = client.get(f"/v1/articles/{article_id}/related", params={"k": 7}).json()["related"]
         relevance = [item["relevance"] for item in items]
         assert all(r is not None for r in relevance) and relevance == sorted(relevance, reverse=True)
+
+
+def test_remembered_query_models_answer_each_query_string_as_its_own(client: TestClient) -> None:
+    """The list routes remember a validated query per query string: repeats, other strings, bad values and more
+    strings than are remembered are each answered as the first time."""
+    from recommender.serving.http.querymodel import REMEMBERED_QUERIES
+
+    first = {k: ids(client.get(f"/v1/articles/a1/related?k={k}")) for k in (1, 2)}
+    assert len(first[1]) == 1 and len(first[2]) == 2 and first[2][:1] == first[1]
+    for _ in range(2):
+        for k in (2, 1):
+            assert ids(client.get(f"/v1/articles/a1/related?k={k}")) == first[k]
+        assert client.get("/v1/articles/a1/related?k=0").status_code == 422
+    excluded = ids(client.get("/v1/articles/a1/related", params={"k": 2, "exclude": first[2][0]}))
+    assert first[2][0] not in excluded and first[2][1] in excluded
+    for n in range(REMEMBERED_QUERIES + 10):  # more than are remembered: the oldest are forgotten, not confused
+        assert ids(client.get(f"/v1/articles/a2/related?k={1 + n % 2}&n={n}")) == ids(
+            client.get(f"/v1/articles/a2/related?k={1 + n % 2}")
+        )
+    assert ids(client.get("/v1/articles/a1/related?k=2")) == first[2]

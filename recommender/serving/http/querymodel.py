@@ -22,10 +22,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+#: Validated query models a route remembers, by query string (a first request for another story usually repeats
+#: one), and the longest query string remembered: at most 256 KB a route, whatever clients send.
+REMEMBERED_QUERIES = 256
+MAX_REMEMBERED_QUERY = 1024
+
 
 class QueryModelRoute(APIRoute):
     """An APIRoute whose async endpoint ``(request, <path parameters>, query: Model) -> Response`` takes its whole
-    query as one model is served by one validation; any other endpoint as FastAPI serves it.
+    query as one model is served by one validation (remembered for its query string: the endpoint must not change
+    the model it is given); any other endpoint as FastAPI serves it.
 
     Such a route is also served without FastAPI's per-request wrapping (two exit stacks for dependencies with
     ``yield``, which it has none of, and a second exception handler around it: the app's own handles the same
@@ -51,15 +57,23 @@ class QueryModelRoute(APIRoute):
         names = frozenset(model.model_fields)
         lists = frozenset(n for n, f in model.model_fields.items() if typing.get_origin(f.annotation) is list)
         endpoint = self.endpoint
+        seen: dict[bytes, BaseModel] = {}  # query string -> its model: most requests share a few ("k=5")
 
         async def handler(request: Request) -> Response:
-            params = request.query_params
-            raw = {n: params.getlist(n) if n in lists else params[n] for n in params.keys() if n in names}
-            try:
-                query = model.model_validate(raw)
-            except ValidationError as exc:
-                errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
-                raise RequestValidationError(errors) from None
+            raw_query = request.scope.get("query_string", b"")
+            query = seen.get(raw_query)
+            if query is None:
+                params = request.query_params
+                raw = {n: params.getlist(n) if n in lists else params[n] for n in params.keys() if n in names}
+                try:
+                    query = model.model_validate(raw)
+                except ValidationError as exc:
+                    errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+                    raise RequestValidationError(errors) from None
+                if len(raw_query) <= MAX_REMEMBERED_QUERY:
+                    if len(seen) >= REMEMBERED_QUERIES:
+                        del seen[next(iter(seen))]  # the oldest
+                    seen[raw_query] = query
             response: Response = await endpoint(request, **request.path_params, **{name: query})
             return response
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from recommender.settings import MAX_K
 
@@ -14,7 +14,10 @@ Q = TypeVar("Q", bound=BaseModel)
 
 class RelatedQuery(BaseModel):
     """The query parameters of ``GET /v1/articles/{id}/related``, validated in one call
-    (:class:`~recommender.serving.http.querymodel.QueryModelRoute`); :func:`related_query` sets k's default."""
+    (:class:`~recommender.serving.http.querymodel.QueryModelRoute`); :func:`related_query` sets k's default.
+    Frozen: the route remembers one per query string and hands it to every request with that query string."""
+
+    model_config = ConfigDict(frozen=True)
 
     k: int = Field(default=5, ge=1, le=MAX_K, description=f"how many stories (1-{MAX_K})")
     section: str | None = Field(default=None, description="only stories of this section")
