@@ -143,8 +143,14 @@ def test_stories_whose_first_pool_is_not_enough_are_searched_deeper(
         RankingPolicy(diversity=0.5),
         RankingPolicy(time_half_life_days=2, time_weight=0.5, dated_keyword_weight=0.2),
         RankingPolicy(keyword_weight=0.3, keyword_gate=0.5, keyword_prior_docs=50, language="same"),
+        # most of a pool below the minimum similarity (the bulk path skips keyword cosines the gate zeroes),
+        # and German stories the model does not read (every candidate's keyword cosine counts: "any" keeps their
+        # pools full, so the bulk path ranks them)
+        RankingPolicy(
+            min_similarity=0.6, keyword_gate=0.8, model_languages="en", foreign_keyword_weight=0.7, language="any"
+        ),
     ],
-    ids=["diversity", "time", "gate-prior-language"],
+    ids=["diversity", "time", "gate-prior-language", "gated-and-unread"],
 )
 def test_every_policy_gives_the_same_lists_in_bulk_and_live(
     tmp_path: Path, fake: fakes.FakeEmbedder, policy: RankingPolicy

@@ -213,12 +213,14 @@ def _rank_batch(
     valid = _first_occurrences(rows)
     safe = np.where(valid, rows, 0)
     cand_vectors = archive.vectors[safe]  # (b, n, d)
-    sims = np.einsum("bnd,bd->bn", cand_vectors.astype(np.float64), queries.astype(np.float64))
+    # float64 sums of the float32 products, as a live search's; cast as it goes (no float64 copy of the block)
+    sims = np.einsum("bnd,bd->bn", cand_vectors, queries, dtype=np.float64, casting="safe")
     pairwise = np.matmul(cand_vectors, cand_vectors.transpose(0, 2, 1))
-    query_rows = np.repeat(np.arange(start, stop), found.shape[1])
-    keyword = np.asarray(archive.terms[query_rows].multiply(archive.terms[safe.ravel()]).sum(axis=1)).reshape(
-        found.shape
-    )
+    has_terms = archive.terms.indptr[start + 1 : stop + 1] > archive.terms.indptr[start:stop]
+    query_languages = archive.languages[start:stop]
+    unread = np.append(foreign, False)  # the last entry for an unknown language (-1)
+    model_language = ~unread[np.where(query_languages >= 0, query_languages, len(foreign))]
+    keyword = _keyword_cosines(archive, start, safe, valid & has_terms[:, None], sims, model_language, policy)
     for i in range(stop - start):
         row = start + i
         cols = np.flatnonzero(valid[i])
@@ -228,9 +230,9 @@ def _rank_batch(
             copy_code=int(archive.copy_codes[row]),
             url_code=int(archive.url_codes[row]),
             days=float(archive.days[row]),
-            language=int(archive.languages[row]),
-            has_terms=bool(archive.terms.indptr[row + 1] > archive.terms.indptr[row]),
-            model_language=not (archive.languages[row] >= 0 and foreign[archive.languages[row]]),
+            language=int(query_languages[i]),
+            has_terms=bool(has_terms[i]),
+            model_language=bool(model_language[i]),
         )
         pool = Pool(
             keys=archive.keys[cand],
@@ -245,6 +247,29 @@ def _rank_batch(
             ),
         )
         yield row, rank(query, pool, policy, k, exhausted=exhausted, searched=searched), pool
+
+
+def _keyword_cosines(
+    archive: Archive,
+    start: int,
+    safe: np.ndarray,
+    candidates: np.ndarray,
+    sims: np.ndarray,
+    model_language: np.ndarray,
+    policy: RankingPolicy,
+) -> np.ndarray:
+    """The keyword cosine of each (story ``start + i``, archive row ``safe[i, j]``) pair where
+    :func:`~recommender.ranking.pipeline.scores` or the selection reads it, 0 elsewhere: a story whose language
+    the model reads gives keyword evidence no weight at or below the minimum similarity (the gate is 0 there),
+    and a candidate below it never enters its list. In a large archive most of a pool is that far."""
+    needed = candidates & ((sims > policy.min_similarity) | ~model_language[:, None])
+    keyword = np.zeros(safe.shape, dtype=np.float64)
+    at = np.flatnonzero(needed.ravel())
+    if len(at):
+        query_rows = start + at // safe.shape[1]
+        products = archive.terms[query_rows].multiply(archive.terms[safe.ravel()[at]])
+        keyword.ravel()[at] = np.asarray(products.sum(axis=1)).ravel()
+    return keyword
 
 
 def _first_occurrences(rows: np.ndarray) -> np.ndarray:
