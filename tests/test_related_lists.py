@@ -197,8 +197,10 @@ def cli_similar(index_dir: Path, article_id: str, k: int, *extra: str) -> list[d
         (11, None),
         (12, RankingPolicy(time_half_life_days=3, time_weight=0.5, keyword_weight=0.3, language="same")),
         (13, RankingPolicy(keyword_gate=0.5, keyword_prior_docs=20, diversity=0.3)),
+        # the German stories are in a language the model does not read: shared words rank their lists
+        (14, RankingPolicy(model_languages="en", language="any", foreign_keyword_weight=0.6)),
     ],
-    ids=["defaults", "time-language", "gate-prior-diversity"],
+    ids=["defaults", "time-language", "gate-prior-diversity", "unread-language"],
 )
 def test_random_writes_keep_every_list_equal_on_every_surface(
     tmp_path: Path, fake: FakeEmbedder, seed: int, policy: RankingPolicy | None

@@ -34,7 +34,17 @@ from recommender.ranking import bulk
 from recommender.ranking.keywords import KeywordModel, write_snapshot
 from recommender.ranking.pipeline import LIST_DEPTH, SCORE_DECIMALS, Pool, Query, scores, select
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
-from recommender.ranking.search import Codes, Entry, RankedList, Ranker, Subject, days_of, language_of, published
+from recommender.ranking.search import (
+    Codes,
+    Entry,
+    RankedList,
+    Ranker,
+    Searched,
+    Subject,
+    days_of,
+    language_of,
+    published,
+)
 from recommender.storage.catalog import Catalog, PoolRow
 from recommender.storage.sql import in_chunks, keyset_pages
 from recommender.storage.store import IndexStore
@@ -96,8 +106,10 @@ def load_many(catalog: Catalog, keys: Sequence[int], variant: str = DEFAULT_VARI
 
 
 def items_json(entries: Sequence[Entry]) -> str:
-    """A list as the ``related.items`` column stores it: ``[[key, similarity, score], ...]``."""
-    return json.dumps([[e.key, round(e.similarity, 6), round(e.score, SCORE_DECIMALS)] for e in entries])
+    """A list as the ``related.items`` column stores it: ``[[key, similarity, score], ...]`` (compact JSON,
+    written by pydantic-core: a ninth of ``json.dumps``'s time, which a build pays once per story)."""
+    items = [[e.key, round(e.similarity, 6), round(e.score, SCORE_DECIMALS)] for e in entries]
+    return pydantic_core.to_json(items).decode()
 
 
 def _store(catalog: Catalog, key: int, ranked: RankedList, variant: str, stored: StoredList | None = None) -> None:
@@ -357,59 +369,68 @@ class Lists:
                 stale: set[int] = set()
                 for key in keys:
                     stale.update(_referrers(catalog, key, variant))  # lists that showed the old version
+                searches: dict[int, tuple[Subject, Searched]] = {}
                 for key, article_id in present.items():
-                    _store(catalog, key, ranker.rank(ranker.subject(article_id), DEPTH), variant)
+                    subject = ranker.subject(article_id)
+                    ranked, searched = ranker.rank_searched(subject, DEPTH)
+                    _store(catalog, key, ranked, variant)
+                    searches[key] = (subject, searched)
                 stale -= set(keys)
                 for key, stored in catalog.get_many(sorted(stale)).items():
                     _store(catalog, key, ranker.rank(ranker.subject(stored.article.id), DEPTH), variant)
-                for key, article_id in present.items():
-                    self._offer_to_neighbours(ranker, key, article_id, set(keys) | stale, variant)
+                for key, (subject, searched) in searches.items():
+                    self._offer_to_neighbours(ranker, key, subject, searched, set(keys) | stale, variant)
             catalog.set_meta("related_seq", str(catalog.last_seq()))
 
-    def _offer_to_neighbours(self, ranker: Ranker, key: int, article_id: str, skip: set[int], variant: str) -> None:
+    def _offer_to_neighbours(
+        self, ranker: Ranker, key: int, newcomer: Subject, searched: Searched, skip: set[int], variant: str
+    ) -> None:
         """Let the nearest stories of a new or edited story take it into their lists.
 
-        The newcomer's score in each neighbour's list comes from its own pool (the same numbers a search from
-        the neighbour would give); the neighbour's stored entries plus the newcomer are re-selected by the
-        pipeline. When the policy diversifies (an item's place depends on the others) or a full list would
-        shrink (the newcomer is a copy of a listed story and outranks it), the neighbour is ranked afresh.
-        What the neighbours and their listed stories are is read in a few queries for all of them.
+        The neighbours are the first :data:`NEIGHBOURS` of the search that ranked the newcomer's own list
+        (``searched``), and the newcomer's score in each neighbour's list comes from that pool (the same numbers
+        a search from the neighbour would give); the neighbour's stored entries plus the newcomer are
+        re-selected by the pipeline. A neighbour is ranked afresh instead when the policy diversifies (an item's
+        place depends on the others), when the model does not read its language (its selection reads keyword
+        cosines, which a stored list does not keep), or when a full list would shrink (the newcomer is a copy of
+        a listed story and outranks it). What the listed stories are is read once for all neighbours.
         """
         catalog = self.catalog
         policy = ranker.policy
-        newcomer = ranker.subject(article_id)
-        _, found = self.store.search(newcomer.vector, NEIGHBOURS + 1)
-        near = [int(k) for k in found if int(k) != key and int(k) not in skip]
-        _, own_pool = ranker.pool(newcomer, near)  # the newcomer's cosines and keyword cosines to each
-        position = {int(k): i for i, k in enumerate(own_pool.keys)}
-        neighbours = catalog.pool_rows(sorted(position))
+        near = {k for k in searched.found[: NEIGHBOURS + 1] if k != key and k not in skip}
+        own_pool = searched.pool  # the newcomer's cosines and keyword cosines to each candidate
+        position = {int(k): i for i, k in enumerate(own_pool.keys) if int(k) in near}
+        neighbours = {k: searched.rows[k] for k in sorted(position)}
         current_lists = load_many(catalog, list(neighbours), variant)
         has_terms = ranker.has_terms(list(neighbours), list(neighbours.values()))
-        offers: list[tuple[int, Query, Codes, StoredList, float]] = []
+        copies, pages, languages = Codes(), Codes(), Codes()  # one set of codes for every pool below
+        newcomer_codes = (copies(newcomer.copy_key), pages(_url(newcomer.url)), languages(newcomer.language))
+        offers: list[tuple[int, Query, StoredList, float]] = []
         for n_key, facts in neighbours.items():
             current = current_lists.get(n_key)
-            if current is None or policy.diversity > 0:
+            language = language_of(facts.language)
+            reads = ranker.reads is None or language is None or language in ranker.reads
+            if current is None or policy.diversity > 0 or not reads:
                 _store(catalog, n_key, ranker.rank(ranker.subject_by_key(n_key), DEPTH), variant)
                 continue
             i = position[n_key]
-            # the neighbour as the query, the newcomer as its one candidate (codes shared with the own pool)
-            codes = Codes()
+            # the neighbour as the query, the newcomer as its one candidate
             query = Query(
                 key=n_key,
-                copy_code=codes(facts.copy_key),
-                url_code=codes(facts.url_key),
+                copy_code=copies(facts.copy_key),
+                url_code=pages(facts.url_key),
                 days=days_of(published(facts.published_at)),
-                language=codes(language_of(facts.language)),
+                language=languages(language),
                 has_terms=has_terms[n_key],
             )
             single = Pool(
                 keys=np.asarray([key], dtype=np.int64),
                 sims=own_pool.sims[i : i + 1],
                 keyword=own_pool.keyword[i : i + 1],
-                copy_codes=np.asarray([codes(newcomer.copy_key)], dtype=np.int64),
-                url_codes=np.asarray([codes(_url(newcomer.url))], dtype=np.int64),
+                copy_codes=np.asarray(newcomer_codes[:1], dtype=np.int64),
+                url_codes=np.asarray(newcomer_codes[1:2], dtype=np.int64),
                 days=np.asarray([days_of(newcomer.published)]),
-                languages=np.asarray([codes(newcomer.language)], dtype=np.int64),
+                languages=np.asarray(newcomer_codes[2:], dtype=np.int64),
                 pairwise=np.ones((1, 1)),
             )
             score = float(scores(query, single, policy)[0])
@@ -417,57 +438,20 @@ class Lists:
                 last = current.entries[-1]
                 if (score, -key) < (last.score, -last.key):
                     continue  # ranks below everything listed: it cannot enter, nor push anything out
-            offers.append((n_key, query, codes, current, score))
-        listed = catalog.pool_rows(sorted({e.key for _, _, _, current, _ in offers for e in current.entries}))
-        for n_key, query, codes, current, score in offers:
+            offers.append((n_key, query, current, score))
+        if not offers:
+            return
+        wanted = {e.key for _, _, current, _ in offers for e in current.entries}
+        rows = {k: searched.rows[k] for k in wanted if k in searched.rows}
+        rows.update(catalog.pool_rows(sorted(wanted - rows.keys())))
+        table = _Listed.of(rows, newcomer, key, (copies, pages, languages))
+        for n_key, query, current, score in offers:
             sim = float(own_pool.sims[position[n_key]])
-            merged = self._reselect(query, codes, current, key, sim, score, newcomer, policy, listed)
+            merged = _reselect(query, current, sim, score, policy, table)
             if merged is None:
                 _store(catalog, n_key, ranker.rank(ranker.subject_by_key(n_key), DEPTH), variant)
             else:
                 _store(catalog, n_key, merged, variant, stored=current)
-
-    def _reselect(
-        self,
-        query: Query,
-        codes: Codes,
-        current: StoredList,
-        newcomer: int,
-        similarity: float,
-        score: float,
-        subject: Subject,
-        policy: RankingPolicy,
-        rows: dict[int, PoolRow],
-    ) -> RankedList | None:
-        """The neighbour's stored entries plus the newcomer through :func:`select` (``rows``: what the catalog
-        holds of the listed stories); None when that cannot be trusted (something listed was deleted meanwhile,
-        or a full list would shrink)."""
-        listed = [e.key for e in current.entries]
-        if any(k not in rows for k in listed):
-            return None
-        facts = [rows[k] for k in listed]
-        keys = listed + [newcomer]
-        matrix = np.vstack([f.vector for f in facts] + [subject.vector]).astype(np.float64)
-        pool = Pool(
-            keys=np.asarray(keys, dtype=np.int64),
-            sims=np.asarray([e.similarity for e in current.entries] + [similarity], dtype=np.float64),
-            keyword=np.zeros(len(keys)),
-            copy_codes=np.asarray([codes(f.copy_key) for f in facts] + [codes(subject.copy_key)], dtype=np.int64),
-            url_codes=np.asarray([codes(f.url_key) for f in facts] + [codes(_url(subject.url))], dtype=np.int64),
-            days=np.full(len(keys), np.nan),
-            languages=np.asarray(
-                [codes(language_of(f.language)) for f in facts] + [codes(subject.language)], dtype=np.int64
-            ),
-            pairwise=matrix @ matrix.T,
-        )
-        given = np.asarray([e.score for e in current.entries] + [score], dtype=np.float64)
-        ranked = select(query, pool, given, policy, DEPTH, exhausted=True)
-        if not current.short and len(ranked.picks) < DEPTH:
-            return None  # the newcomer pushed a listed copy out: the next story down is not stored here
-        picks = ranked.picks.tolist()
-        keys_, sims, scored = pool.keys.tolist(), pool.sims.tolist(), given.tolist()
-        entries = [Entry(keys_[i], sims[i], scored[i]) for i in picks]
-        return RankedList(entries, current.short and len(entries) < DEPTH)
 
     def catch_up(self) -> int:
         """Finish list updates a crash interrupted (catalog changes newer than ``related_seq``), or recompute
@@ -487,6 +471,68 @@ class Lists:
         keys = [key for _, key, _ in catalog.changes_since(done)]
         self.update(keys)
         return len(set(keys))
+
+
+@dataclass
+class _Listed:
+    """The stories the neighbours' lists hold, plus the newcomer (last row), as arrays: their codes and the
+    cosines between all of them (one product for every neighbour's re-selection)."""
+
+    row_of: dict[int, int]
+    newcomer: int  # its catalog key
+    copy_codes: np.ndarray
+    url_codes: np.ndarray
+    languages: np.ndarray
+    pairwise: np.ndarray
+
+    @classmethod
+    def of(
+        cls, rows: dict[int, PoolRow], subject: Subject, newcomer: int, codes: tuple[Codes, Codes, Codes]
+    ) -> _Listed:
+        copies, pages, languages = codes
+        keys = sorted(rows)
+        facts = [rows[k] for k in keys]
+        matrix = np.vstack([f.vector for f in facts] + [subject.vector]).astype(np.float64)
+        return cls(
+            row_of={k: i for i, k in enumerate(keys)},
+            newcomer=newcomer,
+            copy_codes=np.asarray([copies(f.copy_key) for f in facts] + [copies(subject.copy_key)], dtype=np.int64),
+            url_codes=np.asarray([pages(f.url_key) for f in facts] + [pages(_url(subject.url))], dtype=np.int64),
+            languages=np.asarray(
+                [languages(language_of(f.language)) for f in facts] + [languages(subject.language)], dtype=np.int64
+            ),
+            pairwise=matrix @ matrix.T,
+        )
+
+
+def _reselect(
+    query: Query, current: StoredList, similarity: float, score: float, policy: RankingPolicy, table: _Listed
+) -> RankedList | None:
+    """A neighbour's stored entries plus the newcomer through :func:`select`; None when that cannot be trusted
+    (something listed was deleted meanwhile, or a full list would shrink)."""
+    listed = [e.key for e in current.entries]
+    if any(k not in table.row_of for k in listed):
+        return None
+    at = np.asarray([table.row_of[k] for k in listed] + [len(table.row_of)], dtype=np.int64)
+    keys = listed + [table.newcomer]
+    pool = Pool(
+        keys=np.asarray(keys, dtype=np.int64),
+        sims=np.asarray([e.similarity for e in current.entries] + [similarity], dtype=np.float64),
+        keyword=np.zeros(len(keys)),  # read only for a story the model does not read: those are ranked afresh
+        copy_codes=table.copy_codes[at],
+        url_codes=table.url_codes[at],
+        days=np.full(len(keys), np.nan),
+        languages=table.languages[at],
+        pairwise=table.pairwise[np.ix_(at, at)],
+    )
+    given = np.asarray([e.score for e in current.entries] + [score], dtype=np.float64)
+    ranked = select(query, pool, given, policy, DEPTH, exhausted=True)
+    if not current.short and len(ranked.picks) < DEPTH:
+        return None  # the newcomer pushed a listed copy out: the next story down is not stored here
+    picks = ranked.picks.tolist()
+    sims, scored = pool.sims.tolist(), given.tolist()
+    entries = [Entry(keys[i], sims[i], scored[i]) for i in picks]
+    return RankedList(entries, current.short and len(entries) < DEPTH)
 
 
 def _url(url: str | None) -> str | None:

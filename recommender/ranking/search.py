@@ -130,20 +130,23 @@ class Ranker:
     def rank(self, subject: Subject, k: int, filters: Filters = NO_FILTERS) -> RankedList:
         """The subject's list: ask the index for more candidates until k survive the pipeline or the archive
         is exhausted (filters applied after a nearest-neighbour search otherwise silently shrink the list)."""
-        with single_thread():
-            return self._rank(subject, k, filters)
+        return self.rank_searched(subject, k, filters)[0]
 
-    def _rank(self, subject: Subject, k: int, filters: Filters) -> RankedList:
-        total = int(self.store.index.ntotal)
-        # the first pool a stored list is ranked from, whatever k: a live top 5 is the stored list's top 5
-        n = min(total, pool_size(max(k, LIST_DEPTH)))
-        while True:
-            _, found = self.store.search(subject.vector, n) if n > 0 else (None, np.zeros(0, dtype=np.int64))
-            keys = [int(key) for key in found]
-            ranked, entries = self.rank_keys(subject, keys, k, filters, exhausted=n >= total, searched=n)
-            if ranked.complete:
-                return RankedList(entries, ranked.short)
-            n = min(total, n * 4)
+    def rank_searched(self, subject: Subject, k: int, filters: Filters = NO_FILTERS) -> tuple[RankedList, Searched]:
+        """:meth:`rank`, with the last search it made and the pool it ranked (what a write offers the newcomer
+        to its neighbours from)."""
+        with single_thread():
+            total = int(self.store.index.ntotal)
+            # the first pool a stored list is ranked from, whatever k: a live top 5 is the stored list's top 5
+            n = min(total, pool_size(max(k, LIST_DEPTH)))
+            while True:
+                _, found = self.store.search(subject.vector, n) if n > 0 else (None, np.zeros(0, dtype=np.int64))
+                keys = [int(key) for key in found]
+                query, pool, rows = self._pool(subject, keys, filters)
+                ranked = rank(query, pool, self.policy, k, exhausted=n >= total, searched=n)
+                if ranked.complete:
+                    return RankedList(_entries(pool, ranked), ranked.short), Searched(keys, pool, rows)
+                n = min(total, n * 4)
 
     def rank_keys(
         self,
@@ -160,16 +163,16 @@ class Ranker:
         with single_thread():
             query, pool = self.pool(subject, keys, filters)
         ranked = rank(query, pool, self.policy, k, exhausted=exhausted, searched=searched)
-        entries = [
-            Entry(int(pool.keys[i]), float(pool.sims[i]), float(s))
-            for i, s in zip(ranked.picks, ranked.scores, strict=True)
-        ]
-        return ranked, entries
+        return ranked, _entries(pool, ranked)
 
     def pool(self, subject: Subject, keys: Sequence[int], filters: Filters = NO_FILTERS) -> tuple[Query, Pool]:
         """The subject as a :class:`Query` and the candidates as a :class:`Pool` (codes shared between them).
         Candidates are read without their text (:meth:`~recommender.storage.catalog.Catalog.pool_rows`); a
         text is read only when its terms are not cached, and the filters' fields only when there are filters."""
+        query, pool, _ = self._pool(subject, keys, filters)
+        return query, pool
+
+    def _pool(self, subject: Subject, keys: Sequence[int], filters: Filters) -> tuple[Query, Pool, dict[int, PoolRow]]:
         unique = list(dict.fromkeys(int(key) for key in keys))
         catalog = self.store.catalog
         rows = catalog.pool_rows(unique)
@@ -207,7 +210,7 @@ class Ranker:
             if filters.empty
             else np.asarray([key in cards and filters.passes(cards[key]) for key in present], dtype=bool),
         )
-        return query, pool
+        return query, pool, rows
 
     def has_terms(self, keys: Sequence[int], facts: Sequence[PoolRow]) -> dict[int, bool]:
         """Whether each story has keyword evidence (a term of two or more word characters)."""
@@ -239,6 +242,23 @@ class Ranker:
         found = self.candidate_terms(keys, facts, vocabulary)
         ids, weights, lengths = self.keywords.weigh(found, spoken, vocabulary)
         return cosines(terms, ids, weights, lengths)
+
+
+@dataclass(frozen=True)
+class Searched:
+    """The last search of a :meth:`Ranker.rank_searched`: the keys the index gave (nearest first, tombstones
+    included), the pool ranked from them and what the catalog holds of each present candidate."""
+
+    found: list[int]
+    pool: Pool
+    rows: dict[int, PoolRow]
+
+
+def _entries(pool: Pool, ranked: Ranked) -> list[Entry]:
+    return [
+        Entry(int(pool.keys[i]), float(pool.sims[i]), float(s))
+        for i, s in zip(ranked.picks, ranked.scores, strict=True)
+    ]
 
 
 def published(value: str | None) -> datetime | None:
