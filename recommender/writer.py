@@ -245,9 +245,11 @@ def apply_batch(
                         report.updated += 1
                 store.catalog.release_claims(owner)
                 store.catalog.prune_vectors(None if sweep else [h for h in replaced if h])
+    except BaseException:
+        _release_quietly(store.catalog, owner)  # (a committed batch released its claims with its articles)
+        raise
     finally:
         staging.drop()
-        _release_quietly(store.catalog, owner)
 
 
 def _release_quietly(catalog: Catalog, owner: str) -> None:

@@ -198,7 +198,7 @@ def test_put_and_delete_on_a_full_disk_are_507(
     with TestClient(create_app(Service(fake_index, embedder=fake, autosave_seconds=0), Settings(api_key=KEY))) as c:
         real_transaction = Catalog.transaction
 
-        def full(self: Catalog) -> object:
+        def full(self: Catalog, *, durable: bool = True) -> object:
             raise sqlite3.OperationalError("database or disk is full")
 
         monkeypatch.setattr(Catalog, "transaction", full)

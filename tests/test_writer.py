@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,45 @@ def test_catalog_from_before_the_card_columns_is_read_then_migrated(fake_index: 
     migrated.close()
     with Recommender.open(fake_index) as rec:
         assert rec.related(ARTICLES[0]["id"], 3) == expected
+
+
+def test_a_write_waits_for_the_disk_once(fake_index: Path, fake: FakeEmbedder) -> None:
+    """A PUT costs one disk sync: the article's commit (synchronous=FULL, so an acknowledged write survives a
+    power cut). The vector stored before it and the lists made after it commit without waiting (what a power cut
+    could take of them is made again: the vector by embedding, the lists by the next catch-up)."""
+    from recommender.serving.service import Service
+
+    service = Service(fake_index, embedder=fake, autosave_seconds=0)
+    service.load()
+    try:
+        conn = service._current().store.catalog.conn
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        assert service.upsert("fresh-1", {"title": "Dam warning", "body": "River flood rain dam warning."}) == "added"
+        conn.set_trace_callback(None)
+        # each commit that wrote: its level and the tables written (a write outside BEGIN is a commit of its own)
+        level, written, commits, open_ = "FULL", set(), [], False
+        for statement in (" ".join(s.split()).upper() for s in seen):
+            if statement.startswith("PRAGMA SYNCHRONOUS="):
+                level = statement.split("=", 1)[1]
+            elif statement.startswith("BEGIN"):
+                open_ = True
+            elif statement.startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")):
+                table = re.search(r"(?:INTO|UPDATE|FROM) (\w+)", statement)
+                name = table.group(1) if table else statement
+                if name != "STAGING":  # a temporary table: not in the database file
+                    written.add(name)
+                if not open_ and written:
+                    commits.append((level, written))
+                    written = set()
+            elif statement in ("COMMIT", "ROLLBACK"):
+                if written:
+                    commits.append((level, written))
+                written, open_ = set(), False
+        tables = {"VECTORS", "VECTOR_CLAIMS", "ARTICLES", "RELATED"}
+        assert tables <= set().union(*(t for _, t in commits)), commits  # all four were written
+        assert [t for level, t in commits if level == "FULL"] == [{"ARTICLES", "CHANGES", "VECTOR_CLAIMS"}], commits
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for the next write
+    finally:
+        service._dirty = False
+        service.close()

@@ -359,8 +359,11 @@ class Lists:
         catalog = self.catalog
         keys = list(dict.fromkeys(keys))
         present = {k: s.article.id for k, s in catalog.get_many(keys).items()}
-        # one thread for FAISS and BLAS: the neighbours' small searches and products pay for waking a team
-        with catalog.transaction(), single_thread():
+        # one thread for FAISS and BLAS: the neighbours' small searches and products pay for waking a team.
+        # Not waiting for the disk: lists are made from the catalog, whose write was durable before this, and
+        # lists lost to a power cut are behind `related_seq`, which the next catch-up redoes (readers meanwhile
+        # rank live: a stored list is read only when it is current)
+        with catalog.transaction(durable=False), single_thread():
             for key in keys:
                 if key not in present:
                     _drop(catalog, key)

@@ -439,13 +439,16 @@ class Catalog:
 
     # -- writes -----------------------------------------------------------------------------------------------
     def store_vectors(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Cache embeddings by content hash (committed at once, so an interrupted build resumes)."""
+        """Cache embeddings by content hash (committed at once, so an interrupted build resumes; not waiting for
+        the disk: the article written after them syncs them, and a vector lost to a power cut is embedded again)."""
         rows = [(h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)]
-        with self.transaction():
+        with self.transaction(durable=False):
             self.conn.executemany("INSERT OR REPLACE INTO vectors(content_hash, vector) VALUES (?, ?)", rows)
 
-    def transaction(self) -> Transaction:
-        return Transaction(self.conn)
+    def transaction(self, *, durable: bool = True) -> Transaction:
+        """A write transaction (:class:`~recommender.storage.sql.Transaction`; ``durable=False``: for what can be
+        made again)."""
+        return Transaction(self.conn, durable=durable)
 
     def upsert(self, article: Article) -> tuple[int, str | None]:
         """Insert or replace one article (inside a transaction); logs the change.
@@ -554,9 +557,10 @@ class Catalog:
 
     def claim_vectors(self, hashes: Iterable[str], owner: str) -> None:
         """Protect the vectors of ``hashes`` from other writers' sweeps until :meth:`release_claims` (or until
-        the claim is :data:`CLAIM_TTL_SECONDS` old: its writer died). Committed at once."""
+        the claim is :data:`CLAIM_TTL_SECONDS` old: its writer died). Committed at once, not waiting for the
+        disk (a claim matters to writers running now: none outlives a power cut)."""
         now = time.time()
-        with self.transaction():
+        with self.transaction(durable=False):
             self.conn.executemany(
                 "INSERT OR REPLACE INTO vector_claims(content_hash, owner, claimed_at) VALUES (?, ?, ?)",
                 [(h, owner, now) for h in dict.fromkeys(hashes)],

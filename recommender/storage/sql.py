@@ -31,17 +31,37 @@ def keyset_pages(conn: sqlite3.Connection, sql: str, start: Any, size: int) -> I
 
 
 class Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on any exception, Ctrl-C included)."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on any exception, Ctrl-C included).
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL`` for this one transaction, in
+    WAL mode): the commit survives a crash of the process, not a power cut, until the next durable commit syncs
+    the log (which holds it). For what can be made again from durable data: cached vectors, stored lists
+    (the next write's catch-up redoes lists behind the catalog). The connection's setting is restored after.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, durable: bool = True) -> None:
         self.conn = conn
+        self.durable = durable
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        if not self.durable:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._restore()
+            raise
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if not self.durable:
+            self.conn.execute("PRAGMA synchronous=FULL")
