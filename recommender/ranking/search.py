@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,9 +33,9 @@ def days_of(published: datetime | None) -> float:
     return published.timestamp() / SECONDS_PER_DAY if published is not None else float("nan")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One item of a list: its catalog key, embedding cosine to the story, and score (what orders the list)."""
+class Entry(NamedTuple):
+    """One item of a list: its catalog key, embedding cosine to the story, and score (what orders the list). A
+    named tuple: every stored list read makes twenty (half the time of a frozen dataclass)."""
 
     key: int
     similarity: float
