@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +23,14 @@ from recommender.ranking.keywords import KeywordModel, shared_terms
 from recommender.ranking.lists import DEFAULT_VARIANT, Lists
 from recommender.ranking.policy import NO_FILTERS, Filters, RankingPolicy
 from recommender.ranking.search import Entry, language_of
+from recommender.storage.catalog import LinkCard
 from recommender.storage.store import IndexStore, Manifest
 
 log = logging.getLogger(__name__)
+
+#: Link cards (title, URL, date, section of a linked story) a :class:`Recommender` keeps between reads: about
+#: 0.5 KB each, so at most about 10 MB.
+LINK_CARDS = 20_000
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,8 @@ class Recommender:
         self._backend = backend or store.manifest.backend
         self.lists = Lists(store)
         self._rules = RuleBook.load(store.catalog)
+        self._link_cards: OrderedDict[int, LinkCard] = OrderedDict()  # least recently used first
+        self._link_cards_seq = store.seq
 
     @classmethod
     def open(
@@ -203,7 +211,8 @@ class Recommender:
         change or an expiry changes it too."""
         manifest = self.store.manifest
         build = _build_tag(manifest.model, manifest.built_at)
-        rules = self._rules.version_tag(datetime.now(UTC))
+        # asked several times a request (cached answers included): the clock only matters once rules exist
+        rules = self._rules.version_tag(datetime.now(UTC)) if self._rules.version else ""
         return f"{build}-{self.lists.version}-{self.store.seq}{rules}"
 
     def get(self, article_id: str) -> Article:
@@ -341,13 +350,37 @@ class Recommender:
 
     def _suggestions(self, entries: Sequence[Entry], short: bool) -> RelatedList:
         """Entries as links (one read of their cards), in order."""
-        cards = self.store.catalog.links([e.key for e in entries])
+        cards = self._links([e.key for e in entries])
         items = [
             Suggestion(a.id, a.title or "", a.url, e.similarity, a.published_at, a.section, e.score)
             for e in entries
             if (a := cards.get(e.key)) is not None
         ]
         return RelatedList(items, short or len(items) < len(entries))
+
+    def _links(self, keys: Sequence[int]) -> dict[int, LinkCard]:
+        """:meth:`Catalog.links`, kept between reads (:data:`LINK_CARDS` at most, least recently used out):
+        a popular story is a link in many lists. Any catalog change (the change number moves) empties them."""
+        cache = self._link_cards
+        if self._link_cards_seq != self.store.seq:
+            cache.clear()
+            self._link_cards_seq = self.store.seq
+        out: dict[int, LinkCard] = {}
+        missing = []
+        for key in keys:
+            card = cache.get(key)
+            if card is None:
+                missing.append(key)
+            else:
+                cache.move_to_end(key)
+                out[key] = card
+        if missing:
+            read = self.store.catalog.links(missing)
+            cache.update(read)
+            out.update(read)
+            while len(cache) > LINK_CARDS:
+                cache.popitem(last=False)
+        return out
 
     # -- staying current ----------------------------------------------------------------------------------------
     def refresh(self) -> int:

@@ -84,3 +84,22 @@ def test_short_list_is_flagged(fake_index: Path) -> None:
     with Recommender.open(fake_index) as rec:
         related = rec.related("c1", k=5)
         assert related.short and len(related) < 5
+
+
+def test_link_cards_kept_between_reads_follow_every_write(fake_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links are read once and kept (a bounded LRU); a write -- here, or by another process and followed with
+    refresh() -- empties them, so a retitled story shows its new title in the next answer."""
+    import recommender.recommender as recommender_module
+
+    with Recommender.open(fake_index) as rec:
+        monkeypatch.setattr(recommender_module, "LINK_CARDS", 3)
+        first = {a["id"]: rec.related(a["id"], k=5) for a in ARTICLES}
+        assert 0 < len(rec._link_cards) <= 3  # bounded
+        monkeypatch.setattr(recommender_module, "LINK_CARDS", 1000)
+        assert {a["id"]: rec.related(a["id"], k=5) for a in ARTICLES} == first  # the same answers from the cards
+        linked = first["a1"].items[0]
+        assert linked.id in {card.id for card in rec._link_cards.values()}
+        row = next(a for a in ARTICLES if a["id"] == linked.id)
+        add_articles(fake_index, articles=[{**row, "title": "Retitled by the desk"}])  # another writer
+        rec.refresh()
+        assert next(s for s in rec.related("a1", k=5) if s.id == linked.id).title == "Retitled by the desk"
