@@ -395,3 +395,21 @@ def test_remembered_query_models_answer_each_query_string_as_its_own(client: Tes
             client.get(f"/v1/articles/a2/related?k={1 + n % 2}")
         )
     assert ids(client.get("/v1/articles/a1/related?k=2")) == first[2]
+
+
+def test_fastapi_telemetry_only_where_opentelemetry_is_configured() -> None:
+    """FastAPI's native OpenTelemetry checks the global providers on every request; it stays on (FastAPI's
+    defaults) where the operator configures OpenTelemetry, and is off otherwise (metrics are Prometheus')."""
+    from recommender.serving.http.app import TELEMETRY_OFF, fastapi_telemetry
+
+    assert fastapi_telemetry({"PATH": "/usr/bin", "RECOMMENDER_K": "5"}) == TELEMETRY_OFF
+    assert fastapi_telemetry({"OTEL_SERVICE_NAME": "recommender"}) is None
+    assert fastapi_telemetry({"FASTAPI_OTEL_AUTO_CONFIGURE": "true"}) is None
+
+
+def test_list_routes_are_matched_first(client: TestClient) -> None:
+    """The list routes are most requests: no other route is tried before them, and the docs still answer."""
+    paths = [getattr(route, "path", None) for route in client.app.router.routes]  # type: ignore[attr-defined]
+    assert paths[:2] == ["/v1/articles/{article_id:path}/related", "/v1/articles/{article_id:path}/related.html"]
+    assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
+    assert client.get("/v1/articles/a1/related.html").status_code == 200

@@ -18,8 +18,10 @@ Errors always have the shape ``{"error": {"type": ..., "message": ...}}`` (:mod:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -34,12 +36,25 @@ from recommender.serving.http.errors import install_error_handlers
 from recommender.serving.http.events import EventIntake, EventsEndpoint, build_events_router
 from recommender.serving.http.metrics import Metrics
 from recommender.serving.http.middleware import BodyLimit, CachedAnswers, Observe, Shed
+from recommender.serving.http.querymodel import QueryModelRoute
 from recommender.serving.http.routes import add_routes
 from recommender.serving.http.schemas import ErrorResponse
 from recommender.serving.service import Service
 from recommender.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: FastAPI's native OpenTelemetry, all of it off (its per-request check reads the environment three times).
+TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False}
+
+
+def fastapi_telemetry(environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """FastAPI's telemetry settings: its defaults (OpenTelemetry through the global providers) when the operator
+    configures OpenTelemetry in the environment (``OTEL_*``, as ``opentelemetry-instrument`` does, or
+    ``FASTAPI_OTEL_AUTO_CONFIGURE``), else off: the server's own metrics are Prometheus' (``/metrics``)."""
+    if any(name.startswith(("OTEL_", "FASTAPI_OTEL_")) for name in environ):
+        return None
+    return dict(TELEMETRY_OFF)
 
 
 def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
@@ -75,9 +90,13 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
         },
         redoc_url=None,
         redirect_slashes=False,
+        telemetry=fastapi_telemetry(os.environ),
     )
     install_error_handlers(app, service)
     add_routes(app.router, service, settings, cache, metrics)
+    # the list routes first: they are most requests, and each route before them (the docs') is one more match
+    routes = app.router.routes
+    routes[:] = sorted(routes, key=lambda route: not isinstance(route, QueryModelRoute))  # (a stable sort)
     app.include_router(build_rules_router(service, settings))
     intake = EventIntake(events, settings, metrics)
     app.include_router(build_events_router(intake))
