@@ -318,8 +318,13 @@ def link_problem(url: str) -> str | None:
 
 def is_safe_link(url: str | None) -> bool:
     """Whether a renderer may write ``url`` as a link (every renderer checks again: older catalogs may hold
-    links from before they were checked at the edge)."""
-    return url is not None and url != "" and link_problem(url) is None
+    links from before they were checked at the edge). Answers are remembered: every link of every answer asks."""
+    return url is not None and url != "" and _safe(url)
+
+
+@lru_cache(maxsize=16384)
+def _safe(url: str) -> bool:
+    return link_problem(url) is None
 
 
 def validate_article(raw: Any, location: str, *, default_tz: tzinfo | None = None) -> Article:
