@@ -96,6 +96,7 @@ def test_bulk_refresh_equals_story_by_story_ranking(
     tmp_path: Path, fake: fakes.FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bulk_lists, "ROW_BLOCK", 17)  # keyword weights computed over several row blocks
+    monkeypatch.setattr(bulk_lists, "KEYWORD_PAIRS", 7)  # and keyword cosines over several chunks of pairs
     source = write_jsonl(tmp_path / "a.jsonl", corpus(1, 180))
     build_index([source], tmp_path / "index", model=fakes.FAKE_MODEL)
     assert_lists_match_live_ranking(tmp_path / "index")
