@@ -271,6 +271,8 @@ def reject_lone_surrogates(raw: dict[str, Any], location: str) -> None:
     while stack:
         where, value = stack.pop()
         if isinstance(value, str):
+            if value.isascii():  # (a flag CPython keeps: no scan) an ASCII string holds no surrogate
+                continue
             found = _SURROGATE.search(value)
             if found:
                 raise InvalidArticle(
@@ -278,13 +280,13 @@ def reject_lone_surrogates(raw: dict[str, Any], location: str) -> None:
                 )
         elif isinstance(value, dict):
             for key, item in value.items():
-                if isinstance(key, str) and _SURROGATE.search(key):
+                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
                     raise InvalidArticle(location, f"a key of field {where!r} contains a lone surrogate, not Unicode")
                 stack.append((where, item))
         elif isinstance(value, list | tuple):
             stack.extend((where, item) for item in value)
     for key in raw:
-        if isinstance(key, str) and _SURROGATE.search(key):
+        if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
             raise InvalidArticle(location, "a field name contains a lone surrogate, not Unicode")
 
 

@@ -125,7 +125,7 @@ def to_record(
             if declared is not None:
                 raw["language"] = None
             loaded = _validated(raw, location, timezone)
-            return replace(loaded, language_text=text) if isinstance(loaded, Record) else loaded
+            return Record(loaded.location, loaded.article, text) if isinstance(loaded, Record) else loaded
         language, _ = language_of(declared, text)
         if language is not None or declared is not None:
             raw["language"] = language
