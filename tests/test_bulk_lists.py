@@ -166,6 +166,22 @@ def test_every_policy_gives_the_same_lists_in_bulk_and_live(
     assert_lists_match_live_ranking(tmp_path / "index")
 
 
+@pytest.mark.parametrize("languages", [("en",), ("en", "de"), (None,)], ids=["one", "two", "unknown"])
+def test_keyword_weights_per_language_in_bulk_and_live(
+    tmp_path: Path, fake: fakes.FakeEmbedder, languages: tuple[str | None, ...]
+) -> None:
+    """An archive in one language (or none known) takes the bulk pass's single-language path, a bilingual one
+    weighs each language against its own counts: either way the stored lists are a live ranking's."""
+    rows = corpus(7, 60)
+    for n, row in enumerate(rows):
+        row["language"] = languages[n % len(languages)]
+    build_index([write_jsonl(tmp_path / "a.jsonl", rows)], tmp_path / "index", model=fakes.FAKE_MODEL)
+    with Recommender.open(tmp_path / "index", embedder=fakes.SHARED) as rec:
+        spoken = {s.article.language for s in rec.store.catalog.iter_articles()}
+    assert len(spoken) == len(languages) or languages == (None,)  # (undeclared: the detector decides)
+    assert_lists_match_live_ranking(tmp_path / "index")
+
+
 def test_build_output_is_unchanged_json(tmp_path: Path, fake: fakes.FakeEmbedder) -> None:
     """Stored rows keep the format every reader expects: [[key, similarity, score], ...]."""
     source = write_jsonl(tmp_path / "a.jsonl", corpus(4, 40))
