@@ -320,6 +320,44 @@ def test_writes_from_another_process_are_picked_up(client: TestClient, fake_inde
         fake_index, articles=[{"id": "b3", "title": "Central bank interest rates inflation markets", "body": "rates"}]
     )
     assert eventually(lambda: "b3" in ids(client.get("/v1/articles/b1/related", params={"k": 3})))
+    # followed from the event loop: no polling thread takes the GIL from the requests
+    assert not [t for t in threading.enumerate() if t.name == "recommender-follow"]
+
+
+def test_the_service_looks_for_changes_cheaply_and_follows_what_changed(
+    fake_index: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Service(fake_index, embedder=fake, check_interval=0.02, autosave_seconds=0)
+    service.load()
+    try:
+        assert service.looks_changed()  # the first look: nothing seen yet
+        service.follow()
+        assert not service.looks_changed()
+        loads = []
+        real_load = Manifest.load
+        monkeypatch.setattr(Manifest, "load", lambda folder: loads.append(folder) or real_load(folder))
+        for _ in range(5):
+            assert not service.looks_changed()
+        assert loads == []  # an unchanged manifest is not parsed again
+        add_articles(fake_index, articles=[{"id": "b3", "title": "Central bank rates inflation", "body": "rates"}])
+        holder = threading.Thread(target=lambda: service._lock.acquire() and (time.sleep(0.2), service._lock.release()))
+        holder.start()
+        time.sleep(0.05)
+        assert not service.looks_changed()  # the index lock is held: no waiting, the next look sees it
+        holder.join()
+        assert service.looks_changed()
+        before = service._current().index_version
+        service.follow()
+        assert service._current().index_version != before
+        assert "b3" in [item["id"] for item in service.related("b1", 3).body("b1")["related"]]
+        assert not service.looks_changed()
+        manifest = Manifest.load(fake_index)  # a rebuilt index: a new build time in a new manifest file
+        manifest.built_at = "2099-01-01T00:00:00+00:00"
+        manifest.save(fake_index)
+        assert service.looks_changed()
+        assert len(loads) >= 1
+    finally:
+        service.close()
 
 
 def test_rebuilt_index_is_loaded_in_the_background_and_a_broken_one_is_not(

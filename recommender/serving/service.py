@@ -104,6 +104,10 @@ class Service:
         self._embed_lock = threading.Lock()
         self._rec: Recommender | None = None
         self._identity: tuple[int, str] | None = None
+        self._catalog_path = str(self.index_dir / "catalog.sqlite")
+        self._manifest_path = str(self.index_dir / MANIFEST_NAME)
+        self._manifest_seen: tuple[tuple[int, int, int], str] | None = None  # (file signature, built_at)
+        self._data_version: int | None = None  # the open catalog's data_version when last looked (None: not yet)
         self._last_check = 0.0
         self._reloading = False
         self._dirty = False
@@ -127,6 +131,7 @@ class Service:
         with self._lock:
             old, self._rec = self._rec, rec
             self._identity = self._read_identity()
+            self._data_version = None  # a new connection counts from its own start
         if old is not None:
             old.close()
         self.last_error = None
@@ -161,16 +166,18 @@ class Service:
         except IndexBusy:
             log.info("another writer is active; it will bring the related lists up to date")
 
-    def start(self, warm_up: bool = True) -> None:
+    def start(self, warm_up: bool = True, *, follow: bool = True) -> None:
         """Start the background saver (FAISS file persisted every ``autosave_seconds`` when dirty), and load
-        the embedding model in the background so the first PUT or free-text query does not wait for it."""
+        the embedding model in the background so the first PUT or free-text query does not wait for it.
+        ``follow``: a thread picks up other processes' writes every ``check_interval`` (the HTTP app follows
+        from its event loop instead: :meth:`looks_changed` there, :meth:`follow` in a thread when it does)."""
         if warm_up and self._rec is not None and self._embedder is None:
             rec = self._rec
             threading.Thread(target=self._warm_up, args=(rec,), name="recommender-warm-up", daemon=True).start()
         if self._saver is None and self.autosave_seconds > 0:
             self._saver = threading.Thread(target=self._autosave_loop, name="recommender-autosave", daemon=True)
             self._saver.start()
-        if self._follower is None and self.check_interval > 0:
+        if follow and self._follower is None and self.check_interval > 0:
             self._follower = threading.Thread(target=self._follow_loop, name="recommender-follow", daemon=True)
             self._follower.start()
 
@@ -213,16 +220,30 @@ class Service:
     # -- keeping current --------------------------------------------------------------------------------------
     def _read_identity(self) -> tuple[int, str]:
         """What identifies one build of the index: the catalog file and the manifest's build time."""
+        identity = self._identity_if_built()
+        return (0, "") if identity is None else identity
+
+    def _identity_if_built(self) -> tuple[int, str] | None:
+        """:meth:`_read_identity` while the folder holds an index (a manifest); None while it does not. Two
+        file stats: the manifest is parsed again only when its file changed (it is replaced whole: a new inode,
+        time and size), since this is looked at every ``check_interval``."""
         try:
-            inode = os.stat(self.index_dir / "catalog.sqlite").st_ino
+            st = os.stat(self._manifest_path)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return (0, "")
+        try:
+            inode = os.stat(self._catalog_path).st_ino
+            signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+            seen = self._manifest_seen
+            if seen is not None and seen[0] == signature:
+                return (inode, seen[1])
             built_at = Manifest.load(self.index_dir).built_at
         except (OSError, RecommenderError):
             return (0, "")
+        self._manifest_seen = (signature, built_at)
         return (inode, built_at)
-
-    def _identity_if_built(self) -> tuple[int, str] | None:
-        """:meth:`_read_identity` while the folder holds an index (a manifest); None while it does not."""
-        return self._read_identity() if (self.index_dir / MANIFEST_NAME).exists() else None
 
     def _maybe_refresh(self, identity: tuple[int, str] | None = None) -> None:
         """At most every ``check_interval``: pick up other processes' writes, or a rebuilt index (``identity``:
@@ -259,6 +280,7 @@ class Service:
             with self._lock:
                 old, self._rec = self._rec, rec
                 self._identity = identity
+                self._data_version = None
             if old is not None:
                 old.close()
             self.reloads += 1
@@ -482,19 +504,53 @@ class Service:
         except (IndexBusy, NotReady):
             return False
 
+    def looks_changed(self) -> bool:
+        """Whether :meth:`follow` has anything to do: a rebuilt index, or a commit to the catalog by another
+        connection since the last look (another process's write, recomputed lists, changed rules: SQLite's
+        ``data_version``). Two file stats and a one-row pragma, without waiting: while the index lock is held
+        (a write or a live search of this process) it answers False, and the next look sees the change. Cheap
+        enough for an event loop's timer, where a polling thread would take the GIL from the requests every
+        ``check_interval``."""
+        identity = self._identity_if_built()
+        if identity is not None and identity != self._identity:
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            rec = self._rec
+            if rec is None:
+                return False
+            try:
+                version = int(rec.store.catalog.conn.execute("PRAGMA data_version").fetchone()[0])
+            except STORAGE_EXCEPTIONS:
+                return True  # follow() reports what is wrong
+            if version == self._data_version:
+                return False
+            self._data_version = version  # read before following: a commit after this is seen next time
+            return True
+        finally:
+            self._lock.release()
+
+    def follow(self) -> None:
+        """Pick up other processes' writes and a rebuilt index now (replays the catalog's changes: blocking
+        work, for a thread); errors are logged, and a damaged catalog takes the service out of rotation."""
+        try:
+            identity = self._identity_if_built()  # file reads: outside the lock, which readers wait for
+            with self._lock, translated(str(self.index_dir)):
+                if self._rec is not None:
+                    self._last_check = 0.0
+                    self._maybe_refresh(identity)
+        except RecommenderError as exc:  # logged, retried next round
+            log.error("following the index failed: %s", exc)
+            if isinstance(exc, IndexCorrupt):
+                self.failed(exc)
+
     def _follow_loop(self) -> None:
         """Pick up other processes' writes and rebuilt indexes in the background, so that the version answers
         are cached under moves without any request waiting for it (the event loop never replays changes)."""
         while not self._stop.wait(self.check_interval):
-            try:
-                identity = self._identity_if_built()  # file reads: outside the lock, which readers wait for
-                with self._lock, translated(str(self.index_dir)):
-                    if self._rec is not None:
-                        self._maybe_refresh(identity)
-            except RecommenderError as exc:  # logged, retried next round
-                log.error("following the index failed: %s", exc)
-                if isinstance(exc, IndexCorrupt):
-                    self.failed(exc)
+            if self.looks_changed():
+                self.follow()
 
     def _autosave_loop(self) -> None:
         while not self._stop.wait(self.autosave_seconds):

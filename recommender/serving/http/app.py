@@ -17,6 +17,7 @@ Errors always have the shape ``{"error": {"type": ..., "message": ...}}`` (:mod:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -26,6 +27,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 
 from recommender import __version__
 from recommender.errors import RecommenderError
@@ -57,6 +59,20 @@ def fastapi_telemetry(environ: Mapping[str, str]) -> dict[str, Any] | None:
     return dict(TELEMETRY_OFF)
 
 
+async def follow_index(service: Service) -> None:
+    """Other processes' writes and rebuilt indexes picked up every ``check_interval``: a look on the event loop
+    (:meth:`Service.looks_changed`, microseconds), the work (replaying changes, a reload) in a thread only when
+    something changed. A polling thread would take the GIL from the requests at every round, which measured as
+    a longer latency tail."""
+    while True:
+        await asyncio.sleep(service.check_interval)
+        try:
+            if service.looks_changed():
+                await run_in_threadpool(service.follow)
+        except Exception:  # the server's log; the follower goes on at the next round
+            log.exception("following the index failed")
+
+
 def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     """The FastAPI app serving ``service``; the index is loaded at start-up if it is not yet."""
     settings = settings or Settings()
@@ -72,8 +88,11 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
             except RecommenderError as exc:
                 service.last_error = str(exc)
                 log.error("index not loaded, /readyz will say so: %s", exc)
-        service.start()
+        service.start(follow=False)
+        follower = asyncio.create_task(follow_index(service)) if service.check_interval > 0 else None
         yield
+        if follower is not None:
+            follower.cancel()
         service.close()
         events.close()
 
