@@ -49,6 +49,13 @@ def test_tokens_are_scikit_learns() -> None:
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
         assert tokenize(text) == re.findall(r"(?u)\b\w\w+\b", text.lower()), text
+    # mostly ASCII (the ASCII pattern's texts), with the Kelvin sign, which lower-cases to an ASCII "k"
+    alphabet = "aZ z9_-.  \n'\t\u212a"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        if rng.random() < 0.2:
+            text += rng.choice("é中\u0301")
+        assert tokenize(text) == re.findall(r"(?u)\b\w\w+\b", text.lower()), text
 
 
 def vector(text: str, df: dict[str, int], n_docs: int, prior: float = 0.0, language: str | None = None) -> dict:
